@@ -1,0 +1,67 @@
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// A positive integer id. The contract promises positive JSON integers, so zero
+/// is never a valid id; `parse` is the only way to get one from a request.
+macro_rules! id_type {
+    ($name:ident, $field:literal) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(u64);
+
+        impl Id for $name {
+            const FIELD: &'static str = $field;
+            fn new(raw: u64) -> Option<Self> {
+                (raw > 0).then_some(Self(raw))
+            }
+            fn get(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+pub trait Id: Sized + Copy {
+    /// The request field this id arrives in, for error sentences.
+    const FIELD: &'static str;
+    fn new(raw: u64) -> Option<Self>;
+    fn get(self) -> u64;
+
+    /// Parses an id from a path segment or query value.
+    fn parse_str(raw: &str) -> Result<Self, Error> {
+        raw.parse::<u64>()
+            .ok()
+            .and_then(Self::new)
+            .ok_or_else(|| Error::invalid(Self::FIELD, "must be a positive integer"))
+    }
+
+    /// Accepts an id that arrived as a JSON integer.
+    fn from_u64(raw: u64) -> Result<Self, Error> {
+        Self::new(raw).ok_or_else(|| Error::invalid(Self::FIELD, "must be a positive integer"))
+    }
+}
+
+id_type!(TenantId, "tenant_id");
+id_type!(SeatId, "seat_id");
+id_type!(AuditId, "audit_id");
+id_type!(RoleId, "role_id");
+
+impl SeatId {
+    /// The seat `offset` places after this one in a contiguous purchase block.
+    pub fn offset(self, offset: u64) -> SeatId {
+        SeatId(self.0 + offset)
+    }
+}
+
+impl AuditId {
+    pub fn offset(self, offset: u64) -> AuditId {
+        AuditId(self.0 + offset)
+    }
+}

@@ -1,0 +1,49 @@
+use serde::{Deserialize, Serialize};
+
+use super::{RoleId, TenantId, TenantName, Timestamp, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantKind {
+    District,
+    School,
+}
+
+/// A district or school. The hierarchy rule (districts are top level, schools
+/// sit directly under a district) is enforced where tenants are created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: TenantName,
+    pub kind: TenantKind,
+    pub parent_id: Option<TenantId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub is_active: bool,
+}
+
+/// The fields `PUT /tenant/{id}` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantPatch {
+    pub name: Option<TenantName>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleKind {
+    Admin,
+    Manager,
+    Teacher,
+    Learner,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub id: RoleId,
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub role: RoleKind,
+    pub created_at: Timestamp,
+    pub is_active: bool,
+}

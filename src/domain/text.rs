@@ -1,0 +1,138 @@
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+fn has_control(raw: &str) -> bool {
+    raw.chars().any(char::is_control)
+}
+
+/// A tenant's display name: 1 to 255 characters, not blank, no control
+/// characters. Stored verbatim (no trimming): names are shown to people and
+/// the old service kept them exactly as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantName(String);
+
+impl TenantName {
+    pub fn parse(raw: String) -> Result<Self, Error> {
+        let chars = raw.chars().count();
+        if raw.trim().is_empty() || chars > 255 {
+            return Err(Error::invalid("name", "must be 1 to 255 characters and not blank"));
+        }
+        if has_control(&raw) {
+            return Err(Error::invalid("name", "must not contain control characters"));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses an identifier that is compared for equality: trimmed, so that
+/// "learner_1 " and "learner_1" are the same learner, 1 to 255 characters.
+fn identifier(field: &'static str, raw: &str) -> Result<Arc<str>, Error> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 255 {
+        return Err(Error::invalid(field, "must be 1 to 255 characters and not blank"));
+    }
+    if has_control(trimmed) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(Arc::from(trimmed))
+}
+
+/// A learner's id as given by the platform. Cheap to clone: the seat and the
+/// learner index share one allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LearnerId(Arc<str>);
+
+impl LearnerId {
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        identifier("learner_id", raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user id: the caller from `X-User-ID`, or the subject of a role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(Arc<str>);
+
+impl UserId {
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        identifier("user_id", raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a seat was reclaimed: at most 500 characters. A blank reason means the
+/// caller gave none, and the contract's default sentence is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub const RECLAIM_DEFAULT: &'static str = "Seat reclaimed";
+
+    pub fn parse_reclaim(raw: Option<String>) -> Result<Self, Error> {
+        match raw {
+            Some(r) if r.chars().count() > 500 => Err(Error::invalid("reason", "must be at most 500 characters")),
+            Some(r) if !r.trim().is_empty() => Ok(Self(r)),
+            _ => Ok(Self(Self::RECLAIM_DEFAULT.to_owned())),
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_verbatim_and_bounded() {
+        let odd = "  Ünïcødé \"quoted\" 'district' 🏫 ".to_owned();
+        assert_eq!(TenantName::parse(odd.clone()).ok().map(|n| n.0), Some(odd));
+        assert!(TenantName::parse(String::new()).is_err());
+        assert!(TenantName::parse("   ".into()).is_err());
+        assert!(TenantName::parse("a".repeat(256)).is_err());
+        assert!(TenantName::parse("é".repeat(255)).is_ok());
+        assert!(TenantName::parse("bad\0name".into()).is_err());
+    }
+
+    #[test]
+    fn learner_ids_are_trimmed_identifiers() {
+        assert_eq!(
+            LearnerId::parse(" l1 ").ok().map(|l| l.as_str().to_owned()),
+            Some("l1".into())
+        );
+        assert!(LearnerId::parse("").is_err());
+        assert!(LearnerId::parse(&"x".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn reclaim_reason_defaults_and_limits() {
+        assert_eq!(
+            Reason::parse_reclaim(None).ok().map(Reason::into_string),
+            Some("Seat reclaimed".into())
+        );
+        assert_eq!(
+            Reason::parse_reclaim(Some(" ".into())).ok().map(Reason::into_string),
+            Some("Seat reclaimed".into())
+        );
+        assert!(Reason::parse_reclaim(Some("r".repeat(501))).is_err());
+        assert!(Reason::parse_reclaim(Some("r".repeat(500))).is_ok());
+    }
+}

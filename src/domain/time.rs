@@ -1,0 +1,52 @@
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Microseconds since the Unix epoch, UTC. Stored as an integer; rendered on
+/// the wire as RFC 3339 with an offset, as the contract requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(Utc::now().timestamp_micros())
+    }
+
+    pub fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn rfc3339(self) -> String {
+        DateTime::<Utc>::from_timestamp_micros(self.0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+/// Records store the integer; JSON carries the RFC 3339 string. Bincode is not
+/// human readable, which is how the two are told apart.
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.rfc3339())
+        } else {
+            s.serialize_i64(self.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_rfc3339_with_offset_and_micros() {
+        assert_eq!(
+            Timestamp::from_micros(1_788_249_600_123_456).rfc3339(),
+            "2026-09-01T08:00:00.123456Z"
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! The tenant actor: owns one `SeatPool`, handles one message at a time (so
+//! the pool's rules cannot race), and writes each change to the store before
+//! applying it in memory. Every reply carries the sequence of the actor's
+//! latest write: the caller answers only once that is durable, so no reply
+//! (a refusal or a summary included) reveals state a crash could take back.
+
+use std::sync::Arc;
+
+use actix::dev::{MessageResponse, OneshotSender};
+use actix::{Actor, Context, Handler, Message};
+
+use crate::domain::{Audit, AuditId, Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp, UserId};
+use crate::error::Error;
+use crate::store::records::BlockRecord;
+use crate::store::{IdSpace, Seq, Store};
+
+use super::pool::{Counts, SeatChange, SeatPool};
+use super::router::SeatRouter;
+
+/// A reply and the write sequence it depends on.
+pub struct Pending<T> {
+    pub value: Result<T, Error>,
+    pub seq: Seq,
+}
+
+impl<A: Actor, M: Message<Result = Pending<T>>, T: 'static> MessageResponse<A, M> for Pending<T> {
+    fn handle(self, _: &mut A::Context, tx: Option<OneshotSender<Pending<T>>>) {
+        if let Some(tx) = tx {
+            // The caller may have gone (client hung up); the change stands either way.
+            let _ = tx.send(self);
+        }
+    }
+}
+
+pub struct TenantActor {
+    tenant: TenantId,
+    pool: SeatPool,
+    store: Arc<Store>,
+    router: Arc<SeatRouter>,
+    /// Sequence of this actor's latest write; every reply waits for it.
+    last_write: Seq,
+}
+
+impl TenantActor {
+    pub fn new(tenant: TenantId, pool: SeatPool, store: Arc<Store>, router: Arc<SeatRouter>) -> Self {
+        TenantActor {
+            tenant,
+            pool,
+            store,
+            router,
+            last_write: 0,
+        }
+    }
+
+    fn reply<T>(&self, value: Result<T, Error>) -> Pending<T> {
+        Pending {
+            value,
+            seq: self.last_write,
+        }
+    }
+
+    fn purchase(&mut self, count: SeatCount, by: UserId) -> Result<Vec<Seat>, Error> {
+        let n = count.get();
+        let first_seat = self.id::<SeatId>(IdSpace::Seat, n)?;
+        let first_audit = self.id::<AuditId>(IdSpace::Audit, n)?;
+        let block = BlockRecord {
+            tenant_id: self.tenant,
+            first_seat,
+            count: n,
+            first_audit,
+            created_at: Timestamp::now(),
+            changed_by: by,
+        };
+        self.last_write = self.store.put_block(&block)?;
+        self.router.insert(first_seat, n, self.tenant);
+        self.pool.add_block(block);
+        Ok(self.pool.block_seats(first_seat))
+    }
+
+    /// Writes a checked change with its audit entry, then applies it.
+    fn commit(&mut self, change: SeatChange, by: UserId, reason: String) -> Result<Seat, Error> {
+        let audit = Audit {
+            id: self.id(IdSpace::Audit, 1)?,
+            seat_id: change.seat,
+            previous_state: Some(change.before.state),
+            new_state: change.after.state,
+            previous_learner_id: change.before.learner.clone(),
+            new_learner_id: change.after.learner.clone(),
+            changed_by: by,
+            reason,
+            created_at: change.after.updated_at,
+        };
+        let record = self.pool.record(&change.after);
+        self.last_write = self.store.put_seat_change(change.seat, &record, &audit)?;
+        let seat = self.pool.view_after(&change);
+        self.pool.apply(change);
+        seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
+    }
+
+    fn id<I: Id>(&self, space: IdSpace, n: u64) -> Result<I, Error> {
+        let raw = self.store.ids(space, n)?;
+        I::new(raw).ok_or_else(|| Error::Internal(anyhow::anyhow!("store handed out id 0")))
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+}
+
+macro_rules! message {
+    ($name:ident { $($field:ident : $ty:ty),* } -> $out:ty) => {
+        pub struct $name { $(pub $field: $ty),* }
+        impl Message for $name {
+            type Result = Pending<$out>;
+        }
+    };
+}
+
+message!(Purchase { count: SeatCount, by: UserId } -> Vec<Seat>);
+message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId } -> Seat);
+message!(Reclaim { seat: SeatId, reason: Reason, by: UserId } -> Seat);
+message!(GetSeat { seat: SeatId } -> Seat);
+message!(GetBlock { seat: SeatId } -> BlockRecord);
+message!(Summary {} -> Counts);
+
+impl Handler<Purchase> for TenantActor {
+    type Result = Pending<Vec<Seat>>;
+    fn handle(&mut self, msg: Purchase, _: &mut Context<Self>) -> Self::Result {
+        let value = self.purchase(msg.count, msg.by);
+        self.reply(value)
+    }
+}
+
+impl Handler<Allocate> for TenantActor {
+    type Result = Pending<Seat>;
+    fn handle(&mut self, msg: Allocate, _: &mut Context<Self>) -> Self::Result {
+        let value = self
+            .pool
+            .allocate(msg.seat, msg.learner, Timestamp::now())
+            .and_then(|change| self.commit(change, msg.by, "Seat allocated to learner".into()));
+        self.reply(value)
+    }
+}
+
+impl Handler<Reclaim> for TenantActor {
+    type Result = Pending<Seat>;
+    fn handle(&mut self, msg: Reclaim, _: &mut Context<Self>) -> Self::Result {
+        let value = self
+            .pool
+            .reclaim(msg.seat, Timestamp::now())
+            .and_then(|change| self.commit(change, msg.by, msg.reason.into_string()));
+        self.reply(value)
+    }
+}
+
+impl Handler<GetSeat> for TenantActor {
+    type Result = Pending<Seat>;
+    fn handle(&mut self, msg: GetSeat, _: &mut Context<Self>) -> Self::Result {
+        let seat = self
+            .pool
+            .seat(msg.seat)
+            .ok_or(Error::NotFound(crate::error::Missing::Seat));
+        self.reply(seat)
+    }
+}
+
+impl Handler<GetBlock> for TenantActor {
+    type Result = Pending<BlockRecord>;
+    fn handle(&mut self, msg: GetBlock, _: &mut Context<Self>) -> Self::Result {
+        let block = self
+            .pool
+            .block_of(msg.seat)
+            .cloned()
+            .ok_or(Error::NotFound(crate::error::Missing::Seat));
+        self.reply(block)
+    }
+}
+
+impl Handler<Summary> for TenantActor {
+    type Result = Pending<Counts>;
+    fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.pool.counts()))
+    }
+}

@@ -1,0 +1,404 @@
+//! A tenant's seat pool: plain data and synchronous rules, no I/O.
+//!
+//! Operations come in two steps so that memory never runs ahead of disk:
+//! `allocate`/`reclaim` check the rules and return the `SeatChange` they would
+//! make without touching the pool; the actor writes the change to the store and
+//! only then calls `apply`. `set` is the one place a seat's state changes.
+
+use std::collections::HashMap;
+
+use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState, TenantId, Timestamp};
+use crate::error::{Error, Missing};
+use crate::store::records::{BlockRecord, SeatRecord};
+
+/// One seat's mutable state. Identity (id, tenant, created_at) lives in its block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub state: SeatState,
+    pub learner: Option<LearnerId>,
+    pub reserved_at: Option<Timestamp>,
+    pub assigned_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+impl Slot {
+    fn free(at: Timestamp) -> Self {
+        Slot {
+            state: SeatState::Free,
+            learner: None,
+            reserved_at: None,
+            assigned_at: None,
+            updated_at: at,
+        }
+    }
+}
+
+/// A checked, not yet applied, change of one seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatChange {
+    pub seat: SeatId,
+    pub before: Slot,
+    pub after: Slot,
+}
+
+/// The seats of one purchase: consecutive ids, so a seat is found by binary
+/// search over blocks and an index into `slots` (no per-seat map entry).
+#[derive(Debug)]
+struct Block {
+    record: BlockRecord,
+    slots: Vec<Slot>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub free: u64,
+    pub reserved: u64,
+    pub assigned: u64,
+}
+
+impl Counts {
+    pub fn total(self) -> u64 {
+        self.free + self.reserved + self.assigned
+    }
+
+    fn slot_mut(&mut self, state: SeatState) -> &mut u64 {
+        match state {
+            SeatState::Free => &mut self.free,
+            SeatState::Reserved => &mut self.reserved,
+            SeatState::Assigned => &mut self.assigned,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SeatPool {
+    tenant: TenantId,
+    /// Sorted by first seat id (ids only grow, so pushing keeps the order).
+    blocks: Vec<Block>,
+    /// Who holds a non-free seat here: rule 1 (one seat per learner per tenant).
+    learners: HashMap<LearnerId, SeatId>,
+    /// Kept in step with every `set`, so a summary never scans seats.
+    counts: Counts,
+}
+
+impl SeatPool {
+    pub fn new(tenant: TenantId) -> Self {
+        SeatPool {
+            tenant,
+            blocks: Vec::new(),
+            learners: HashMap::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Adds a purchased block: `count` free seats.
+    pub fn add_block(&mut self, record: BlockRecord) {
+        debug_assert!(self
+            .blocks
+            .last()
+            .is_none_or(|b| b.record.first_seat < record.first_seat));
+        let slots = vec![Slot::free(record.created_at); record.count as usize];
+        self.counts.free += record.count;
+        self.blocks.push(Block { record, slots });
+    }
+
+    pub fn seat(&self, id: SeatId) -> Option<Seat> {
+        let (block, index) = self.locate(id)?;
+        let b = &self.blocks[block];
+        Some(view(self.tenant, id, &b.record, &b.slots[index]))
+    }
+
+    /// The seats of the block starting at `first`, as the contract shows them.
+    pub fn block_seats(&self, first: SeatId) -> Vec<Seat> {
+        let Some((block, _)) = self.locate(first) else {
+            return Vec::new();
+        };
+        let b = &self.blocks[block];
+        b.slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| view(self.tenant, first.offset(i as u64), &b.record, slot))
+            .collect()
+    }
+
+    /// The purchase record a seat came from (its purchase audit entry is derived from it).
+    pub fn block_of(&self, id: SeatId) -> Option<&BlockRecord> {
+        self.locate(id).map(|(block, _)| &self.blocks[block].record)
+    }
+
+    pub fn allocate(&self, seat: SeatId, learner: LearnerId, at: Timestamp) -> Result<SeatChange, Error> {
+        let before = self.slot(seat)?;
+        if before.state != SeatState::Free {
+            return Err(Error::SeatUnavailable(before.state));
+        }
+        if self.learners.contains_key(&learner) {
+            return Err(Error::LearnerHasSeat);
+        }
+        let after = Slot {
+            state: SeatState::Assigned,
+            learner: Some(learner),
+            reserved_at: None,
+            assigned_at: Some(at),
+            updated_at: at,
+        };
+        Ok(SeatChange {
+            seat,
+            before: before.clone(),
+            after,
+        })
+    }
+
+    pub fn reclaim(&self, seat: SeatId, at: Timestamp) -> Result<SeatChange, Error> {
+        let before = self.slot(seat)?;
+        if before.state == SeatState::Free {
+            return Err(Error::SeatAlreadyFree);
+        }
+        Ok(SeatChange {
+            seat,
+            before: before.clone(),
+            after: Slot::free(at),
+        })
+    }
+
+    /// Makes a change that the store has accepted.
+    pub fn apply(&mut self, change: SeatChange) {
+        self.set(change.seat, change.after);
+    }
+
+    /// Restores a seat's stored state on start.
+    pub fn restore(&mut self, seat: SeatId, record: SeatRecord) {
+        let slot = Slot {
+            state: record.state,
+            learner: record.learner_id,
+            reserved_at: record.reserved_at,
+            assigned_at: record.assigned_at,
+            updated_at: record.updated_at,
+        };
+        self.set(seat, slot);
+    }
+
+    /// What the store keeps of a seat's state after a change.
+    pub fn record(&self, slot: &Slot) -> SeatRecord {
+        SeatRecord {
+            tenant_id: self.tenant,
+            state: slot.state,
+            learner_id: slot.learner.clone(),
+            reserved_at: slot.reserved_at,
+            assigned_at: slot.assigned_at,
+            updated_at: slot.updated_at,
+        }
+    }
+
+    pub fn view_after(&self, change: &SeatChange) -> Option<Seat> {
+        let (block, _) = self.locate(change.seat)?;
+        Some(view(
+            self.tenant,
+            change.seat,
+            &self.blocks[block].record,
+            &change.after,
+        ))
+    }
+
+    /// The one place a seat's state changes: slot, counters and learner index together.
+    fn set(&mut self, seat: SeatId, slot: Slot) {
+        let Some((block, index)) = self.locate(seat) else {
+            return;
+        };
+        let old = std::mem::replace(&mut self.blocks[block].slots[index], slot);
+        let new = &self.blocks[block].slots[index];
+        *self.counts.slot_mut(old.state) -= 1;
+        *self.counts.slot_mut(new.state) += 1;
+        if let Some(l) = &old.learner {
+            if self.learners.get(l) == Some(&seat) {
+                self.learners.remove(l);
+            }
+        }
+        if let Some(l) = &new.learner {
+            self.learners.insert(l.clone(), seat);
+        }
+    }
+
+    fn slot(&self, seat: SeatId) -> Result<&Slot, Error> {
+        self.locate(seat)
+            .map(|(block, index)| &self.blocks[block].slots[index])
+            .ok_or(Error::NotFound(Missing::Seat))
+    }
+
+    fn locate(&self, seat: SeatId) -> Option<(usize, usize)> {
+        let block = self
+            .blocks
+            .partition_point(|b| b.record.first_seat <= seat)
+            .checked_sub(1)?;
+        let record = &self.blocks[block].record;
+        record
+            .contains(seat)
+            .then(|| (block, (seat.get() - record.first_seat.get()) as usize))
+    }
+}
+
+fn view(tenant: TenantId, id: SeatId, block: &BlockRecord, slot: &Slot) -> Seat {
+    Seat {
+        id,
+        tenant_id: tenant,
+        state: slot.state,
+        learner_id: slot.learner.clone(),
+        reserved_at: slot.reserved_at,
+        assigned_at: slot.assigned_at,
+        created_at: block.created_at,
+        updated_at: slot.updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AuditId, UserId};
+
+    fn id<T: Id>(n: u64) -> T {
+        T::new(n).unwrap_or_else(|| unreachable!())
+    }
+
+    fn learner(s: &str) -> LearnerId {
+        LearnerId::parse(s).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn pool_with(first: u64, count: u64) -> SeatPool {
+        let mut pool = SeatPool::new(id(1));
+        pool.add_block(BlockRecord {
+            tenant_id: id(1),
+            first_seat: id(first),
+            count,
+            first_audit: id::<AuditId>(1),
+            created_at: Timestamp::from_micros(1),
+            changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
+        });
+        pool
+    }
+
+    fn at(n: i64) -> Timestamp {
+        Timestamp::from_micros(n)
+    }
+
+    #[test]
+    fn free_to_assigned_to_free() {
+        let mut pool = pool_with(10, 5);
+        let change = pool
+            .allocate(id(12), learner("l1"), at(2))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            pool.counts(),
+            Counts {
+                free: 5,
+                reserved: 0,
+                assigned: 0
+            },
+            "checking changes nothing"
+        );
+        pool.apply(change);
+        assert_eq!(
+            pool.counts(),
+            Counts {
+                free: 4,
+                reserved: 0,
+                assigned: 1
+            }
+        );
+        let seat = pool.seat(id(12)).unwrap_or_else(|| unreachable!());
+        assert_eq!((seat.state, seat.assigned_at), (SeatState::Assigned, Some(at(2))));
+
+        let change = pool.reclaim(id(12), at(3)).unwrap_or_else(|e| panic!("{e}"));
+        pool.apply(change);
+        let seat = pool.seat(id(12)).unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            (seat.state, seat.learner_id, seat.assigned_at),
+            (SeatState::Free, None, None)
+        );
+        assert_eq!(
+            pool.counts(),
+            Counts {
+                free: 5,
+                reserved: 0,
+                assigned: 0
+            }
+        );
+        // The learner may take a seat again once theirs is reclaimed.
+        assert!(pool.allocate(id(13), learner("l1"), at(4)).is_ok());
+    }
+
+    #[test]
+    fn rules_refuse_without_changing_anything() {
+        let mut pool = pool_with(1, 3);
+        let change = pool
+            .allocate(id(1), learner("l1"), at(2))
+            .unwrap_or_else(|e| panic!("{e}"));
+        pool.apply(change);
+        let before = pool.counts();
+        assert!(matches!(
+            pool.allocate(id(1), learner("l2"), at(3)),
+            Err(Error::SeatUnavailable(SeatState::Assigned))
+        ));
+        assert!(matches!(
+            pool.allocate(id(2), learner("l1"), at(3)),
+            Err(Error::LearnerHasSeat)
+        ));
+        assert!(matches!(pool.reclaim(id(2), at(3)), Err(Error::SeatAlreadyFree)));
+        assert!(matches!(
+            pool.allocate(id(4), learner("l3"), at(3)),
+            Err(Error::NotFound(Missing::Seat))
+        ));
+        assert!(matches!(
+            pool.reclaim(id(0xFFFF), at(3)),
+            Err(Error::NotFound(Missing::Seat))
+        ));
+        assert_eq!(pool.counts(), before);
+    }
+
+    #[test]
+    fn seats_are_found_across_blocks_with_gaps() {
+        let mut pool = pool_with(5, 2);
+        pool.add_block(BlockRecord {
+            tenant_id: id(1),
+            first_seat: id(100),
+            count: 3,
+            first_audit: id::<AuditId>(50),
+            created_at: at(9),
+            changed_by: UserId::parse("a").unwrap_or_else(|_| unreachable!()),
+        });
+        for present in [5, 6, 100, 101, 102] {
+            assert!(pool.seat(id(present)).is_some(), "{present}");
+        }
+        for absent in [1, 4, 7, 99, 103] {
+            assert!(pool.seat(id(absent)).is_none(), "{absent}");
+        }
+        assert_eq!(pool.seat(id(101)).map(|s| s.created_at), Some(at(9)));
+        assert_eq!(pool.block_seats(id(100)).len(), 3);
+        assert_eq!(pool.counts().total(), 5);
+    }
+
+    #[test]
+    fn restore_rebuilds_index_and_counters() {
+        let mut pool = pool_with(1, 4);
+        let change = pool
+            .allocate(id(3), learner("l9"), at(2))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let record = pool.record(&change.after);
+        let mut fresh = pool_with(1, 4);
+        fresh.restore(id(3), record);
+        assert_eq!(
+            fresh.counts(),
+            Counts {
+                free: 3,
+                reserved: 0,
+                assigned: 1
+            }
+        );
+        assert!(matches!(
+            fresh.allocate(id(1), learner("l9"), at(3)),
+            Err(Error::LearnerHasSeat)
+        ));
+    }
+}

@@ -1,0 +1,93 @@
+//! The HTTP layer: each feature module owns its routes; this module combines
+//! them, logs every request, and installs the one `recover` that turns every
+//! rejection into the contract's `{"detail", "error_code"}` body.
+
+mod extract;
+mod health;
+mod roles;
+mod seats;
+mod tenants;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use crate::engine::Engine;
+use crate::error::Error;
+
+pub use extract::parse_json;
+
+/// What a handler returns: a reply, or a rejection carrying an `Error`.
+type Answer = Result<Box<dyn Reply>, Rejection>;
+
+fn created<T: Serialize>(value: &T) -> Box<dyn Reply> {
+    Box::new(warp::reply::with_status(warp::reply::json(value), StatusCode::CREATED))
+}
+
+fn ok<T: Serialize>(value: &T) -> Box<dyn Reply> {
+    Box::new(warp::reply::json(value))
+}
+
+/// Every route of the service, with error mapping and request logging.
+pub fn routes(
+    engine: Arc<Engine>,
+    body_limit: u64,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let api = tenants::routes(engine.clone(), body_limit)
+        .or(seats::routes(engine.clone(), body_limit))
+        .unify()
+        .or(roles::routes(engine, body_limit))
+        .unify();
+    health::routes()
+        .map(|r| Box::new(r) as Box<dyn Reply>)
+        .or(api)
+        .unify()
+        .recover(move |rejection| recover(rejection, body_limit))
+        .with(warp::log::custom(|info| {
+            tracing::info!(
+                target: "tenant_service::request",
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                latency_us = info.elapsed().as_micros() as u64,
+            );
+        }))
+}
+
+/// The one place a failure becomes a response.
+pub fn error_reply(err: &Error) -> warp::reply::Response {
+    let status = err.status();
+    if status.is_server_error() {
+        tracing::error!(error = ?err, "request failed");
+    }
+    let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
+    warp::reply::with_status(body, status).into_response()
+}
+
+async fn recover(rejection: Rejection, body_limit: u64) -> Result<warp::reply::Response, Infallible> {
+    if let Some(err) = rejection.find::<Error>() {
+        return Ok(error_reply(err));
+    }
+    let err = if rejection.is_not_found() {
+        Error::RouteNotFound
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Error::MethodNotAllowed
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Error::PayloadTooLarge(body_limit)
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        Error::LengthRequired
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        Error::Invalid(format!("query string is not valid: {e}"))
+    } else if rejection.find::<warp::reject::InvalidHeader>().is_some()
+        || rejection.find::<warp::reject::MissingHeader>().is_some()
+    {
+        Error::Unauthenticated
+    } else {
+        Error::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(error_reply(&err))
+}

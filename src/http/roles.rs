@@ -1,0 +1,57 @@
+//! User roles per tenant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::{Filter, Reply};
+
+use super::extract::{caller, decode_segment, json, query, query_id, with_engine};
+use super::{created, ok, Answer};
+use crate::domain::{Id, RoleKind, TenantId, UserId};
+use crate::engine::Engine;
+
+#[derive(Deserialize)]
+struct AssignBody {
+    user_id: String,
+    tenant_id: u64,
+    role: RoleKind,
+}
+
+pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)> {
+    let assign = warp::path!("api" / "v1" / "roles")
+        .and(warp::post())
+        .and(caller())
+        .and(json::<AssignBody>(limit))
+        .and(with_engine(engine.clone()))
+        .and_then(assign);
+    let list = warp::path!("api" / "v1" / "roles")
+        .and(warp::get())
+        .and(caller())
+        .and(query())
+        .and(with_engine(engine.clone()))
+        .and_then(list);
+    let user_tenants = warp::path!("api" / "v1" / "users" / String / "tenants")
+        .and(warp::get())
+        .and(caller())
+        .and(with_engine(engine))
+        .and_then(user_tenants);
+    assign.or(list).unify().or(user_tenants).unify().boxed()
+}
+
+async fn assign(_: UserId, body: AssignBody, engine: Arc<Engine>) -> Answer {
+    let user = UserId::parse(&body.user_id)?;
+    let tenant = TenantId::from_u64(body.tenant_id)?;
+    Ok(created(&engine.assign_role(user, tenant, body.role).await?))
+}
+
+async fn list(_: UserId, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
+    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+    Ok(ok(&engine.tenant_roles(tenant).await?))
+}
+
+async fn user_tenants(user: String, _: UserId, engine: Arc<Engine>) -> Answer {
+    let user = UserId::parse(&decode_segment(&user)?)?;
+    Ok(ok(&engine.user_roles(&user).await?))
+}

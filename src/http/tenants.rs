@@ -1,0 +1,102 @@
+//! Districts, schools and tenant metadata.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
+use warp::{Filter, Reply};
+
+use super::extract::{caller, json, with_engine};
+use super::{created, ok, Answer};
+use crate::domain::{Id, Tenant, TenantId, TenantName, TenantPatch, UserId};
+use crate::engine::Engine;
+
+#[derive(Deserialize)]
+struct NameBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    name: Option<String>,
+    is_active: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct DistrictView {
+    #[serde(flatten)]
+    district: Tenant,
+    children: Vec<Tenant>,
+}
+
+pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)> {
+    let create_district = warp::path!("api" / "v1" / "district")
+        .and(warp::post())
+        .and(caller())
+        .and(json::<NameBody>(limit))
+        .and(with_engine(engine.clone()))
+        .and_then(create_district);
+    let get_district = warp::path!("api" / "v1" / "district" / String)
+        .and(warp::get())
+        .and(caller())
+        .and(with_engine(engine.clone()))
+        .and_then(get_district);
+    let create_school = warp::path!("api" / "v1" / "district" / String / "schools")
+        .and(warp::post())
+        .and(caller())
+        .and(json::<NameBody>(limit))
+        .and(with_engine(engine.clone()))
+        .and_then(create_school);
+    let get_tenant = warp::path!("api" / "v1" / "tenant" / String)
+        .and(warp::get())
+        .and(caller())
+        .and(with_engine(engine.clone()))
+        .and_then(get_tenant);
+    let update_tenant = warp::path!("api" / "v1" / "tenant" / String)
+        .and(warp::put())
+        .and(caller())
+        .and(json::<UpdateBody>(limit))
+        .and(with_engine(engine))
+        .and_then(update_tenant);
+    create_district
+        .or(get_district)
+        .unify()
+        .or(create_school)
+        .unify()
+        .or(get_tenant)
+        .unify()
+        .or(update_tenant)
+        .unify()
+        .boxed()
+}
+
+async fn create_district(_: UserId, body: NameBody, engine: Arc<Engine>) -> Answer {
+    let name = TenantName::parse(body.name)?;
+    Ok(created(&engine.create_district(name).await?))
+}
+
+async fn get_district(id: String, _: UserId, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    let (district, children) = engine.district(id).await?;
+    Ok(ok(&DistrictView { district, children }))
+}
+
+async fn create_school(id: String, _: UserId, body: NameBody, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    let name = TenantName::parse(body.name)?;
+    Ok(created(&engine.create_school(id, name).await?))
+}
+
+async fn get_tenant(id: String, _: UserId, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    Ok(ok(&engine.tenant(id).await?))
+}
+
+async fn update_tenant(id: String, _: UserId, body: UpdateBody, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    let patch = TenantPatch {
+        name: body.name.map(TenantName::parse).transpose()?,
+        is_active: body.is_active,
+    };
+    Ok(ok(&engine.update_tenant(id, patch).await?))
+}

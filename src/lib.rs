@@ -1,0 +1,113 @@
+//! Tenant Service: districts and schools, their seat pools, who holds which
+//! seat, user roles per tenant, and the audit trail of every seat change.
+//!
+//! `App::open` recovers the store and starts the engine; `App::serve` runs the
+//! HTTP API on a listener until a shutdown future resolves. `main.rs` and the
+//! tests start the very same application.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::{Cli, Settings};
+use engine::{Engine, RecoveryReport};
+use store::Store;
+
+pub struct App {
+    engine: Arc<Engine>,
+    settings: Settings,
+    pub recovery: RecoveryReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::OpenError),
+    #[error("cannot start the actor threads: {0}")]
+    Actors(std::io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the store failed to flush to disk; stopped so nothing unsafe is acknowledged")]
+    StoreFailed,
+}
+
+impl App {
+    /// Opens (or creates) the store in the data dir and rebuilds the engine from it.
+    pub fn open(settings: &Settings) -> Result<App, StartError> {
+        let started = Instant::now();
+        let dir = &settings.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let (store, recovered) = Store::open(dir)?;
+        let (engine, recovery) = Engine::start(store, recovered, started).map_err(StartError::Actors)?;
+        tracing::info!(
+            tenants = recovery.tenants,
+            seats = recovery.seats,
+            roles = recovery.roles,
+            millis = recovery.millis as u64,
+            data_dir = %dir.display(),
+            "recovered {} tenants, {} seats and {} roles in {} ms",
+            recovery.tenants,
+            recovery.seats,
+            recovery.roles,
+            recovery.millis
+        );
+        Ok(App {
+            engine: Arc::new(engine),
+            settings: settings.clone(),
+            recovery,
+        })
+    }
+
+    /// Serves until `shutdown` resolves (or the store fails): stops accepting,
+    /// lets in-flight requests finish, then stops the actors and flushes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let routes = http::routes(Arc::clone(&self.engine), self.settings.max_body_bytes);
+        let engine = Arc::clone(&self.engine);
+        let (store_failed_tx, mut store_failed_rx) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = engine.store().failed() => { let _ = store_failed_tx.send(()); }
+            }
+        };
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "listening");
+        }
+        warp::serve(routes)
+            .serve_incoming_with_graceful_shutdown(TcpListenerStream::new(listener), stop)
+            .await;
+        tracing::info!("stopped accepting; in-flight requests finished");
+        self.engine.stop();
+        if store_failed_rx.try_recv().is_ok() {
+            return Err(ServeError::StoreFailed);
+        }
+        tracing::info!("store flushed; bye");
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tenant_service::{App, Cli, Settings};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        let app = match App::open(&settings) {
+            Ok(app) => app,
+            Err(e) => return fail(&e),
+        };
+        let listener = match TcpListener::bind(settings.listen).await {
+            Ok(l) => l,
+            Err(e) => return fail(&format!("cannot listen on {}: {e}", settings.listen)),
+        };
+        match app.serve(listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// One clear line on stderr and a non-zero exit.
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("tenant-service: {err}");
+    ExitCode::FAILURE
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,289 @@
+//! The store: sled underneath, a narrow interface on top.
+//!
+//! Every write method returns the group-commit sequence of that write; callers
+//! answer only after `durable(seq)` resolves. Everything the engine needs on
+//! start comes back from `open` as a `Recovered`. Keep this interface narrow:
+//! a replicated log would be a second implementation of these methods.
+
+mod commit;
+pub mod records;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::domain::{Audit, Id, Role, SeatId, SeatState, Tenant};
+use crate::error::Error;
+use commit::GroupCommit;
+pub use commit::{Durable, FlushStats};
+use records::{decode, encode, key, BlockRecord, DecodeError, SeatRecord};
+
+/// A group-commit sequence number: wait for it before answering.
+pub type Seq = u64;
+
+/// The id spaces. Each hands out integers unique for the store's lifetime.
+#[derive(Debug, Clone, Copy)]
+pub enum IdSpace {
+    Tenant = 0,
+    Seat = 1,
+    Audit = 2,
+    Role = 3,
+}
+
+/// How many ids a lease reserves beyond what is asked for. The lease is
+/// written before any id in it is used, so after a crash counting resumes past
+/// it and no id is ever handed out twice; a restart skips at most this many.
+const LEASE_STEP: u64 = 1_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    next: u64,
+    upto: u64,
+}
+
+/// Everything read back on start.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub tenants: Vec<Tenant>,
+    pub roles: Vec<Role>,
+    pub blocks: Vec<BlockRecord>,
+    pub seats: Vec<(SeatId, SeatRecord)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data dir {0} is in use by another tenant-service process (its lock is held)")]
+    Locked(PathBuf),
+    #[error("cannot open the store in data dir {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("cannot read the store in data dir {path}: {source}")]
+    Decode { path: PathBuf, source: DecodeError },
+}
+
+pub struct Store {
+    db: sled::Db,
+    commit: Arc<GroupCommit>,
+    /// The group-commit thread, joined by `close`.
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// One lease per id space. A std mutex: held for an increment, and for one
+    /// small sled insert when a lease runs out; never across an await.
+    leases: [Mutex<Lease>; 4],
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), OpenError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // The group-commit thread flushes whenever writes are pending;
+            // sled's own timer would only add fsyncs.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| match &source {
+                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+                    OpenError::Locked(dir.to_path_buf())
+                }
+                _ => OpenError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                },
+            })?;
+        let read_err = |source| OpenError::Decode {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let open_err = |source| OpenError::Open {
+            path: dir.to_path_buf(),
+            source,
+        };
+
+        let mut leases = [Lease { next: 1, upto: 1 }; 4];
+        for item in db.scan_prefix([records::LEASE]) {
+            let (k, v) = item.map_err(open_err)?;
+            let upto: u64 = decode(&k, &v).map_err(read_err)?;
+            if let Some(lease) = records::key_id(&k).and_then(|i| leases.get_mut(i as usize)) {
+                // Ids below `upto` may have been handed out before a crash.
+                *lease = Lease { next: upto, upto };
+            }
+        }
+        let recovered = Recovered {
+            tenants: scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?,
+            roles: scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?,
+            blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
+            seats: scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?,
+        };
+
+        let (commit, flusher) = GroupCommit::start(Arc::new(db.clone()));
+        let store = Store {
+            db,
+            commit,
+            flusher: Mutex::new(Some(flusher)),
+            leases: leases.map(Mutex::new),
+        };
+        Ok((Arc::new(store), recovered))
+    }
+
+    /// Reserves `n` consecutive ids and returns the first.
+    pub fn ids(&self, space: IdSpace, n: u64) -> Result<u64, Error> {
+        let mut lease = self.leases[space as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if lease.next + n > lease.upto {
+            let upto = lease.next + n + LEASE_STEP;
+            self.writable()?;
+            self.db
+                .insert(key(records::LEASE, space as u64), encode(&upto))
+                .map_err(unavailable)?;
+            lease.upto = upto;
+        }
+        let first = lease.next;
+        lease.next += n;
+        Ok(first)
+    }
+
+    pub fn put_tenant(&self, tenant: &Tenant) -> Result<Seq, Error> {
+        self.put(key(records::TENANT, tenant.id.get()), encode(tenant))
+    }
+
+    pub fn put_role(&self, role: &Role) -> Result<Seq, Error> {
+        self.put(key(records::ROLE, role.id.get()), encode(role))
+    }
+
+    pub fn put_block(&self, block: &BlockRecord) -> Result<Seq, Error> {
+        self.put(key(records::BLOCK, block.first_seat.get()), encode(block))
+    }
+
+    /// A seat's new state and its audit entry, in one atomic batch.
+    pub fn put_seat_change(&self, seat: SeatId, record: &SeatRecord, audit: &Audit) -> Result<Seq, Error> {
+        self.writable()?;
+        let mut batch = sled::Batch::default();
+        batch.insert(&key(records::SEAT, seat.get()), encode(record));
+        batch.insert(&records::audit_key(seat, audit.id), encode(audit));
+        self.db.apply_batch(batch).map_err(unavailable)?;
+        Ok(self.commit.wrote())
+    }
+
+    /// A seat's audit entries, oldest first: the purchase entry derived from
+    /// its block, then the stored entries (their keys sort by audit id).
+    pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, Error> {
+        let offset = seat.get() - block.first_seat.get();
+        let mut out = vec![Audit {
+            id: block.first_audit.offset(offset),
+            seat_id: seat,
+            previous_state: None,
+            new_state: SeatState::Free,
+            previous_learner_id: None,
+            new_learner_id: None,
+            changed_by: block.changed_by.clone(),
+            reason: "Seat purchased".into(),
+            created_at: block.created_at,
+        }];
+        for item in self.db.scan_prefix(records::audit_prefix(seat)) {
+            let (k, v) = item.map_err(unavailable)?;
+            out.push(decode(&k, &v).map_err(|e| Error::Internal(e.into()))?);
+        }
+        Ok(out)
+    }
+
+    /// Resolves when the write numbered `seq` (and all before it) is on disk.
+    pub async fn durable(&self, seq: Seq) -> Result<(), Error> {
+        self.commit
+            .wait(seq)
+            .await
+            .map_err(|()| unavailable("the last flush to disk failed"))
+    }
+
+    /// The sequence of the latest write. Waiting for it before answering a
+    /// read that went straight to sled covers whatever that read saw.
+    pub fn latest(&self) -> Seq {
+        self.commit.latest()
+    }
+
+    /// Resolves if a flush fails: the process must stop (see `Durable::Failed`).
+    pub async fn failed(&self) {
+        self.commit.failed().await
+    }
+
+    pub fn flush_stats(&self) -> FlushStats {
+        self.commit.stats()
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Flushes what is pending and stops the group-commit thread.
+    pub fn close(&self) {
+        self.commit.stop();
+        let handle = self.flusher.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    fn writable(&self) -> Result<(), Error> {
+        if self.commit.has_failed() {
+            return Err(unavailable("the store stopped after a failed flush"));
+        }
+        Ok(())
+    }
+
+    fn put(&self, key: [u8; 9], value: Vec<u8>) -> Result<Seq, Error> {
+        self.writable()?;
+        self.db.insert(key, value).map_err(unavailable)?;
+        Ok(self.commit.wrote())
+    }
+}
+
+fn unavailable<E: std::fmt::Display>(e: E) -> Error {
+    Error::StoreUnavailable(anyhow::anyhow!("{e}"))
+}
+
+enum ScanError {
+    Sled(sled::Error),
+    Decode(DecodeError),
+}
+
+impl ScanError {
+    fn into_open(self, dir: &Path) -> OpenError {
+        match self {
+            ScanError::Sled(source) => OpenError::Open {
+                path: dir.to_path_buf(),
+                source,
+            },
+            ScanError::Decode(source) => OpenError::Decode {
+                path: dir.to_path_buf(),
+                source,
+            },
+        }
+    }
+}
+
+fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T>, ScanError> {
+    db.scan_prefix([kind])
+        .map(|item| {
+            let (k, v) = item.map_err(ScanError::Sled)?;
+            decode(&k, &v).map_err(ScanError::Decode)
+        })
+        .collect()
+}
+
+fn scan_keyed<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<(SeatId, T)>, ScanError> {
+    db.scan_prefix([kind])
+        .map(|item| {
+            let (k, v) = item.map_err(ScanError::Sled)?;
+            let id = records::key_id(&k).and_then(SeatId::new).ok_or_else(|| {
+                ScanError::Decode(DecodeError::Corrupt {
+                    key: records::show_key(&k),
+                    reason: "bad key".into(),
+                })
+            })?;
+            Ok((id, decode(&k, &v).map_err(ScanError::Decode)?))
+        })
+        .collect()
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
