@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn restore_rebuilds_index_and_counters() {
-        let mut pool = pool_with(1, 4);
+        let pool = pool_with(1, 4);
         let change = pool
             .allocate(id(3), learner("l9"), at(2))
             .unwrap_or_else(|e| panic!("{e}"));

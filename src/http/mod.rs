@@ -21,8 +21,14 @@ use crate::error::Error;
 
 pub use extract::parse_json;
 
-/// What a handler returns: a reply, or a rejection carrying an `Error`.
-type Answer = Result<Box<dyn Reply>, Rejection>;
+/// What a handler returns. Handlers answer errors themselves (through
+/// `respond`) rather than rejecting: a rejection would make warp try the
+/// remaining routes, and a later route's complaint could replace this one's.
+type Answer = Result<Box<dyn Reply>, Error>;
+
+fn respond(answer: Answer) -> Box<dyn Reply> {
+    answer.unwrap_or_else(|err| Box::new(error_reply(&err)))
+}
 
 fn created<T: Serialize>(value: &T) -> Box<dyn Reply> {
     Box::new(warp::reply::with_status(warp::reply::json(value), StatusCode::CREATED))

@@ -8,7 +8,7 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use super::extract::{caller, decode_segment, json, query, query_id, with_engine};
-use super::{created, ok, Answer};
+use super::{created, ok, respond, Answer};
 use crate::domain::{Id, RoleKind, TenantId, UserId};
 use crate::engine::Engine;
 
@@ -25,18 +25,21 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)>
         .and(caller())
         .and(json::<AssignBody>(limit))
         .and(with_engine(engine.clone()))
-        .and_then(assign);
+        .then(assign)
+        .map(respond);
     let list = warp::path!("api" / "v1" / "roles")
         .and(warp::get())
         .and(caller())
         .and(query())
         .and(with_engine(engine.clone()))
-        .and_then(list);
+        .then(list)
+        .map(respond);
     let user_tenants = warp::path!("api" / "v1" / "users" / String / "tenants")
         .and(warp::get())
         .and(caller())
         .and(with_engine(engine))
-        .and_then(user_tenants);
+        .then(user_tenants)
+        .map(respond);
     assign.or(list).unify().or(user_tenants).unify().boxed()
 }
 

@@ -8,7 +8,7 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use super::extract::{caller, json, query, query_id, with_engine};
-use super::{created, ok, Answer};
+use super::{created, ok, respond, Answer};
 use crate::domain::{Id, LearnerId, Reason, SeatCount, SeatId, TenantId, UserId};
 use crate::engine::Engine;
 
@@ -36,35 +36,41 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)>
         .and(caller())
         .and(json::<PurchaseBody>(limit))
         .and(with_engine(engine.clone()))
-        .and_then(purchase);
+        .then(purchase)
+        .map(respond);
     let allocate = warp::path!("api" / "v1" / "seats" / "allocate")
         .and(warp::post())
         .and(caller())
         .and(json::<AllocateBody>(limit))
         .and(with_engine(engine.clone()))
-        .and_then(allocate);
+        .then(allocate)
+        .map(respond);
     let reclaim = warp::path!("api" / "v1" / "seats" / "reclaim")
         .and(warp::post())
         .and(caller())
         .and(json::<ReclaimBody>(limit))
         .and(with_engine(engine.clone()))
-        .and_then(reclaim);
+        .then(reclaim)
+        .map(respond);
     let summary = warp::path!("api" / "v1" / "seats" / "summary")
         .and(warp::get())
         .and(caller())
         .and(query())
         .and(with_engine(engine.clone()))
-        .and_then(summary);
+        .then(summary)
+        .map(respond);
     let seat = warp::path!("api" / "v1" / "seats" / String)
         .and(warp::get())
         .and(caller())
         .and(with_engine(engine.clone()))
-        .and_then(seat);
+        .then(seat)
+        .map(respond);
     let audit = warp::path!("api" / "v1" / "seats" / String / "audit")
         .and(warp::get())
         .and(caller())
         .and(with_engine(engine))
-        .and_then(audit);
+        .then(audit)
+        .map(respond);
     purchase
         .or(allocate)
         .unify()

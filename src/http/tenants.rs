@@ -7,7 +7,7 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use super::extract::{caller, json, with_engine};
-use super::{created, ok, Answer};
+use super::{created, ok, respond, Answer};
 use crate::domain::{Id, Tenant, TenantId, TenantName, TenantPatch, UserId};
 use crate::engine::Engine;
 
@@ -35,29 +35,34 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)>
         .and(caller())
         .and(json::<NameBody>(limit))
         .and(with_engine(engine.clone()))
-        .and_then(create_district);
+        .then(create_district)
+        .map(respond);
     let get_district = warp::path!("api" / "v1" / "district" / String)
         .and(warp::get())
         .and(caller())
         .and(with_engine(engine.clone()))
-        .and_then(get_district);
+        .then(get_district)
+        .map(respond);
     let create_school = warp::path!("api" / "v1" / "district" / String / "schools")
         .and(warp::post())
         .and(caller())
         .and(json::<NameBody>(limit))
         .and(with_engine(engine.clone()))
-        .and_then(create_school);
+        .then(create_school)
+        .map(respond);
     let get_tenant = warp::path!("api" / "v1" / "tenant" / String)
         .and(warp::get())
         .and(caller())
         .and(with_engine(engine.clone()))
-        .and_then(get_tenant);
+        .then(get_tenant)
+        .map(respond);
     let update_tenant = warp::path!("api" / "v1" / "tenant" / String)
         .and(warp::put())
         .and(caller())
         .and(json::<UpdateBody>(limit))
         .and(with_engine(engine))
-        .and_then(update_tenant);
+        .then(update_tenant)
+        .map(respond);
     create_district
         .or(get_district)
         .unify()

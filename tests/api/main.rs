@@ -1,0 +1,8 @@
+//! HTTP tests against the real server: one binary, one module per concern.
+
+mod bad_input;
+mod concurrency;
+mod contract;
+mod helpers;
+mod restart;
+mod rules;
