@@ -3,6 +3,7 @@
 mod bad_input;
 mod concurrency;
 mod contract;
+mod crash;
 mod helpers;
 mod restart;
 mod rules;
