@@ -36,8 +36,10 @@ pub trait Id: Sized + Copy {
 
     /// Parses an id from a path segment or query value.
     fn parse_str(raw: &str) -> Result<Self, Error> {
-        raw.parse::<u64>()
-            .ok()
+        // Digits only: `u64::from_str` would also take "+1".
+        Some(raw)
+            .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|r| r.parse::<u64>().ok())
             .and_then(Self::new)
             .ok_or_else(|| Error::invalid(Self::FIELD, "must be a positive integer"))
     }

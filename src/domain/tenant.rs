@@ -38,6 +38,21 @@ pub enum RoleKind {
     Learner,
 }
 
+impl RoleKind {
+    pub fn parse(raw: &str) -> Result<Self, crate::error::Error> {
+        match raw {
+            "admin" => Ok(RoleKind::Admin),
+            "manager" => Ok(RoleKind::Manager),
+            "teacher" => Ok(RoleKind::Teacher),
+            "learner" => Ok(RoleKind::Learner),
+            _ => Err(crate::error::Error::invalid(
+                "role",
+                "must be one of admin, manager, teacher, learner",
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     pub id: RoleId,

@@ -78,20 +78,23 @@ async fn recover(rejection: Rejection, body_limit: u64) -> Result<warp::reply::R
     if let Some(err) = rejection.find::<Error>() {
         return Ok(error_reply(err));
     }
-    let err = if rejection.is_not_found() {
-        Error::RouteNotFound
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        Error::MethodNotAllowed
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        Error::PayloadTooLarge(body_limit)
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        Error::LengthRequired
-    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+    // Order matters: a rejection raised after the path and method matched
+    // (header, query) is about the route the caller meant, while 404 and 405
+    // may come from sibling routes that share the path.
+    let err = if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         Error::Invalid(format!("query string is not valid: {e}"))
     } else if rejection.find::<warp::reject::InvalidHeader>().is_some()
         || rejection.find::<warp::reject::MissingHeader>().is_some()
     {
         Error::Unauthenticated
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Error::PayloadTooLarge(body_limit)
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        Error::LengthRequired
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Error::MethodNotAllowed
+    } else if rejection.is_not_found() {
+        Error::RouteNotFound
     } else {
         Error::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"))
     };

@@ -16,7 +16,7 @@ use crate::engine::Engine;
 struct AssignBody {
     user_id: String,
     tenant_id: u64,
-    role: RoleKind,
+    role: String,
 }
 
 pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)> {
@@ -46,7 +46,8 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)>
 async fn assign(_: UserId, body: AssignBody, engine: Arc<Engine>) -> Answer {
     let user = UserId::parse(&body.user_id)?;
     let tenant = TenantId::from_u64(body.tenant_id)?;
-    Ok(created(&engine.assign_role(user, tenant, body.role).await?))
+    let role = RoleKind::parse(&body.role)?;
+    Ok(created(&engine.assign_role(user, tenant, role).await?))
 }
 
 async fn list(_: UserId, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {

@@ -1,0 +1,511 @@
+//! Shared by the HTTP benches: the real server started in-process, a lean
+//! keep-alive HTTP/1.1 client (hyper 0.14, one connection per task), a
+//! fixed-time load driver with latency percentiles, and table printing.
+//!
+//! No tracing subscriber is installed, so the server's per-request log lines
+//! cost a disabled-callsite check and print nothing.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use hyper::client::conn::SendRequest;
+use hyper::{Body, Method, Request, StatusCode};
+use serde::Deserialize;
+use tenant_service::{App, Settings};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+pub const USER: &str = "bench_admin";
+
+// ---- runtimes ----------------------------------------------------------------
+
+/// A multi-thread runtime with `workers` threads (0: one per core, as main.rs).
+pub fn runtime(name: &str, workers: usize) -> Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all().thread_name(name);
+    if workers > 0 {
+        b.worker_threads(workers);
+    }
+    b.build().unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+// ---- the server ----------------------------------------------------------------
+
+/// The real application (App::open + App::serve) on 127.0.0.1:0, on its own
+/// runtime (one worker per core, like the binary), with a data dir of its own.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Set when the server owns a temporary dir; removed on drop.
+    _temp: Option<tempfile::TempDir>,
+    runtime: Option<Runtime>,
+    shutdown: Option<oneshot::Sender<()>>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = temp.path().join("data");
+        let mut s = Server::start_in(&dir);
+        s._temp = Some(temp);
+        s
+    }
+
+    pub fn start_in(data_dir: &Path) -> Server {
+        let settings = Settings {
+            data_dir: data_dir.to_path_buf(),
+            ..Settings::default()
+        };
+        let rt = runtime("server", 0);
+        let app = rt
+            .block_on(async { App::open(&settings) })
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        std_listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("nonblocking: {e}"));
+        let addr = std_listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap_or_else(|e| panic!("listener: {e}"));
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap_or_else(|e| panic!("serve: {e}"));
+            let _ = done_tx.send(());
+        });
+        Server {
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            runtime: Some(rt),
+            shutdown: Some(tx),
+            done: Some(done_rx),
+        }
+    }
+
+    /// Graceful stop: in-flight requests finish, the store is flushed and closed.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.recv_timeout(Duration::from_secs(60));
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---- the client ----------------------------------------------------------------
+
+/// One keep-alive HTTP/1.1 connection.
+pub struct Conn {
+    send: SendRequest<Body>,
+    host: String,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (send, conn) = hyper::client::conn::handshake(stream)
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            send,
+            host: addr.to_string(),
+        })
+    }
+
+    /// Sends one request and reads the whole body.
+    pub async fn call(&mut self, req: Req) -> Result<(StatusCode, Bytes), hyper::Error> {
+        let (status, _, body) = self.call_timed(req).await?;
+        Ok((status, body))
+    }
+
+    /// As `call`, also returning when the response head arrived.
+    pub async fn call_timed(&mut self, req: Req) -> Result<(StatusCode, Instant, Bytes), hyper::Error> {
+        futures_ready(&mut self.send).await?;
+        let mut b = Request::builder()
+            .method(req.method)
+            .uri(req.path)
+            .header("host", &self.host)
+            .header("x-user-id", USER);
+        let body = match req.body {
+            Some(json) => {
+                b = b
+                    .header("content-type", "application/json")
+                    .header("content-length", json.len());
+                Body::from(json)
+            }
+            None => Body::empty(),
+        };
+        let request = b.body(body).unwrap_or_else(|e| panic!("request: {e}"));
+        let res = self.send.send_request(request).await?;
+        let head = Instant::now();
+        let status = res.status();
+        let bytes = hyper::body::to_bytes(res.into_body()).await?;
+        Ok((status, head, bytes))
+    }
+}
+
+async fn futures_ready(send: &mut SendRequest<Body>) -> Result<(), hyper::Error> {
+    std::future::poll_fn(|cx| send.poll_ready(cx)).await
+}
+
+/// A request to send: method, path and an optional JSON body.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<String>,
+}
+
+impl Req {
+    pub fn get(path: impl Into<String>) -> Req {
+        Req {
+            method: Method::GET,
+            path: path.into(),
+            body: None,
+        }
+    }
+
+    pub fn post(path: impl Into<String>, body: String) -> Req {
+        Req {
+            method: Method::POST,
+            path: path.into(),
+            body: Some(body),
+        }
+    }
+}
+
+/// Sends one request on a fresh connection and insists on `expect`.
+pub async fn call(addr: SocketAddr, req: Req, expect: u16) -> Bytes {
+    let mut c = Conn::open(addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    let path = req.path.clone();
+    let (status, body) = c.call(req).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(
+        status.as_u16(),
+        expect,
+        "{path}: {}",
+        String::from_utf8_lossy(&body[..body.len().min(500)])
+    );
+    body
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: u64,
+}
+
+pub async fn district(addr: SocketAddr, name: &str) -> u64 {
+    let body = call(addr, Req::post("/api/v1/district", json_name(name)), 201).await;
+    id_of(&body)
+}
+
+pub async fn school(addr: SocketAddr, district: u64, name: &str) -> u64 {
+    let body = call(
+        addr,
+        Req::post(format!("/api/v1/district/{district}/schools"), json_name(name)),
+        201,
+    )
+    .await;
+    id_of(&body)
+}
+
+/// Buys `count` seats (≤ 100,000) and returns their ids.
+pub async fn purchase(addr: SocketAddr, tenant: u64, count: u64) -> Vec<u64> {
+    let body = call(addr, purchase_req(tenant, count), 201).await;
+    let seats: Vec<Created> = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("purchase body: {e}"));
+    assert_eq!(seats.len() as u64, count);
+    seats.into_iter().map(|s| s.id).collect()
+}
+
+pub fn purchase_req(tenant: u64, count: u64) -> Req {
+    Req::post(
+        "/api/v1/seats/purchase",
+        format!(r#"{{"tenant_id":{tenant},"count":{count}}}"#),
+    )
+}
+
+pub fn allocate_req(seat: u64, learner: &str) -> Req {
+    Req::post(
+        "/api/v1/seats/allocate",
+        format!(r#"{{"seat_id":{seat},"learner_id":"{learner}"}}"#),
+    )
+}
+
+pub fn summary_req(tenant: u64) -> Req {
+    Req::get(format!("/api/v1/seats/summary?tenantId={tenant}"))
+}
+
+fn json_name(name: &str) -> String {
+    serde_json::json!({ "name": name }).to_string()
+}
+
+fn id_of(body: &[u8]) -> u64 {
+    let c: Created = serde_json::from_slice(body).unwrap_or_else(|e| panic!("no id: {e}"));
+    c.id
+}
+
+// ---- the load driver -------------------------------------------------------------
+
+/// What one fixed-time run measured.
+#[derive(Debug, Default, Clone)]
+pub struct Run {
+    pub ok: u64,
+    pub errors: u64,
+    /// Successes including those outside the measured window (warm-up, tail).
+    pub all_ok: u64,
+    pub elapsed: Duration,
+    /// Latency of every successful request, in microseconds, sorted.
+    pub latencies: Vec<u32>,
+    /// First few error descriptions, for the report.
+    pub error_samples: Vec<String>,
+}
+
+impl Run {
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Latency at quantile `q` (0..=1) in milliseconds.
+    pub fn pct_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        f64::from(self.latencies[i]) / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.latencies.last().map_or(f64::NAN, |&v| f64::from(v) / 1000.0)
+    }
+}
+
+/// Drives `conns` connections, each a task sending requests back to back for
+/// `warmup` (not counted) and then `duration`. `next(conn, i)` makes the i-th
+/// request of a connection, or `None` when there is nothing left to send;
+/// `expect` is the status that counts as success.
+pub async fn drive<F>(addr: SocketAddr, conns: usize, warmup: Duration, duration: Duration, expect: u16, next: F) -> Run
+where
+    F: Fn(usize, u64) -> Option<Req> + Send + Sync + 'static,
+{
+    let next = Arc::new(next);
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::with_capacity(conns);
+    for c in 0..conns {
+        let next = Arc::clone(&next);
+        let measuring = Arc::clone(&measuring);
+        let stop = Arc::clone(&stop);
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            let mut conn = match Conn::open(addr).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    run.errors += 1;
+                    run.error_samples.push(format!("connect: {e}"));
+                    return run;
+                }
+            };
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let Some(req) = next(c, i) else { break };
+                i += 1;
+                let counted = measuring.load(Ordering::Relaxed);
+                let started = Instant::now();
+                let result = conn.call(req).await;
+                let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                if matches!(&result, Ok((status, _)) if status.as_u16() == expect) {
+                    run.all_ok += 1;
+                }
+                // Only requests both started and finished inside the window count.
+                if !counted || stop.load(Ordering::Relaxed) {
+                    if result.is_err() {
+                        conn = match Conn::open(addr).await {
+                            Ok(conn) => conn,
+                            Err(_) => return run,
+                        };
+                    }
+                    continue;
+                }
+                match result {
+                    Ok((status, _)) if status.as_u16() == expect => {
+                        run.ok += 1;
+                        run.latencies.push(micros);
+                    }
+                    Ok((status, body)) => {
+                        run.errors += 1;
+                        if run.error_samples.len() < 3 {
+                            run.error_samples.push(format!(
+                                "{status}: {}",
+                                String::from_utf8_lossy(&body[..body.len().min(200)])
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        run.errors += 1;
+                        if run.error_samples.len() < 3 {
+                            run.error_samples.push(format!("transport: {e}"));
+                        }
+                        conn = match Conn::open(addr).await {
+                            Ok(conn) => conn,
+                            Err(_) => return run,
+                        };
+                    }
+                }
+            }
+            run
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let mut total = Run {
+        elapsed,
+        ..Run::default()
+    };
+    for t in tasks {
+        let r = t.await.unwrap_or_else(|e| panic!("load task: {e}"));
+        total.ok += r.ok;
+        total.errors += r.errors;
+        total.all_ok += r.all_ok;
+        total.latencies.extend(r.latencies);
+        for s in r.error_samples {
+            if total.error_samples.len() < 3 {
+                total.error_samples.push(s);
+            }
+        }
+    }
+    total.latencies.sort_unstable();
+    total
+}
+
+/// Sends every request `next(i)` yields (until `None`) over `conns` connections,
+/// as fast as they are answered. Returns (successes, errors, elapsed).
+pub async fn drive_all<F>(addr: SocketAddr, conns: usize, expect: u16, next: F) -> (u64, u64, Duration)
+where
+    F: Fn(u64) -> Option<Req> + Send + Sync + 'static,
+{
+    let next = Arc::new(next);
+    let cursor = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let next = Arc::clone(&next);
+        let cursor = Arc::clone(&cursor);
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut errors) = (0u64, 0u64);
+            let mut conn = Conn::open(addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+            while let Some(req) = next(cursor.fetch_add(1, Ordering::Relaxed)) {
+                match conn.call(req).await {
+                    Ok((status, _)) if status.as_u16() == expect => ok += 1,
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        conn = Conn::open(addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+                    }
+                }
+            }
+            (ok, errors)
+        }));
+    }
+    let (mut ok, mut errors) = (0, 0);
+    for t in tasks {
+        let (o, e) = t.await.unwrap_or_else(|e| panic!("task: {e}"));
+        ok += o;
+        errors += e;
+    }
+    (ok, errors, started.elapsed())
+}
+
+// ---- process and table helpers ---------------------------------------------------
+
+/// A field of /proc/PID/status in bytes (e.g. "VmRSS", "VmHWM").
+pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}
+
+/// Prints a table with a header row, columns padded to fit.
+pub fn table(title: &str, header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    println!("\n{title}");
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}", w = *w))
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    println!(
+        "|{}|",
+        widths
+            .iter()
+            .map(|w| format!("{}:", "-".repeat(w + 1)))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+pub fn f0(v: f64) -> String {
+    format!("{v:.0}")
+}
+
+pub fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+pub fn f2(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+pub fn f3(v: f64) -> String {
+    format!("{v:.3}")
+}
+
+pub fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
