@@ -32,6 +32,49 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub log_level: String,
     pub max_body_bytes: u64,
+    pub auth: AuthSettings,
+}
+
+/// How callers are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Trust `X-User-ID`, set by a gateway in front of the service.
+    Header,
+    /// `Authorization: Bearer <JWT>`; `sub` is the user id.
+    Jwt,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// `false` restores the old service's anything-goes behaviour.
+    pub enforce_roles: bool,
+    /// Users who may do everything, including create districts.
+    pub platform_admins: Vec<String>,
+    /// HS256 shared secret (prefer the env var TENANT_JWT_SECRET over the file).
+    pub jwt_secret: Option<String>,
+    /// RS256: PEM file holding the public key.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Checked against `iss` when set.
+    pub jwt_issuer: Option<String>,
+    /// Checked against `aud` when set.
+    pub jwt_audience: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            mode: AuthMode::Header,
+            enforce_roles: true,
+            platform_admins: Vec::new(),
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -41,6 +84,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             log_level: "info".into(),
             max_body_bytes: 64 * 1024,
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -51,6 +95,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is invalid: {source}")]
     Parse { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {name} is invalid: {reason}")]
+    Env { name: &'static str, reason: String },
 }
 
 impl Settings {
@@ -66,6 +112,7 @@ impl Settings {
         if let Some(dir) = &cli.data_dir {
             settings.data_dir = dir.clone();
         }
+        settings.auth.apply_env(|name| std::env::var(name).ok())?;
         Ok(settings)
     }
 
@@ -81,6 +128,58 @@ impl Settings {
     }
 }
 
+impl AuthSettings {
+    /// Environment overrides for `[auth]`. Read here rather than as flags so
+    /// that a secret never appears in a process listing.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(mode) = var("TENANT_AUTH_MODE") {
+            self.mode = match mode.trim() {
+                "header" => AuthMode::Header,
+                "jwt" => AuthMode::Jwt,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "TENANT_AUTH_MODE",
+                        reason: format!("{other:?} is not header or jwt"),
+                    })
+                }
+            };
+        }
+        if let Some(flag) = var("TENANT_ENFORCE_ROLES") {
+            self.enforce_roles = match flag.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "TENANT_ENFORCE_ROLES",
+                        reason: format!("{other:?} is not true or false"),
+                    })
+                }
+            };
+        }
+        if let Some(list) = var("TENANT_PLATFORM_ADMINS") {
+            self.platform_admins = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(secret) = var("TENANT_JWT_SECRET") {
+            self.jwt_secret = Some(secret);
+        }
+        if let Some(path) = var("TENANT_JWT_PUBLIC_KEY_FILE") {
+            self.jwt_public_key_file = Some(PathBuf::from(path));
+        }
+        if let Some(iss) = var("TENANT_JWT_ISSUER") {
+            self.jwt_issuer = Some(iss);
+        }
+        if let Some(aud) = var("TENANT_JWT_AUDIENCE") {
+            self.jwt_audience = Some(aud);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +192,25 @@ mod tests {
         assert_eq!(from_file.listen, defaults.listen);
         assert_eq!(from_file.data_dir, defaults.data_dir);
         assert_eq!(from_file.max_body_bytes, defaults.max_body_bytes);
+    }
+
+    #[test]
+    fn auth_env_overrides() {
+        let mut auth = AuthSettings::default();
+        let env = [
+            ("TENANT_AUTH_MODE", "jwt"),
+            ("TENANT_ENFORCE_ROLES", "false"),
+            ("TENANT_PLATFORM_ADMINS", "root, ops ,"),
+            ("TENANT_JWT_SECRET", "s3cret"),
+        ];
+        let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        auth.apply_env(lookup).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(auth.mode, AuthMode::Jwt);
+        assert!(!auth.enforce_roles);
+        assert_eq!(auth.platform_admins, vec!["root".to_owned(), "ops".to_owned()]);
+        assert_eq!(auth.jwt_secret.as_deref(), Some("s3cret"));
+        let bad = |name: &str| (name == "TENANT_ENFORCE_ROLES").then(|| "maybe".to_owned());
+        assert!(AuthSettings::default().apply_env(bad).is_err());
     }
 
     #[test]

@@ -12,11 +12,12 @@ pub enum Missing {
     District,
     Tenant,
     Seat,
+    Role,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{} not found", match .0 { Missing::District => "District", Missing::Tenant => "Tenant", Missing::Seat => "Seat" })]
+    #[error("{} not found", match .0 { Missing::District => "District", Missing::Tenant => "Tenant", Missing::Seat => "Seat", Missing::Role => "Role" })]
     NotFound(Missing),
     #[error("Seat is not available. Current state: {0}")]
     SeatUnavailable(SeatState),
@@ -26,6 +27,15 @@ pub enum Error {
     SeatAlreadyFree,
     #[error("User already has an active role in this tenant")]
     RoleExists,
+    #[error("Role is already inactive")]
+    RoleInactive,
+    #[error("Tenant is inactive")]
+    TenantInactive,
+    /// The caller has a role in the tenant's district, but not this one.
+    #[error("This action requires the {0} role in this tenant")]
+    Forbidden(&'static str),
+    #[error("This action requires a platform admin")]
+    PlatformAdminOnly,
     /// A well-formed request whose values break a rule of the contract (422).
     #[error("{0}")]
     Invalid(String),
@@ -34,6 +44,9 @@ pub enum Error {
     MalformedJson(String),
     #[error("Missing or empty X-User-ID header")]
     Unauthenticated,
+    /// JWT mode. Deliberately vague: why a token failed is only logged.
+    #[error("Missing or invalid credentials")]
+    InvalidCredentials,
     #[error("Not found")]
     RouteNotFound,
     #[error("Method not allowed")]
@@ -63,9 +76,12 @@ impl Error {
             | Error::LearnerHasSeat
             | Error::SeatAlreadyFree
             | Error::RoleExists
+            | Error::RoleInactive
             | Error::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Error::TenantInactive => StatusCode::CONFLICT,
+            Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -74,18 +90,31 @@ impl Error {
         }
     }
 
+    /// The `WWW-Authenticate` challenge that goes with a 401.
+    pub fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Error::Unauthenticated => Some("X-User-ID realm=\"tenant-service\""),
+            Error::InvalidCredentials => Some("Bearer realm=\"tenant-service\", error=\"invalid_token\""),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Error::NotFound(Missing::District) => "DISTRICT_NOT_FOUND",
             Error::NotFound(Missing::Tenant) => "TENANT_NOT_FOUND",
             Error::NotFound(Missing::Seat) => "SEAT_NOT_FOUND",
+            Error::NotFound(Missing::Role) => "ROLE_NOT_FOUND",
+            Error::RoleInactive => "ROLE_INACTIVE",
+            Error::TenantInactive => "TENANT_INACTIVE",
+            Error::Forbidden(_) | Error::PlatformAdminOnly => "FORBIDDEN",
             Error::SeatUnavailable(_) => "SEAT_NOT_AVAILABLE",
             Error::LearnerHasSeat => "LEARNER_ALREADY_HAS_SEAT",
             Error::SeatAlreadyFree => "SEAT_ALREADY_FREE",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
             Error::Invalid(_) => "VALIDATION_ERROR",
             Error::MalformedJson(_) => "MALFORMED_JSON",
-            Error::Unauthenticated => "UNAUTHORIZED",
+            Error::Unauthenticated | Error::InvalidCredentials => "UNAUTHORIZED",
             Error::RouteNotFound => "NOT_FOUND",
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod engine;
@@ -27,6 +28,7 @@ use store::Store;
 
 pub struct App {
     engine: Arc<Engine>,
+    auth: Arc<auth::Authenticator>,
     settings: Settings,
     pub recovery: RecoveryReport,
 }
@@ -42,6 +44,8 @@ pub enum StartError {
     Store(#[from] store::OpenError),
     #[error("cannot start the actor threads: {0}")]
     Actors(std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthConfigError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +58,18 @@ impl App {
     /// Opens (or creates) the store in the data dir and rebuilds the engine from it.
     pub fn open(settings: &Settings) -> Result<App, StartError> {
         let started = Instant::now();
+        let auth = Arc::new(auth::Authenticator::new(&settings.auth)?);
+        if !settings.auth.enforce_roles {
+            tracing::warn!("roles are not enforced (enforce_roles = false): every identified caller may do everything");
+        }
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
             path: dir.clone(),
             source,
         })?;
         let (store, recovered) = Store::open(dir)?;
-        let (engine, recovery) = Engine::start(store, recovered, started).map_err(StartError::Actors)?;
+        let (engine, recovery) =
+            Engine::start(store, recovered, settings.auth.enforce_roles, started).map_err(StartError::Actors)?;
         tracing::info!(
             tenants = recovery.tenants,
             seats = recovery.seats,
@@ -75,6 +84,7 @@ impl App {
         );
         Ok(App {
             engine: Arc::new(engine),
+            auth,
             settings: settings.clone(),
             recovery,
         })
@@ -87,7 +97,11 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let routes = http::routes(Arc::clone(&self.engine), self.settings.max_body_bytes);
+        let routes = http::routes(http::Ctx {
+            engine: Arc::clone(&self.engine),
+            auth: Arc::clone(&self.auth),
+            body_limit: self.settings.max_body_bytes,
+        });
         let engine = Arc::clone(&self.engine);
         let (store_failed_tx, mut store_failed_rx) = tokio::sync::oneshot::channel();
         let stop = async move {

@@ -54,6 +54,7 @@ id_type!(TenantId, "tenant_id");
 id_type!(SeatId, "seat_id");
 id_type!(AuditId, "audit_id");
 id_type!(RoleId, "role_id");
+id_type!(EventId, "event_id");
 
 impl SeatId {
     /// The seat `offset` places after this one in a contiguous purchase block.

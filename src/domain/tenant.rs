@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{RoleId, TenantId, TenantName, Timestamp, UserId};
+use super::{EventId, RoleId, TenantId, TenantName, Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,4 +61,28 @@ pub struct Role {
     pub role: RoleKind,
     pub created_at: Timestamp,
     pub is_active: bool,
+    /// Additions to the old contract: who granted it, and who deactivated it when.
+    pub granted_by: Option<UserId>,
+    pub deactivated_at: Option<Timestamp>,
+    pub deactivated_by: Option<UserId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleChange {
+    Granted,
+    Deactivated,
+}
+
+/// One grant or deactivation, kept on disk for the trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleEvent {
+    pub id: EventId,
+    pub role_id: RoleId,
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub role: RoleKind,
+    pub change: RoleChange,
+    pub changed_by: UserId,
+    pub created_at: Timestamp,
 }

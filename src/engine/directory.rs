@@ -10,7 +10,7 @@ use std::sync::{PoisonError, RwLock};
 use actix::Addr;
 use dashmap::DashMap;
 
-use crate::domain::{Role, RoleId, Tenant, TenantId, UserId};
+use crate::domain::{Role, RoleId, RoleKind, Tenant, TenantId, TenantKind, UserId};
 use crate::store::Seq;
 
 use super::actor::TenantActor;
@@ -34,6 +34,31 @@ pub struct Roles {
 }
 
 impl Roles {
+    /// Replaces a stored role with a newer version of itself (deactivation).
+    pub fn update(&mut self, role: Role, seq: Seq) {
+        if !role.is_active && self.active.get(&(role.user_id.clone(), role.tenant_id)) == Some(&role.id) {
+            self.active.remove(&(role.user_id.clone(), role.tenant_id));
+        }
+        self.by_id.insert(role.id, (role, seq));
+    }
+
+    pub fn active_role(&self, user: &UserId, tenant: TenantId) -> Option<RoleKind> {
+        let id = self.active.get(&(user.clone(), tenant))?;
+        self.by_id.get(id).map(|(role, _)| role.role)
+    }
+
+    /// The tenants where the user holds an active role.
+    pub fn active_tenants(&self, user: &UserId) -> Vec<TenantId> {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+            .filter(|(role, _)| role.is_active)
+            .map(|(role, _)| role.tenant_id)
+            .collect()
+    }
+
     pub fn insert(&mut self, role: Role, seq: Seq) {
         if role.is_active {
             self.active.insert((role.user_id.clone(), role.tenant_id), role.id);
@@ -84,6 +109,25 @@ impl Directory {
     /// A tenant and the write it depends on.
     pub fn tenant(&self, id: TenantId) -> Option<(Tenant, Seq)> {
         self.tenants.get(&id).map(|e| (e.tenant.clone(), e.seq))
+    }
+
+    /// The district a tenant belongs to (itself for a district).
+    pub fn district_of(&self, id: TenantId) -> Option<TenantId> {
+        self.tenants.get(&id).map(|e| match e.tenant.kind {
+            TenantKind::District => id,
+            TenantKind::School => e.tenant.parent_id.unwrap_or(id),
+        })
+    }
+
+    /// Writes are refused in an inactive tenant, and in a school of an inactive district.
+    pub fn writable(&self, id: TenantId) -> Result<(), crate::error::Error> {
+        let active = |t: TenantId| self.tenants.get(&t).is_some_and(|e| e.tenant.is_active);
+        let district = self.district_of(id).unwrap_or(id);
+        if active(id) && active(district) {
+            Ok(())
+        } else {
+            Err(crate::error::Error::TenantInactive)
+        }
     }
 
     pub fn actor(&self, id: TenantId) -> Option<Addr<TenantActor>> {

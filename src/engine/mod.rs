@@ -4,6 +4,7 @@
 //! are served from the `Directory`. Every method waits until what it is about
 //! to reveal is durable before returning it.
 
+mod access;
 mod actor;
 mod arbiters;
 mod directory;
@@ -16,13 +17,17 @@ use std::time::Instant;
 
 use actix::{Addr, Message};
 
+use serde::Serialize;
+
 use crate::domain::{
-    Audit, Id, LearnerId, Reason, Role, RoleId, RoleKind, Seat, SeatCount, SeatId, SeatSummary, Tenant, TenantId,
-    TenantKind, TenantName, TenantPatch, Timestamp, UserId,
+    Audit, Caller, Id, LearnerId, Reason, Role, RoleChange, RoleEvent, RoleId, RoleKind, Seat, SeatCount, SeatId,
+    SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, UserId,
 };
 use crate::error::{Error, Missing};
 use crate::store::{IdSpace, Recovered, Seq, Store};
 
+use access::Access;
+pub use access::Action;
 use actor::{Pending, TenantActor};
 use arbiters::Arbiters;
 use directory::{Directory, Roles, TenantEntry};
@@ -38,7 +43,30 @@ pub struct RecoveryReport {
     pub millis: u128,
 }
 
+/// `GET /me`: who the caller is and what they may do where.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub user_id: UserId,
+    pub platform_admin: bool,
+    pub enforce_roles: bool,
+    pub roles: Vec<Role>,
+    /// Tenants where the caller holds a role, and the schools of such districts.
+    /// A platform admin may act everywhere; their list shows only their own roles.
+    pub tenants: Vec<Reach>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reach {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub kind: TenantKind,
+    /// The strongest role in effect here (held here or in the district).
+    pub role: Option<RoleKind>,
+    pub actions: Vec<Action>,
+}
+
 pub struct Engine {
+    access: Access,
     store: Arc<Store>,
     directory: Directory,
     router: Arc<SeatRouter>,
@@ -51,6 +79,7 @@ impl Engine {
     pub fn start(
         store: Arc<Store>,
         recovered: Recovered,
+        enforce_roles: bool,
         started: Instant,
     ) -> std::io::Result<(Engine, RecoveryReport)> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -118,6 +147,7 @@ impl Engine {
         };
         Ok((
             Engine {
+                access: Access { enforce: enforce_roles },
                 store,
                 directory,
                 router,
@@ -139,15 +169,18 @@ impl Engine {
 
     // ---- tenants -------------------------------------------------------
 
-    pub async fn create_district(&self, name: TenantName) -> Result<Tenant, Error> {
+    pub async fn create_district(&self, caller: &Caller, name: TenantName) -> Result<Tenant, Error> {
+        self.access.create_district(caller)?;
         self.create_tenant(name, TenantKind::District, None).await
     }
 
-    pub async fn create_school(&self, district: TenantId, name: TenantName) -> Result<Tenant, Error> {
+    pub async fn create_school(&self, caller: &Caller, district: TenantId, name: TenantName) -> Result<Tenant, Error> {
         match self.directory.tenant(district) {
             Some((parent, _)) if parent.kind == TenantKind::District => {}
             _ => return Err(Error::NotFound(Missing::District)),
         }
+        self.check(caller, Action::ManageTenant, district, Missing::District)?;
+        self.directory.writable(district)?;
         self.create_tenant(name, TenantKind::School, Some(district)).await
     }
 
@@ -191,14 +224,15 @@ impl Engine {
         Ok(tenant)
     }
 
-    pub async fn tenant(&self, id: TenantId) -> Result<Tenant, Error> {
+    pub async fn tenant(&self, caller: &Caller, id: TenantId) -> Result<Tenant, Error> {
+        self.check(caller, Action::Read, id, Missing::Tenant)?;
         let (tenant, seq) = self.directory.tenant(id).ok_or(Error::NotFound(Missing::Tenant))?;
         self.store.durable(seq).await?;
         Ok(tenant)
     }
 
     /// A district and its schools.
-    pub async fn district(&self, id: TenantId) -> Result<(Tenant, Vec<Tenant>), Error> {
+    pub async fn district(&self, caller: &Caller, id: TenantId) -> Result<(Tenant, Vec<Tenant>), Error> {
         let (district, children, mut seq) = {
             let entry = self
                 .directory
@@ -210,6 +244,7 @@ impl Engine {
             }
             (entry.tenant.clone(), entry.children.clone(), entry.seq)
         };
+        self.check(caller, Action::Read, id, Missing::District)?;
         let mut schools = Vec::with_capacity(children.len());
         for child in children {
             if let Some((school, s)) = self.directory.tenant(child) {
@@ -221,7 +256,10 @@ impl Engine {
         Ok((district, schools))
     }
 
-    pub async fn update_tenant(&self, id: TenantId, patch: TenantPatch) -> Result<Tenant, Error> {
+    /// Renames or (de)activates a tenant. Allowed on an inactive tenant: this
+    /// is how it is reactivated.
+    pub async fn update_tenant(&self, caller: &Caller, id: TenantId, patch: TenantPatch) -> Result<Tenant, Error> {
+        self.check(caller, Action::ManageTenant, id, Missing::Tenant)?;
         let (tenant, seq) = {
             // The entry's shard lock orders concurrent updates of one tenant:
             // memory and disk see them in the same order.
@@ -250,27 +288,68 @@ impl Engine {
 
     // ---- seats ----------------------------------------------------------
 
-    pub async fn purchase(&self, tenant: TenantId, count: SeatCount, by: UserId) -> Result<Vec<Seat>, Error> {
+    pub async fn purchase(&self, caller: &Caller, tenant: TenantId, count: SeatCount) -> Result<Vec<Seat>, Error> {
+        self.check(caller, Action::Purchase, tenant, Missing::Tenant)?;
+        self.directory.writable(tenant)?;
         let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
-        self.ask(&actor, actor::Purchase { count, by }).await
+        self.ask(
+            &actor,
+            actor::Purchase {
+                count,
+                by: caller.user.clone(),
+            },
+        )
+        .await
     }
 
-    pub async fn allocate(&self, seat: SeatId, learner: LearnerId, by: UserId) -> Result<Seat, Error> {
-        let actor = self.seat_actor(seat)?;
-        self.ask(&actor, actor::Allocate { seat, learner, by }).await
+    pub async fn allocate(&self, caller: &Caller, seat: SeatId, learner: LearnerId) -> Result<Seat, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat)?;
+        self.directory.writable(tenant)?;
+        self.ask(
+            &actor,
+            actor::Allocate {
+                seat,
+                learner,
+                by: caller.user.clone(),
+            },
+        )
+        .await
     }
 
-    pub async fn reclaim(&self, seat: SeatId, reason: Reason, by: UserId) -> Result<Seat, Error> {
-        let actor = self.seat_actor(seat)?;
-        self.ask(&actor, actor::Reclaim { seat, reason, by }).await
+    pub async fn reclaim(&self, caller: &Caller, seat: SeatId, reason: Reason) -> Result<Seat, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat)?;
+        self.directory.writable(tenant)?;
+        self.ask(
+            &actor,
+            actor::Reclaim {
+                seat,
+                reason,
+                by: caller.user.clone(),
+            },
+        )
+        .await
     }
 
-    pub async fn seat(&self, seat: SeatId) -> Result<Seat, Error> {
-        let actor = self.seat_actor(seat)?;
-        self.ask(&actor, actor::GetSeat { seat }).await
+    /// A seat; learners (and anyone else with a role in the district) may
+    /// read the seat they hold themselves.
+    pub async fn seat(&self, caller: &Caller, seat: SeatId) -> Result<Seat, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        let allowed = self.check(caller, Action::Read, tenant, Missing::Seat);
+        if let Err(refusal @ Error::NotFound(_)) = allowed {
+            return Err(refusal);
+        }
+        let found = self.ask(&actor, actor::GetSeat { seat }).await?;
+        match allowed {
+            Ok(()) => Ok(found),
+            Err(_) if found.learner_id.as_ref().map(LearnerId::as_str) == Some(caller.user.as_str()) => Ok(found),
+            Err(refusal) => Err(refusal),
+        }
     }
 
-    pub async fn summary(&self, tenant: TenantId) -> Result<SeatSummary, Error> {
+    pub async fn summary(&self, caller: &Caller, tenant: TenantId) -> Result<SeatSummary, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant)?;
         let (meta, seq) = self.directory.tenant(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
         let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
         let counts = self.ask(&actor, actor::Summary {}).await?;
@@ -287,8 +366,9 @@ impl Engine {
     }
 
     /// A seat's audit entries, oldest first.
-    pub async fn seat_audit(&self, seat: SeatId) -> Result<Vec<Audit>, Error> {
-        let actor = self.seat_actor(seat)?;
+    pub async fn seat_audit(&self, caller: &Caller, seat: SeatId) -> Result<Vec<Audit>, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::ReadAudit, tenant, Missing::Seat)?;
         let block = self.ask(&actor, actor::GetBlock { seat }).await?;
         let entries = self.store.seat_audit(seat, &block)?;
         // The scan read sled directly and may have seen writes still in
@@ -299,12 +379,17 @@ impl Engine {
 
     // ---- roles ----------------------------------------------------------
 
-    pub async fn assign_role(&self, user: UserId, tenant: TenantId, kind: RoleKind) -> Result<Role, Error> {
-        if !self.directory.tenants.contains_key(&tenant) {
-            return Err(Error::NotFound(Missing::Tenant));
-        }
+    pub async fn assign_role(
+        &self,
+        caller: &Caller,
+        user: UserId,
+        tenant: TenantId,
+        kind: RoleKind,
+    ) -> Result<Role, Error> {
+        self.check(caller, Action::ManageRoles, tenant, Missing::Tenant)?;
+        self.directory.writable(tenant)?;
         // The write lock makes check-then-insert atomic (rule 6); it is held
-        // for one small sled insert, never across the flush.
+        // for one small sled write, never across the flush.
         let granted = {
             let mut roles = self.directory.roles_write();
             let existing = roles
@@ -314,15 +399,21 @@ impl Engine {
             match existing {
                 Some((_, seq)) => Err(*seq),
                 None => {
+                    let now = Timestamp::now();
                     let role = Role {
                         id: self.new_id(IdSpace::Role)?,
                         user_id: user,
                         tenant_id: tenant,
                         role: kind,
-                        created_at: Timestamp::now(),
+                        created_at: now,
                         is_active: true,
+                        granted_by: Some(caller.user.clone()),
+                        deactivated_at: None,
+                        deactivated_by: None,
                     };
-                    let seq = self.store.put_role(&role)?;
+                    let seq = self
+                        .store
+                        .put_role(&role, &self.role_event(&role, RoleChange::Granted, caller, now)?)?;
                     roles.insert(role.clone(), seq);
                     Ok((role, seq))
                 }
@@ -341,7 +432,64 @@ impl Engine {
         }
     }
 
-    pub async fn tenant_roles(&self, tenant: TenantId) -> Result<Vec<Role>, Error> {
+    /// Sets a role inactive, keeping it (and the user may be granted a role
+    /// in the tenant again).
+    pub async fn deactivate_role(&self, caller: &Caller, id: RoleId) -> Result<Role, Error> {
+        let tenant = {
+            let roles = self.directory.roles_read();
+            roles
+                .by_id
+                .get(&id)
+                .map(|(role, _)| role.tenant_id)
+                .ok_or(Error::NotFound(Missing::Role))?
+        };
+        self.check(caller, Action::ManageRoles, tenant, Missing::Role)?;
+        self.directory.writable(tenant)?;
+        let (role, seq) = {
+            let mut roles = self.directory.roles_write();
+            let (current, seq) = roles.by_id.get(&id).cloned().ok_or(Error::NotFound(Missing::Role))?;
+            if !current.is_active {
+                (Err(Error::RoleInactive), seq)
+            } else {
+                let now = Timestamp::now();
+                let role = Role {
+                    is_active: false,
+                    deactivated_at: Some(now),
+                    deactivated_by: Some(caller.user.clone()),
+                    ..current
+                };
+                let seq = self
+                    .store
+                    .put_role(&role, &self.role_event(&role, RoleChange::Deactivated, caller, now)?)?;
+                roles.update(role.clone(), seq);
+                (Ok(role), seq)
+            }
+        };
+        self.store.durable(seq).await?;
+        role
+    }
+
+    fn role_event(&self, role: &Role, change: RoleChange, caller: &Caller, at: Timestamp) -> Result<RoleEvent, Error> {
+        Ok(RoleEvent {
+            id: self.new_id(IdSpace::RoleEvent)?,
+            role_id: role.id,
+            user_id: role.user_id.clone(),
+            tenant_id: role.tenant_id,
+            role: role.role,
+            change,
+            changed_by: caller.user.clone(),
+            created_at: at,
+        })
+    }
+
+    /// Every role in a tenant, active or not.
+    pub async fn tenant_roles(&self, caller: &Caller, tenant: TenantId) -> Result<Vec<Role>, Error> {
+        // The old service listed an unknown tenant as empty; keep that where
+        // no one is being kept out.
+        let open = !self.access.enforce || caller.platform_admin;
+        if !open || self.directory.tenants.contains_key(&tenant) {
+            self.check(caller, Action::Read, tenant, Missing::Tenant)?;
+        }
         let (roles, seq) = {
             let index = self.directory.roles_read();
             Self::listed(&index, index.by_tenant.get(&tenant), |_| true)
@@ -350,13 +498,70 @@ impl Engine {
         Ok(roles)
     }
 
-    pub async fn user_roles(&self, user: &UserId) -> Result<Vec<Role>, Error> {
+    /// A tenant's role grants and deactivations, oldest first (admins in scope).
+    pub async fn role_events(&self, caller: &Caller, tenant: TenantId) -> Result<Vec<RoleEvent>, Error> {
+        self.check(caller, Action::ManageRoles, tenant, Missing::Tenant)?;
+        let events = self.store.role_events(tenant)?;
+        self.store.durable(self.store.latest()).await?;
+        Ok(events)
+    }
+
+    /// A user's active roles: all of them for the user themself, otherwise
+    /// only those in tenants the caller administers.
+    pub async fn user_roles(&self, caller: &Caller, user: &UserId) -> Result<Vec<Role>, Error> {
+        let everything = !self.access.enforce || caller.platform_admin || caller.user == *user;
         let (roles, seq) = {
             let index = self.directory.roles_read();
             Self::listed(&index, index.by_user.get(user), |r| r.is_active)
         };
+        let roles = if everything {
+            roles
+        } else {
+            roles
+                .into_iter()
+                .filter(|r| {
+                    self.access
+                        .allows(&self.directory, caller, Action::ManageRoles, r.tenant_id)
+                })
+                .collect()
+        };
         self.store.durable(seq).await?;
         Ok(roles)
+    }
+
+    /// The caller, their active roles, and what they may do in each tenant in reach.
+    pub async fn me(&self, caller: &Caller) -> Result<Me, Error> {
+        let roles = self.user_roles(caller, &caller.user).await?;
+        let mut reach: Vec<TenantId> = Vec::new();
+        for role in &roles {
+            reach.push(role.tenant_id);
+            if let Some(entry) = self.directory.tenants.get(&role.tenant_id) {
+                reach.extend(entry.children.iter().copied());
+            }
+        }
+        reach.sort_unstable();
+        reach.dedup();
+        let tenants = reach
+            .into_iter()
+            .filter_map(|id| {
+                let (tenant, _) = self.directory.tenant(id)?;
+                let district = self.directory.district_of(id)?;
+                Some(Reach {
+                    tenant_id: id,
+                    name: tenant.name.as_str().to_owned(),
+                    kind: tenant.kind,
+                    role: access::effective_role(&self.directory, &caller.user, id, district),
+                    actions: self.access.actions(&self.directory, caller, id),
+                })
+            })
+            .collect();
+        Ok(Me {
+            user_id: caller.user.clone(),
+            platform_admin: caller.platform_admin,
+            enforce_roles: self.access.enforce,
+            roles,
+            tenants,
+        })
     }
 
     fn listed(index: &Roles, ids: Option<&Vec<RoleId>>, keep: impl Fn(&Role) -> bool) -> (Vec<Role>, Seq) {
@@ -370,10 +575,15 @@ impl Engine {
         I::new(raw).ok_or_else(|| Error::Internal(anyhow::anyhow!("store handed out id 0")))
     }
 
-    fn seat_actor(&self, seat: SeatId) -> Result<Addr<TenantActor>, Error> {
+    fn check(&self, caller: &Caller, action: Action, tenant: TenantId, hidden: Missing) -> Result<(), Error> {
+        self.access.check(&self.directory, caller, action, tenant, hidden)
+    }
+
+    /// The tenant that owns a seat, and its actor.
+    fn seat_owner(&self, seat: SeatId) -> Result<(TenantId, Addr<TenantActor>), Error> {
         self.router
             .tenant_of(seat)
-            .and_then(|tenant| self.directory.actor(tenant))
+            .and_then(|tenant| Some((tenant, self.directory.actor(tenant)?)))
             .ok_or(Error::NotFound(Missing::Seat))
     }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
-use crate::domain::{Id, UserId};
+use crate::auth::Authenticator;
+use crate::domain::{Caller, Id};
 use crate::engine::Engine;
 use crate::error::Error;
 
@@ -17,13 +18,14 @@ pub fn with_engine(engine: Arc<Engine>) -> impl Filter<Extract = (Arc<Engine>,),
     warp::any().map(move || Arc::clone(&engine))
 }
 
-/// The caller from `X-User-ID` (set by the gateway); 401 when missing or blank.
-pub fn caller() -> impl Filter<Extract = (UserId,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("x-user-id").and_then(|raw: Option<String>| async move {
-        raw.as_deref()
-            .and_then(|r| UserId::parse(r).ok())
-            .ok_or_else(|| warp::reject::custom(Error::Unauthenticated))
-    })
+/// The caller, identified by the configured scheme (X-User-ID or a bearer token).
+pub fn caller(auth: Arc<Authenticator>) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("x-user-id")
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(move |user: Option<String>, bearer: Option<String>| {
+            let identified = auth.identify(user.as_deref(), bearer.as_deref());
+            async move { identified.map_err(warp::reject::custom) }
+        })
 }
 
 /// A JSON object body of at most `limit` bytes, with or without a

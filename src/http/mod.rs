@@ -16,6 +16,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
+use crate::auth::Authenticator;
 use crate::engine::Engine;
 use crate::error::Error;
 
@@ -38,15 +39,21 @@ fn ok<T: Serialize>(value: &T) -> Box<dyn Reply> {
     Box::new(warp::reply::json(value))
 }
 
+/// What every route needs.
+#[derive(Clone)]
+pub struct Ctx {
+    pub engine: Arc<Engine>,
+    pub auth: Arc<Authenticator>,
+    pub body_limit: u64,
+}
+
 /// Every route of the service, with error mapping and request logging.
-pub fn routes(
-    engine: Arc<Engine>,
-    body_limit: u64,
-) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let api = tenants::routes(engine.clone(), body_limit)
-        .or(seats::routes(engine.clone(), body_limit))
+pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let body_limit = ctx.body_limit;
+    let api = tenants::routes(&ctx)
+        .or(seats::routes(&ctx))
         .unify()
-        .or(roles::routes(engine, body_limit))
+        .or(roles::routes(&ctx))
         .unify();
     health::routes()
         .map(|r| Box::new(r) as Box<dyn Reply>)
@@ -71,7 +78,14 @@ pub fn error_reply(err: &Error) -> warp::reply::Response {
         tracing::error!(error = ?err, "request failed");
     }
     let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
-    warp::reply::with_status(body, status).into_response()
+    let mut response = warp::reply::with_status(body, status).into_response();
+    if let Some(challenge) = err.challenge() {
+        response.headers_mut().insert(
+            warp::http::header::WWW_AUTHENTICATE,
+            warp::http::HeaderValue::from_static(challenge),
+        );
+    }
+    response
 }
 
 async fn recover(rejection: Rejection, body_limit: u64) -> Result<warp::reply::Response, Infallible> {

@@ -7,8 +7,8 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use super::extract::{caller, json, with_engine};
-use super::{created, ok, respond, Answer};
-use crate::domain::{Id, Tenant, TenantId, TenantName, TenantPatch, UserId};
+use super::{created, ok, respond, Answer, Ctx};
+use crate::domain::{Caller, Id, Tenant, TenantId, TenantName, TenantPatch};
 use crate::engine::Engine;
 
 #[derive(Deserialize)]
@@ -29,38 +29,38 @@ struct DistrictView {
     children: Vec<Tenant>,
 }
 
-pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)> {
+pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
     let create_district = warp::path!("api" / "v1" / "district")
         .and(warp::post())
-        .and(caller())
-        .and(json::<NameBody>(limit))
-        .and(with_engine(engine.clone()))
+        .and(caller(ctx.auth.clone()))
+        .and(json::<NameBody>(ctx.body_limit))
+        .and(with_engine(ctx.engine.clone()))
         .then(create_district)
         .map(respond);
     let get_district = warp::path!("api" / "v1" / "district" / String)
         .and(warp::get())
-        .and(caller())
-        .and(with_engine(engine.clone()))
+        .and(caller(ctx.auth.clone()))
+        .and(with_engine(ctx.engine.clone()))
         .then(get_district)
         .map(respond);
     let create_school = warp::path!("api" / "v1" / "district" / String / "schools")
         .and(warp::post())
-        .and(caller())
-        .and(json::<NameBody>(limit))
-        .and(with_engine(engine.clone()))
+        .and(caller(ctx.auth.clone()))
+        .and(json::<NameBody>(ctx.body_limit))
+        .and(with_engine(ctx.engine.clone()))
         .then(create_school)
         .map(respond);
     let get_tenant = warp::path!("api" / "v1" / "tenant" / String)
         .and(warp::get())
-        .and(caller())
-        .and(with_engine(engine.clone()))
+        .and(caller(ctx.auth.clone()))
+        .and(with_engine(ctx.engine.clone()))
         .then(get_tenant)
         .map(respond);
     let update_tenant = warp::path!("api" / "v1" / "tenant" / String)
         .and(warp::put())
-        .and(caller())
-        .and(json::<UpdateBody>(limit))
-        .and(with_engine(engine))
+        .and(caller(ctx.auth.clone()))
+        .and(json::<UpdateBody>(ctx.body_limit))
+        .and(with_engine(ctx.engine.clone()))
         .then(update_tenant)
         .map(respond);
     create_district
@@ -75,33 +75,33 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Box<dyn Reply>,)>
         .boxed()
 }
 
-async fn create_district(_: UserId, body: NameBody, engine: Arc<Engine>) -> Answer {
+async fn create_district(caller: Caller, body: NameBody, engine: Arc<Engine>) -> Answer {
     let name = TenantName::parse(body.name)?;
-    Ok(created(&engine.create_district(name).await?))
+    Ok(created(&engine.create_district(&caller, name).await?))
 }
 
-async fn get_district(id: String, _: UserId, engine: Arc<Engine>) -> Answer {
+async fn get_district(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
     let id = TenantId::parse_str(&id)?;
-    let (district, children) = engine.district(id).await?;
+    let (district, children) = engine.district(&caller, id).await?;
     Ok(ok(&DistrictView { district, children }))
 }
 
-async fn create_school(id: String, _: UserId, body: NameBody, engine: Arc<Engine>) -> Answer {
+async fn create_school(id: String, caller: Caller, body: NameBody, engine: Arc<Engine>) -> Answer {
     let id = TenantId::parse_str(&id)?;
     let name = TenantName::parse(body.name)?;
-    Ok(created(&engine.create_school(id, name).await?))
+    Ok(created(&engine.create_school(&caller, id, name).await?))
 }
 
-async fn get_tenant(id: String, _: UserId, engine: Arc<Engine>) -> Answer {
+async fn get_tenant(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
     let id = TenantId::parse_str(&id)?;
-    Ok(ok(&engine.tenant(id).await?))
+    Ok(ok(&engine.tenant(&caller, id).await?))
 }
 
-async fn update_tenant(id: String, _: UserId, body: UpdateBody, engine: Arc<Engine>) -> Answer {
+async fn update_tenant(id: String, caller: Caller, body: UpdateBody, engine: Arc<Engine>) -> Answer {
     let id = TenantId::parse_str(&id)?;
     let patch = TenantPatch {
         name: body.name.map(TenantName::parse).transpose()?,
         is_active: body.is_active,
     };
-    Ok(ok(&engine.update_tenant(id, patch).await?))
+    Ok(ok(&engine.update_tenant(&caller, id, patch).await?))
 }

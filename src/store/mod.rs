@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::domain::{Audit, Id, Role, SeatId, SeatState, Tenant};
+use crate::domain::{Audit, Id, Role, RoleEvent, SeatId, SeatState, Tenant, TenantId};
 use crate::error::Error;
 use commit::GroupCommit;
 pub use commit::{Durable, FlushStats};
@@ -28,6 +28,7 @@ pub enum IdSpace {
     Seat = 1,
     Audit = 2,
     Role = 3,
+    RoleEvent = 4,
 }
 
 /// How many ids a lease reserves beyond what is asked for. The lease is
@@ -67,7 +68,7 @@ pub struct Store {
     flusher: Mutex<Option<JoinHandle<()>>>,
     /// One lease per id space. A std mutex: held for an increment, and for one
     /// small sled insert when a lease runs out; never across an await.
-    leases: [Mutex<Lease>; 4],
+    leases: [Mutex<Lease>; 5],
 }
 
 impl Store {
@@ -96,7 +97,7 @@ impl Store {
             source,
         };
 
-        let mut leases = [Lease { next: 1, upto: 1 }; 4];
+        let mut leases = [Lease { next: 1, upto: 1 }; 5];
         for item in db.scan_prefix([records::LEASE]) {
             let (k, v) = item.map_err(open_err)?;
             let upto: u64 = decode(&k, &v).map_err(read_err)?;
@@ -144,8 +145,25 @@ impl Store {
         self.put(key(records::TENANT, tenant.id.get()), encode(tenant))
     }
 
-    pub fn put_role(&self, role: &Role) -> Result<Seq, Error> {
-        self.put(key(records::ROLE, role.id.get()), encode(role))
+    /// A role's new version and the event that made it, in one atomic batch.
+    pub fn put_role(&self, role: &Role, event: &RoleEvent) -> Result<Seq, Error> {
+        self.writable()?;
+        let mut batch = sled::Batch::default();
+        batch.insert(&key(records::ROLE, role.id.get()), encode(role));
+        batch.insert(&records::role_event_key(event.tenant_id, event.id), encode(event));
+        self.db.apply_batch(batch).map_err(unavailable)?;
+        Ok(self.commit.wrote())
+    }
+
+    /// A tenant's role grants and deactivations, oldest first.
+    pub fn role_events(&self, tenant: TenantId) -> Result<Vec<RoleEvent>, Error> {
+        self.db
+            .scan_prefix(key(records::ROLE_EVENT, tenant.get()))
+            .map(|item| {
+                let (k, v) = item.map_err(unavailable)?;
+                decode(&k, &v).map_err(|e| Error::Internal(e.into()))
+            })
+            .collect()
     }
 
     pub fn put_block(&self, block: &BlockRecord) -> Result<Seq, Error> {

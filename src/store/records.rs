@@ -8,7 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AuditId, Id, LearnerId, SeatId, SeatState, TenantId, Timestamp, UserId};
+use crate::domain::{AuditId, EventId, Id, LearnerId, SeatId, SeatState, TenantId, Timestamp, UserId};
 
 /// The format version of every record written by this build.
 pub const FORMAT: u8 = 1;
@@ -19,6 +19,7 @@ pub const BLOCK: u8 = b'B';
 pub const SEAT: u8 = b'S';
 pub const AUDIT: u8 = b'A';
 pub const LEASE: u8 = b'L';
+pub const ROLE_EVENT: u8 = b'E';
 
 pub fn key(kind: u8, id: u64) -> [u8; 9] {
     let mut k = [kind; 9];
@@ -30,6 +31,14 @@ pub fn audit_key(seat: SeatId, audit: AuditId) -> [u8; 17] {
     let mut k = [AUDIT; 17];
     k[1..9].copy_from_slice(&seat.get().to_be_bytes());
     k[9..].copy_from_slice(&audit.get().to_be_bytes());
+    k
+}
+
+/// Role events are keyed by tenant first, so a tenant's trail is one prefix scan.
+pub fn role_event_key(tenant: TenantId, event: EventId) -> [u8; 17] {
+    let mut k = [ROLE_EVENT; 17];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..].copy_from_slice(&event.get().to_be_bytes());
     k
 }
 

@@ -23,6 +23,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "info")
+            .env("TENANT_ENFORCE_ROLES", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

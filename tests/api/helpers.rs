@@ -15,6 +15,8 @@ pub const ADMIN: &str = "admin_7";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Kept so that a restart starts with the same configuration.
+    pub settings: Settings,
     pub client: reqwest::Client,
     /// Kept alive for the whole test (and across restarts), removed on drop.
     pub dir: Arc<tempfile::TempDir>,
@@ -44,16 +46,23 @@ impl Response {
 }
 
 impl TestApp {
+    /// The old contract: header identity, roles not enforced.
     pub async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        Self::spawn_in(Arc::new(dir)).await
+        Self::spawn_with(|s| s.auth.enforce_roles = false).await
     }
 
-    pub async fn spawn_in(dir: Arc<tempfile::TempDir>) -> TestApp {
-        let settings = Settings {
+    /// A fresh data dir and settings adjusted by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")));
+        let mut settings = Settings {
             data_dir: dir.path().join("data"),
             ..Settings::default()
         };
+        configure(&mut settings);
+        Self::start(dir, settings).await
+    }
+
+    async fn start(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
         let app = App::open(&settings).unwrap_or_else(|e| panic!("open: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -73,6 +82,7 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("client: {e}"));
         TestApp {
             addr,
+            settings,
             client,
             dir,
             shutdown: Some(tx),
@@ -92,8 +102,9 @@ impl TestApp {
 
     /// Stops and starts again on the same data dir.
     pub async fn restart(self) -> TestApp {
+        let settings = self.settings.clone();
         let dir = self.stop().await;
-        TestApp::spawn_in(dir).await
+        TestApp::start(dir, settings).await
     }
 
     async fn shutdown_now(&mut self) {

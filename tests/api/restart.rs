@@ -40,15 +40,6 @@ async fn a_varied_history_survives_a_restart() {
     for &s in seats.iter().take(10).step_by(2) {
         assert_eq!(app.reclaim(s, Some("moved")).await.status, 200);
     }
-    assert_eq!(
-        app.put(
-            &format!("/api/v1/tenant/{b}"),
-            json!({"name": "B renamed", "is_active": false})
-        )
-        .await
-        .status,
-        200
-    );
     for (user, tenant, role) in [("t1", d, "teacher"), ("t1", a, "admin"), ("m1", b, "manager")] {
         let r = app
             .post(
@@ -58,6 +49,15 @@ async fn a_varied_history_survives_a_restart() {
             .await;
         assert_eq!(r.status, 201);
     }
+    assert_eq!(
+        app.put(
+            &format!("/api/v1/tenant/{b}"),
+            json!({"name": "B renamed", "is_active": false})
+        )
+        .await
+        .status,
+        200
+    );
     let tenants = [d, a, b, other];
     let users = ["t1", "m1"];
     let before = snapshot(&app, &tenants, &seats, &users).await;

@@ -1,0 +1,131 @@
+//! Who may do what, decided from the in-memory directory only (never through
+//! a tenant actor's mailbox, so authorization costs a few hash lookups).
+//!
+//! A role held in a district applies to all its schools; only active roles
+//! count. A caller with no role anywhere in the tenant's district is told the
+//! tenant does not exist (no enumeration); one with a role there that is not
+//! enough gets 403 naming the role required.
+
+use serde::Serialize;
+
+use crate::domain::{Caller, RoleKind, TenantId, UserId};
+use crate::error::{Error, Missing};
+
+use super::directory::Directory;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Read,
+    ReadAudit,
+    Allocate,
+    Purchase,
+    ManageTenant,
+    ManageRoles,
+}
+
+impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::Read,
+        Action::ReadAudit,
+        Action::Allocate,
+        Action::Purchase,
+        Action::ManageTenant,
+        Action::ManageRoles,
+    ];
+
+    /// The least role that may perform the action (the matrix).
+    fn least(self) -> RoleKind {
+        match self {
+            Action::Read => RoleKind::Teacher,
+            Action::ReadAudit | Action::Allocate => RoleKind::Manager,
+            Action::Purchase | Action::ManageTenant | Action::ManageRoles => RoleKind::Admin,
+        }
+    }
+}
+
+fn rank(role: RoleKind) -> u8 {
+    match role {
+        RoleKind::Learner => 0,
+        RoleKind::Teacher => 1,
+        RoleKind::Manager => 2,
+        RoleKind::Admin => 3,
+    }
+}
+
+fn name(role: RoleKind) -> &'static str {
+    match role {
+        RoleKind::Admin => "admin",
+        RoleKind::Manager => "manager",
+        RoleKind::Teacher => "teacher",
+        RoleKind::Learner => "learner",
+    }
+}
+
+/// The authorization policy. `enforce: false` is the old service's behaviour:
+/// every identified caller may do everything.
+pub struct Access {
+    pub enforce: bool,
+}
+
+impl Access {
+    /// Allows `action` on `tenant`, or says why not. `hidden` is what a caller
+    /// with no role in the district is told is missing.
+    pub fn check(
+        &self,
+        directory: &Directory,
+        caller: &Caller,
+        action: Action,
+        tenant: TenantId,
+        hidden: Missing,
+    ) -> Result<(), Error> {
+        let district = directory.district_of(tenant).ok_or(Error::NotFound(hidden))?;
+        if !self.enforce || caller.platform_admin {
+            return Ok(());
+        }
+        match effective_role(directory, &caller.user, tenant, district) {
+            Some(role) if rank(role) >= rank(action.least()) => Ok(()),
+            Some(_) => Err(Error::Forbidden(name(action.least()))),
+            None if has_role_in_district(directory, &caller.user, district) => {
+                Err(Error::Forbidden(name(action.least())))
+            }
+            None => Err(Error::NotFound(hidden)),
+        }
+    }
+
+    pub fn create_district(&self, caller: &Caller) -> Result<(), Error> {
+        if self.enforce && !caller.platform_admin {
+            return Err(Error::PlatformAdminOnly);
+        }
+        Ok(())
+    }
+
+    pub fn allows(&self, directory: &Directory, caller: &Caller, action: Action, tenant: TenantId) -> bool {
+        self.check(directory, caller, action, tenant, Missing::Tenant).is_ok()
+    }
+
+    /// The actions a caller may perform on a tenant (for `GET /me`).
+    pub fn actions(&self, directory: &Directory, caller: &Caller, tenant: TenantId) -> Vec<Action> {
+        Action::ALL
+            .into_iter()
+            .filter(|a| self.allows(directory, caller, *a, tenant))
+            .collect()
+    }
+}
+
+/// The strongest active role the user holds in the tenant or in its district.
+pub fn effective_role(directory: &Directory, user: &UserId, tenant: TenantId, district: TenantId) -> Option<RoleKind> {
+    let roles = directory.roles_read();
+    let held = |t: TenantId| roles.active_role(user, t);
+    let here = held(tenant);
+    let above = if district != tenant { held(district) } else { None };
+    match (here, above) {
+        (Some(a), Some(b)) => Some(if rank(a) >= rank(b) { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn has_role_in_district(directory: &Directory, user: &UserId, district: TenantId) -> bool {
+    let tenants = directory.roles_read().active_tenants(user);
+    tenants.into_iter().any(|t| directory.district_of(t) == Some(district))
+}
