@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::domain::{Caller, RoleKind, TenantId, UserId};
 use crate::error::{Error, Missing};
+use crate::store::Seq;
 
 use super::directory::Directory;
 
@@ -71,6 +72,10 @@ pub struct Access {
 impl Access {
     /// Allows `action` on `tenant`, or says why not. `hidden` is what a caller
     /// with no role in the district is told is missing.
+    ///
+    /// The verdict comes with the sequence of the latest write it depended on
+    /// (the tenant, its district, the caller's roles): the caller must wait
+    /// for it, so a grant or deactivation still in flight is never acted on.
     pub fn check(
         &self,
         directory: &Directory,
@@ -78,19 +83,23 @@ impl Access {
         action: Action,
         tenant: TenantId,
         hidden: Missing,
-    ) -> Result<(), Error> {
-        let district = directory.district_of(tenant).ok_or(Error::NotFound(hidden))?;
+    ) -> (Result<(), Error>, Seq) {
+        let Some((district, tenant_seq)) = directory.scope(tenant) else {
+            return (Err(Error::NotFound(hidden)), 0);
+        };
         if !self.enforce || caller.platform_admin {
-            return Ok(());
+            return (Ok(()), tenant_seq);
         }
-        match effective_role(directory, &caller.user, tenant, district) {
+        let seq = tenant_seq.max(directory.roles_read().latest_for(&caller.user));
+        let verdict = match effective_role(directory, &caller.user, tenant, district) {
             Some(role) if rank(role) >= rank(action.least()) => Ok(()),
             Some(_) => Err(Error::Forbidden(name(action.least()))),
             None if has_role_in_district(directory, &caller.user, district) => {
                 Err(Error::Forbidden(name(action.least())))
             }
             None => Err(Error::NotFound(hidden)),
-        }
+        };
+        (verdict, seq)
     }
 
     pub fn create_district(&self, caller: &Caller) -> Result<(), Error> {
@@ -101,7 +110,7 @@ impl Access {
     }
 
     pub fn allows(&self, directory: &Directory, caller: &Caller, action: Action, tenant: TenantId) -> bool {
-        self.check(directory, caller, action, tenant, Missing::Tenant).is_ok()
+        self.check(directory, caller, action, tenant, Missing::Tenant).0.is_ok()
     }
 
     /// The actions a caller may perform on a tenant (for `GET /me`).

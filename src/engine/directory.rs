@@ -42,6 +42,18 @@ impl Roles {
         self.by_id.insert(role.id, (role, seq));
     }
 
+    /// The latest write among a user's roles (grants and deactivations).
+    pub fn latest_for(&self, user: &UserId) -> Seq {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+            .map(|(_, seq)| *seq)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn active_role(&self, user: &UserId, tenant: TenantId) -> Option<RoleKind> {
         let id = self.active.get(&(user.clone(), tenant))?;
         self.by_id.get(id).map(|(role, _)| role.role)
@@ -119,15 +131,25 @@ impl Directory {
         })
     }
 
-    /// Writes are refused in an inactive tenant, and in a school of an inactive district.
-    pub fn writable(&self, id: TenantId) -> Result<(), crate::error::Error> {
-        let active = |t: TenantId| self.tenants.get(&t).is_some_and(|e| e.tenant.is_active);
+    /// A tenant's district, and the latest write to either of them.
+    pub fn scope(&self, id: TenantId) -> Option<(TenantId, Seq)> {
+        let district = self.district_of(id)?;
+        let seq = |t: TenantId| self.tenants.get(&t).map_or(0, |e| e.seq);
+        Some((district, seq(id).max(seq(district))))
+    }
+
+    /// Writes are refused in an inactive tenant, and in a school of an
+    /// inactive district. Returns the write the answer depends on.
+    pub fn writable(&self, id: TenantId) -> (Result<(), crate::error::Error>, Seq) {
+        let state = |t: TenantId| self.tenants.get(&t).map_or((false, 0), |e| (e.tenant.is_active, e.seq));
         let district = self.district_of(id).unwrap_or(id);
-        if active(id) && active(district) {
+        let ((here, s1), (above, s2)) = (state(id), state(district));
+        let verdict = if here && above {
             Ok(())
         } else {
             Err(crate::error::Error::TenantInactive)
-        }
+        };
+        (verdict, s1.max(s2))
     }
 
     pub fn actor(&self, id: TenantId) -> Option<Addr<TenantActor>> {

@@ -179,8 +179,9 @@ impl Engine {
             Some((parent, _)) if parent.kind == TenantKind::District => {}
             _ => return Err(Error::NotFound(Missing::District)),
         }
-        self.check(caller, Action::ManageTenant, district, Missing::District)?;
-        self.directory.writable(district)?;
+        self.check(caller, Action::ManageTenant, district, Missing::District)
+            .await?;
+        self.writable(district).await?;
         self.create_tenant(name, TenantKind::School, Some(district)).await
     }
 
@@ -225,7 +226,7 @@ impl Engine {
     }
 
     pub async fn tenant(&self, caller: &Caller, id: TenantId) -> Result<Tenant, Error> {
-        self.check(caller, Action::Read, id, Missing::Tenant)?;
+        self.check(caller, Action::Read, id, Missing::Tenant).await?;
         let (tenant, seq) = self.directory.tenant(id).ok_or(Error::NotFound(Missing::Tenant))?;
         self.store.durable(seq).await?;
         Ok(tenant)
@@ -244,7 +245,7 @@ impl Engine {
             }
             (entry.tenant.clone(), entry.children.clone(), entry.seq)
         };
-        self.check(caller, Action::Read, id, Missing::District)?;
+        self.check(caller, Action::Read, id, Missing::District).await?;
         let mut schools = Vec::with_capacity(children.len());
         for child in children {
             if let Some((school, s)) = self.directory.tenant(child) {
@@ -259,7 +260,7 @@ impl Engine {
     /// Renames or (de)activates a tenant. Allowed on an inactive tenant: this
     /// is how it is reactivated.
     pub async fn update_tenant(&self, caller: &Caller, id: TenantId, patch: TenantPatch) -> Result<Tenant, Error> {
-        self.check(caller, Action::ManageTenant, id, Missing::Tenant)?;
+        self.check(caller, Action::ManageTenant, id, Missing::Tenant).await?;
         let (tenant, seq) = {
             // The entry's shard lock orders concurrent updates of one tenant:
             // memory and disk see them in the same order.
@@ -289,8 +290,8 @@ impl Engine {
     // ---- seats ----------------------------------------------------------
 
     pub async fn purchase(&self, caller: &Caller, tenant: TenantId, count: SeatCount) -> Result<Vec<Seat>, Error> {
-        self.check(caller, Action::Purchase, tenant, Missing::Tenant)?;
-        self.directory.writable(tenant)?;
+        self.check(caller, Action::Purchase, tenant, Missing::Tenant).await?;
+        self.writable(tenant).await?;
         let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
         self.ask(
             &actor,
@@ -304,8 +305,8 @@ impl Engine {
 
     pub async fn allocate(&self, caller: &Caller, seat: SeatId, learner: LearnerId) -> Result<Seat, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
-        self.check(caller, Action::Allocate, tenant, Missing::Seat)?;
-        self.directory.writable(tenant)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
+        self.writable(tenant).await?;
         self.ask(
             &actor,
             actor::Allocate {
@@ -319,8 +320,8 @@ impl Engine {
 
     pub async fn reclaim(&self, caller: &Caller, seat: SeatId, reason: Reason) -> Result<Seat, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
-        self.check(caller, Action::Allocate, tenant, Missing::Seat)?;
-        self.directory.writable(tenant)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
+        self.writable(tenant).await?;
         self.ask(
             &actor,
             actor::Reclaim {
@@ -336,20 +337,21 @@ impl Engine {
     /// read the seat they hold themselves.
     pub async fn seat(&self, caller: &Caller, seat: SeatId) -> Result<Seat, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
-        let allowed = self.check(caller, Action::Read, tenant, Missing::Seat);
-        if let Err(refusal @ Error::NotFound(_)) = allowed {
-            return Err(refusal);
-        }
+        let refusal = match self.check(caller, Action::Read, tenant, Missing::Seat).await {
+            Ok(()) => return self.ask(&actor, actor::GetSeat { seat }).await,
+            Err(refusal @ Error::Forbidden(_)) => refusal,
+            Err(other) => return Err(other),
+        };
         let found = self.ask(&actor, actor::GetSeat { seat }).await?;
-        match allowed {
-            Ok(()) => Ok(found),
-            Err(_) if found.learner_id.as_ref().map(LearnerId::as_str) == Some(caller.user.as_str()) => Ok(found),
-            Err(refusal) => Err(refusal),
+        if found.learner_id.as_ref().map(LearnerId::as_str) == Some(caller.user.as_str()) {
+            Ok(found)
+        } else {
+            Err(refusal)
         }
     }
 
     pub async fn summary(&self, caller: &Caller, tenant: TenantId) -> Result<SeatSummary, Error> {
-        self.check(caller, Action::Read, tenant, Missing::Tenant)?;
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
         let (meta, seq) = self.directory.tenant(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
         let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
         let counts = self.ask(&actor, actor::Summary {}).await?;
@@ -368,7 +370,7 @@ impl Engine {
     /// A seat's audit entries, oldest first.
     pub async fn seat_audit(&self, caller: &Caller, seat: SeatId) -> Result<Vec<Audit>, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
-        self.check(caller, Action::ReadAudit, tenant, Missing::Seat)?;
+        self.check(caller, Action::ReadAudit, tenant, Missing::Seat).await?;
         let block = self.ask(&actor, actor::GetBlock { seat }).await?;
         let entries = self.store.seat_audit(seat, &block)?;
         // The scan read sled directly and may have seen writes still in
@@ -386,8 +388,8 @@ impl Engine {
         tenant: TenantId,
         kind: RoleKind,
     ) -> Result<Role, Error> {
-        self.check(caller, Action::ManageRoles, tenant, Missing::Tenant)?;
-        self.directory.writable(tenant)?;
+        self.check(caller, Action::ManageRoles, tenant, Missing::Tenant).await?;
+        self.writable(tenant).await?;
         // The write lock makes check-then-insert atomic (rule 6); it is held
         // for one small sled write, never across the flush.
         let granted = {
@@ -443,8 +445,8 @@ impl Engine {
                 .map(|(role, _)| role.tenant_id)
                 .ok_or(Error::NotFound(Missing::Role))?
         };
-        self.check(caller, Action::ManageRoles, tenant, Missing::Role)?;
-        self.directory.writable(tenant)?;
+        self.check(caller, Action::ManageRoles, tenant, Missing::Role).await?;
+        self.writable(tenant).await?;
         let (role, seq) = {
             let mut roles = self.directory.roles_write();
             let (current, seq) = roles.by_id.get(&id).cloned().ok_or(Error::NotFound(Missing::Role))?;
@@ -488,7 +490,7 @@ impl Engine {
         // no one is being kept out.
         let open = !self.access.enforce || caller.platform_admin;
         if !open || self.directory.tenants.contains_key(&tenant) {
-            self.check(caller, Action::Read, tenant, Missing::Tenant)?;
+            self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
         }
         let (roles, seq) = {
             let index = self.directory.roles_read();
@@ -500,7 +502,7 @@ impl Engine {
 
     /// A tenant's role grants and deactivations, oldest first (admins in scope).
     pub async fn role_events(&self, caller: &Caller, tenant: TenantId) -> Result<Vec<RoleEvent>, Error> {
-        self.check(caller, Action::ManageRoles, tenant, Missing::Tenant)?;
+        self.check(caller, Action::ManageRoles, tenant, Missing::Tenant).await?;
         let events = self.store.role_events(tenant)?;
         self.store.durable(self.store.latest()).await?;
         Ok(events)
@@ -575,8 +577,18 @@ impl Engine {
         I::new(raw).ok_or_else(|| Error::Internal(anyhow::anyhow!("store handed out id 0")))
     }
 
-    fn check(&self, caller: &Caller, action: Action, tenant: TenantId, hidden: Missing) -> Result<(), Error> {
-        self.access.check(&self.directory, caller, action, tenant, hidden)
+    /// Authorizes, once the facts the decision rests on are durable.
+    async fn check(&self, caller: &Caller, action: Action, tenant: TenantId, hidden: Missing) -> Result<(), Error> {
+        let (verdict, seq) = self.access.check(&self.directory, caller, action, tenant, hidden);
+        self.store.durable(seq).await?;
+        verdict
+    }
+
+    /// Refuses writes to inactive tenants (once that state is durable).
+    async fn writable(&self, tenant: TenantId) -> Result<(), Error> {
+        let (verdict, seq) = self.directory.writable(tenant);
+        self.store.durable(seq).await?;
+        verdict
     }
 
     /// The tenant that owns a seat, and its actor.
