@@ -1,8 +1,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
-use tenant_service::{App, Cli, Settings};
+use tenant_service::{App, Cli, Faults, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     runtime.block_on(async {
-        let app = match App::open(&settings) {
+        let app = match App::open_with_faults(&settings, test_faults()) {
             Ok(app) => app,
             Err(e) => return fail(&e),
         };
@@ -36,6 +37,21 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         }
     })
+}
+
+/// Normally none. The fail-stop test sets the undocumented
+/// `TENANT_TEST_FAIL_FLUSH_AFTER=N` so that the disk "fails" every flush after
+/// the first N: the only way to make a real process meet a failed fsync.
+fn test_faults() -> Arc<Faults> {
+    let faults = Faults::none();
+    if let Some(n) = std::env::var("TENANT_TEST_FAIL_FLUSH_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tracing::warn!("TENANT_TEST_FAIL_FLUSH_AFTER={n}: flushes after the first {n} will fail (test only)");
+        faults.fail_flushes_after(n);
+    }
+    Arc::new(faults)
 }
 
 /// One clear line on stderr and a non-zero exit.

@@ -7,14 +7,13 @@
 mod actor;
 mod arbiters;
 mod directory;
+mod mailbox;
 pub mod pool;
 mod router;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-
-use actix::{Addr, Message};
 
 use crate::domain::{
     Audit, Id, LearnerId, Reason, Role, RoleId, RoleKind, Seat, SeatCount, SeatId, SeatSummary, Tenant, TenantId,
@@ -26,6 +25,7 @@ use crate::store::{IdSpace, Recovered, Seq, Store};
 use actor::{Pending, TenantActor};
 use arbiters::Arbiters;
 use directory::{Directory, Roles, TenantEntry};
+use mailbox::Mailbox;
 pub use pool::SeatPool;
 use router::SeatRouter;
 
@@ -43,6 +43,8 @@ pub struct Engine {
     directory: Directory,
     router: Arc<SeatRouter>,
     arbiters: Arbiters,
+    /// How many messages may wait for one tenant actor (`Settings::mailbox_bound`).
+    mailbox_bound: usize,
 }
 
 impl Engine {
@@ -52,6 +54,7 @@ impl Engine {
         store: Arc<Store>,
         recovered: Recovered,
         started: Instant,
+        mailbox_bound: usize,
     ) -> std::io::Result<(Engine, RecoveryReport)> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters = Arbiters::start(cores)?;
@@ -82,12 +85,15 @@ impl Engine {
         let tenant_count = tenants.len();
         for tenant in tenants {
             let pool = pools.remove(&tenant.id).unwrap_or_else(|| SeatPool::new(tenant.id));
-            let actor = arbiters.spawn(TenantActor::new(
-                tenant.id,
-                pool,
-                Arc::clone(&store),
-                Arc::clone(&router),
-            ));
+            let actor = Mailbox::new(
+                arbiters.spawn(TenantActor::new(
+                    tenant.id,
+                    pool,
+                    Arc::clone(&store),
+                    Arc::clone(&router),
+                )),
+                mailbox_bound,
+            );
             let parent = tenant.parent_id;
             let id = tenant.id;
             directory.tenants.insert(
@@ -122,6 +128,7 @@ impl Engine {
                 directory,
                 router,
                 arbiters,
+                mailbox_bound,
             },
             report,
         ))
@@ -169,12 +176,15 @@ impl Engine {
         };
         let seq = self.store.put_tenant(&tenant)?;
         let pool = SeatPool::new(tenant.id);
-        let actor = self.arbiters.spawn(TenantActor::new(
-            tenant.id,
-            pool,
-            Arc::clone(&self.store),
-            Arc::clone(&self.router),
-        ));
+        let actor = Mailbox::new(
+            self.arbiters.spawn(TenantActor::new(
+                tenant.id,
+                pool,
+                Arc::clone(&self.store),
+                Arc::clone(&self.router),
+            )),
+            self.mailbox_bound,
+        );
         self.directory.tenants.insert(
             tenant.id,
             TenantEntry {
@@ -370,7 +380,7 @@ impl Engine {
         I::new(raw).ok_or_else(|| Error::Internal(anyhow::anyhow!("store handed out id 0")))
     }
 
-    fn seat_actor(&self, seat: SeatId) -> Result<Addr<TenantActor>, Error> {
+    fn seat_actor(&self, seat: SeatId) -> Result<Mailbox, Error> {
         self.router
             .tenant_of(seat)
             .and_then(|tenant| self.directory.actor(tenant))
@@ -378,13 +388,13 @@ impl Engine {
     }
 
     /// Sends a message to a tenant actor and waits until its reply is durable.
-    async fn ask<M, T>(&self, actor: &Addr<TenantActor>, msg: M) -> Result<T, Error>
+    async fn ask<M, T>(&self, actor: &Mailbox, msg: M) -> Result<T, Error>
     where
-        M: Message<Result = Pending<T>> + Send + 'static,
+        M: actix::Message<Result = Pending<T>> + Send + 'static,
         T: Send + 'static,
-        TenantActor: actix::Handler<M>,
+        TenantActor: actix::Handler<mailbox::Slotted<M>, Result = Pending<T>>,
     {
-        let reply = actor.send(msg).await.map_err(|_| Error::ShuttingDown)?;
+        let reply = actor.ask(msg).await?;
         self.store.durable(reply.seq).await?;
         reply.value
     }

@@ -67,11 +67,21 @@ pub fn routes(
 /// The one place a failure becomes a response.
 pub fn error_reply(err: &Error) -> warp::reply::Response {
     let status = err.status();
-    if status.is_server_error() {
+    // Shedding load is the plan working, and one line per shed request would
+    // turn an overload into a logging storm.
+    if matches!(err, Error::Overloaded) {
+        tracing::debug!("request shed: overloaded");
+    } else if status.is_server_error() {
         tracing::error!(error = ?err, "request failed");
     }
     let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
-    warp::reply::with_status(body, status).into_response()
+    let mut response = warp::reply::with_status(body, status).into_response();
+    if let Some(secs) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, secs.into());
+    }
+    response
 }
 
 async fn recover(rejection: Rejection, body_limit: u64) -> Result<warp::reply::Response, Infallible> {
