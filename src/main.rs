@@ -39,17 +39,20 @@ fn main() -> ExitCode {
     })
 }
 
-/// Normally none. The fail-stop test sets the undocumented
-/// `TENANT_TEST_FAIL_FLUSH_AFTER=N` so that the disk "fails" every flush after
-/// the first N: the only way to make a real process meet a failed fsync.
+/// Normally none. Crash tests of the real process set undocumented variables:
+/// `TENANT_TEST_FAIL_FLUSH_AFTER=N` (every flush after the first N fails: the
+/// only way to make a real process meet a failed fsync) and
+/// `TENANT_TEST_FLUSH_DELAY_MS=N` (a slow disk: each flush takes N ms more).
 fn test_faults() -> Arc<Faults> {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let faults = Faults::none();
-    if let Some(n) = std::env::var("TENANT_TEST_FAIL_FLUSH_AFTER")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = var("TENANT_TEST_FAIL_FLUSH_AFTER") {
         tracing::warn!("TENANT_TEST_FAIL_FLUSH_AFTER={n}: flushes after the first {n} will fail (test only)");
         faults.fail_flushes_after(n);
+    }
+    if let Some(ms) = var("TENANT_TEST_FLUSH_DELAY_MS") {
+        tracing::warn!("TENANT_TEST_FLUSH_DELAY_MS={ms}: every flush takes {ms} ms longer (test only)");
+        faults.slow_flushes(ms);
     }
     Arc::new(faults)
 }

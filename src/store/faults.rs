@@ -4,8 +4,8 @@
 //! Compiled into every build (no cargo feature to forget in CI) but inert
 //! unless armed: `Faults::none()` is what `Store::open` uses, and a healthy
 //! hook costs one relaxed atomic load per write or flush. Tests arm it through
-//! `App::open_with_faults`; the binary arms a flush failure only from the
-//! hidden `TENANT_TEST_FAIL_FLUSH_AFTER` variable (see `main.rs`).
+//! `App::open_with_faults`; the binary arms faults only from the hidden
+//! `TENANT_TEST_*` variables (see `main.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -19,6 +19,9 @@ pub struct Faults {
     writes: AtomicU64,
     /// How many more flushes succeed before every flush fails.
     flushes: AtomicU64,
+    /// Extra milliseconds each flush takes: a slow disk, which widens the
+    /// window between a write and its flush that a crash test aims at.
+    flush_delay_ms: AtomicU64,
     /// While true, writes wait here: a disk that has stopped answering. Lets
     /// a test fill a tenant's mailbox deterministically (no timing guesses).
     stalled: Mutex<bool>,
@@ -37,6 +40,7 @@ impl Faults {
         Faults {
             writes: AtomicU64::new(UNLIMITED),
             flushes: AtomicU64::new(UNLIMITED),
+            flush_delay_ms: AtomicU64::new(0),
             stalled: Mutex::new(false),
             resumed: Condvar::new(),
         }
@@ -50,6 +54,11 @@ impl Faults {
     /// The next `n` flushes succeed, every later one fails.
     pub fn fail_flushes_after(&self, n: u64) {
         self.flushes.store(n, Ordering::SeqCst);
+    }
+
+    /// Every flush takes `ms` milliseconds longer.
+    pub fn slow_flushes(&self, ms: u64) {
+        self.flush_delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Writes succeed again (a flush failure is never healed: see `Durable::Failed`).
@@ -75,6 +84,11 @@ impl Faults {
 
     /// Called before each flush reaches sled.
     pub(super) fn before_flush(&self) -> std::io::Result<()> {
+        let delay = self.flush_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            // On the group-commit thread, which only ever waits for the disk.
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         spend(&self.flushes, "injected flush (fsync) failure")
     }
 }

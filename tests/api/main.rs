@@ -5,5 +5,7 @@ mod concurrency;
 mod contract;
 mod crash;
 mod helpers;
+mod load;
+mod process;
 mod restart;
 mod rules;
