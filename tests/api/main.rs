@@ -4,6 +4,7 @@ mod bad_input;
 mod concurrency;
 mod contract;
 mod crash;
+mod faults;
 mod helpers;
 mod load;
 mod process;
