@@ -39,6 +39,8 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("data dir {0} exists but is not a directory")]
+    NotADirectory(std::path::PathBuf),
     #[error(transparent)]
     Store(#[from] store::OpenError),
     #[error("cannot start the actor threads: {0}")]
@@ -62,6 +64,9 @@ impl App {
     pub fn open_with_faults(settings: &Settings, faults: Arc<Faults>) -> Result<App, StartError> {
         let started = Instant::now();
         let dir = &settings.data_dir;
+        if dir.exists() && !dir.is_dir() {
+            return Err(StartError::NotADirectory(dir.clone()));
+        }
         std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
             path: dir.clone(),
             source,

@@ -10,3 +10,4 @@ mod load;
 mod process;
 mod restart;
 mod rules;
+mod startup;
