@@ -6,7 +6,9 @@ mod contract;
 mod crash;
 mod faults;
 mod helpers;
+
 mod load;
+mod overload;
 mod process;
 mod restart;
 mod rules;
