@@ -64,6 +64,10 @@ where
     let overflow = Arc::new(Semaphore::new(OVERFLOW_ANSWERS));
     let mut http = Http::new();
     http.http1_only(true)
+        // A client may shut its sending side once the request is out; it
+        // still gets its answer (by default hyper would drop the connection,
+        // and a write it had already made would go unanswered).
+        .http1_half_close(true)
         .http1_header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
     let mut refuse = http.clone();

@@ -361,7 +361,9 @@ pub async fn check(ledger: &Shared, base: &str, client: &reqwest::Client, strict
             )
         }
     };
-    let mut l = lock(ledger);
+    // Worked on outside the lock (no guard across the requests below) and
+    // put back at the end; the clients have all stopped by now.
+    let mut l = std::mem::take(&mut *lock(ledger));
     assert!(l.violations.is_empty(), "clients saw: {:#?}", l.violations);
     let mut out = Checked::default();
     let ids: Vec<u64> = l.seats.keys().copied().collect();
@@ -372,7 +374,7 @@ pub async fn check(ledger: &Shared, base: &str, client: &reqwest::Client, strict
         let (_, audit) = get(format!("/api/v1/seats/{seat}/audit")).await;
         let audit = audit.as_array().cloned().unwrap_or_default();
         let observed = body["learner_id"].as_str().map(str::to_owned);
-        let Ledger { seats, audit_ids, .. } = &mut *l;
+        let Ledger { seats, audit_ids, .. } = &mut l;
         let truth = seats.get_mut(&seat).unwrap_or_else(|| unreachable!());
         assert_eq!(body["tenant_id"], json!(truth.tenant), "seat {seat} changed tenant");
         let state = body["state"].as_str().unwrap_or_default();
@@ -497,6 +499,7 @@ pub async fn check(ledger: &Shared, base: &str, client: &reqwest::Client, strict
             "tenant {tenant}: counters differ from the seats: {summary}"
         );
     }
+    *lock(ledger) = l;
     out
 }
 

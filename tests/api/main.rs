@@ -6,7 +6,7 @@ mod contract;
 mod crash;
 mod faults;
 mod helpers;
-
+mod hostile;
 mod load;
 mod overload;
 mod process;
