@@ -32,6 +32,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub log_level: String,
     pub max_body_bytes: u64,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// A request's head must arrive within this (slow or idle clients are cut).
+    pub header_timeout_ms: u64,
+    /// Messages that may wait for one tenant's actor; more are answered 503.
+    pub mailbox_bound: usize,
     pub auth: AuthSettings,
 }
 
@@ -84,6 +90,9 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             log_level: "info".into(),
             max_body_bytes: 64 * 1024,
+            max_connections: 4096,
+            header_timeout_ms: 10_000,
+            mailbox_bound: 1024,
             auth: AuthSettings::default(),
         }
     }
@@ -192,6 +201,9 @@ mod tests {
         assert_eq!(from_file.listen, defaults.listen);
         assert_eq!(from_file.data_dir, defaults.data_dir);
         assert_eq!(from_file.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(from_file.max_connections, defaults.max_connections);
+        assert_eq!(from_file.header_timeout_ms, defaults.header_timeout_ms);
+        assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum Error {
     StoreUnavailable(#[source] anyhow::Error),
     #[error("Service is shutting down")]
     ShuttingDown,
+    /// Past saturation (a full tenant mailbox, or every connection slot
+    /// taken): refused at once, nothing done; the client retries later.
+    #[error("Service is overloaded; retry shortly")]
+    Overloaded,
     #[error("Internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -85,7 +89,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::LengthRequired => StatusCode::LENGTH_REQUIRED,
-            Error::StoreUnavailable(_) | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StoreUnavailable(_) | Error::ShuttingDown | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,7 +125,19 @@ impl Error {
             Error::LengthRequired => "LENGTH_REQUIRED",
             Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::Overloaded => "SERVICE_OVERLOADED",
             Error::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+}
+
+impl Error {
+    /// Seconds a client should wait before retrying (`Retry-After`), for
+    /// refusals that say nothing about the request itself.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Error::Overloaded => Some(1),
+            _ => None,
         }
     }
 }

@@ -13,17 +13,18 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+mod server;
 pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{Cli, Settings};
 use engine::{Engine, RecoveryReport};
+pub use store::Faults;
 use store::Store;
 
 pub struct App {
@@ -40,6 +41,8 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("data dir {0} exists but is not a directory")]
+    NotADirectory(std::path::PathBuf),
     #[error(transparent)]
     Store(#[from] store::OpenError),
     #[error("cannot start the actor threads: {0}")]
@@ -57,19 +60,34 @@ pub enum ServeError {
 impl App {
     /// Opens (or creates) the store in the data dir and rebuilds the engine from it.
     pub fn open(settings: &Settings) -> Result<App, StartError> {
+        Self::open_with_faults(settings, Arc::new(Faults::none()))
+    }
+
+    /// `open` with failures injected behind the store's writes and flushes
+    /// (tests of what a failing disk does; see `store::Faults`).
+    pub fn open_with_faults(settings: &Settings, faults: Arc<Faults>) -> Result<App, StartError> {
         let started = Instant::now();
         let auth = Arc::new(auth::Authenticator::new(&settings.auth)?);
         if !settings.auth.enforce_roles {
             tracing::warn!("roles are not enforced (enforce_roles = false): every identified caller may do everything");
         }
         let dir = &settings.data_dir;
+        if dir.exists() && !dir.is_dir() {
+            return Err(StartError::NotADirectory(dir.clone()));
+        }
         std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
             path: dir.clone(),
             source,
         })?;
-        let (store, recovered) = Store::open(dir)?;
-        let (engine, recovery) =
-            Engine::start(store, recovered, settings.auth.enforce_roles, started).map_err(StartError::Actors)?;
+        let (store, recovered) = Store::open_with(dir, faults)?;
+        let (engine, recovery) = Engine::start(
+            store,
+            recovered,
+            settings.auth.enforce_roles,
+            started,
+            settings.mailbox_bound,
+        )
+        .map_err(StartError::Actors)?;
         tracing::info!(
             tenants = recovery.tenants,
             seats = recovery.seats,
@@ -113,9 +131,11 @@ impl App {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        warp::serve(routes)
-            .serve_incoming_with_graceful_shutdown(TcpListenerStream::new(listener), stop)
-            .await;
+        let limits = server::Limits {
+            max_connections: self.settings.max_connections,
+            header_timeout: Duration::from_millis(self.settings.header_timeout_ms),
+        };
+        server::serve(listener, routes, limits, stop).await;
         tracing::info!("stopped accepting; in-flight requests finished");
         self.engine.stop();
         if store_failed_rx.try_recv().is_ok() {

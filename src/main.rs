@@ -1,8 +1,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
-use tenant_service::{App, Cli, Settings};
+use tenant_service::{App, Cli, Faults, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     runtime.block_on(async {
-        let app = match App::open(&settings) {
+        let app = match App::open_with_faults(&settings, test_faults()) {
             Ok(app) => app,
             Err(e) => return fail(&e),
         };
@@ -36,6 +37,24 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         }
     })
+}
+
+/// Normally none. Crash tests of the real process set undocumented variables:
+/// `TENANT_TEST_FAIL_FLUSH_AFTER=N` (every flush after the first N fails: the
+/// only way to make a real process meet a failed fsync) and
+/// `TENANT_TEST_FLUSH_DELAY_MS=N` (a slow disk: each flush takes N ms more).
+fn test_faults() -> Arc<Faults> {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let faults = Faults::none();
+    if let Some(n) = var("TENANT_TEST_FAIL_FLUSH_AFTER") {
+        tracing::warn!("TENANT_TEST_FAIL_FLUSH_AFTER={n}: flushes after the first {n} will fail (test only)");
+        faults.fail_flushes_after(n);
+    }
+    if let Some(ms) = var("TENANT_TEST_FLUSH_DELAY_MS") {
+        tracing::warn!("TENANT_TEST_FLUSH_DELAY_MS={ms}: every flush takes {ms} ms longer (test only)");
+        faults.slow_flushes(ms);
+    }
+    Arc::new(faults)
 }
 
 /// One clear line on stderr and a non-zero exit.

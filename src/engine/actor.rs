@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::store::records::BlockRecord;
 use crate::store::{IdSpace, Seq, Store};
 
+use super::mailbox::Slotted;
 use super::pool::{Counts, SeatChange, SeatPool};
 use super::router::SeatRouter;
 
@@ -112,6 +113,16 @@ macro_rules! message {
         pub struct $name { $(pub $field: $ty),* }
         impl Message for $name {
             type Result = Pending<$out>;
+        }
+        // Handled like the bare message; the mailbox slot is freed after.
+        impl Handler<Slotted<$name>> for TenantActor {
+            type Result = Pending<$out>;
+            fn handle(&mut self, slotted: Slotted<$name>, ctx: &mut Context<Self>) -> Self::Result {
+                let (msg, slot) = slotted.into_parts();
+                let reply = <Self as Handler<$name>>::handle(self, msg, ctx);
+                drop(slot);
+                reply
+            }
         }
     };
 }

@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-use actix::Addr;
 use dashmap::DashMap;
 
 use crate::domain::{Role, RoleId, RoleKind, Tenant, TenantId, TenantKind, UserId};
 use crate::store::Seq;
 
-use super::actor::TenantActor;
+use super::mailbox::Mailbox;
 
 pub struct TenantEntry {
     pub tenant: Tenant,
@@ -21,7 +20,7 @@ pub struct TenantEntry {
     pub seq: Seq,
     /// A district's schools, in creation order (empty for a school).
     pub children: Vec<TenantId>,
-    pub actor: Addr<TenantActor>,
+    pub actor: Mailbox,
 }
 
 #[derive(Default)]
@@ -152,7 +151,7 @@ impl Directory {
         (verdict, s1.max(s2))
     }
 
-    pub fn actor(&self, id: TenantId) -> Option<Addr<TenantActor>> {
+    pub fn actor(&self, id: TenantId) -> Option<Mailbox> {
         self.tenants.get(&id).map(|e| e.actor.clone())
     }
 }

@@ -8,14 +8,13 @@ mod access;
 mod actor;
 mod arbiters;
 mod directory;
+mod mailbox;
 pub mod pool;
 mod router;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-
-use actix::{Addr, Message};
 
 use serde::Serialize;
 
@@ -31,6 +30,7 @@ pub use access::Action;
 use actor::{Pending, TenantActor};
 use arbiters::Arbiters;
 use directory::{Directory, Roles, TenantEntry};
+use mailbox::Mailbox;
 pub use pool::SeatPool;
 use router::SeatRouter;
 
@@ -71,6 +71,8 @@ pub struct Engine {
     directory: Directory,
     router: Arc<SeatRouter>,
     arbiters: Arbiters,
+    /// How many messages may wait for one tenant actor (`Settings::mailbox_bound`).
+    mailbox_bound: usize,
 }
 
 impl Engine {
@@ -81,6 +83,7 @@ impl Engine {
         recovered: Recovered,
         enforce_roles: bool,
         started: Instant,
+        mailbox_bound: usize,
     ) -> std::io::Result<(Engine, RecoveryReport)> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters = Arbiters::start(cores)?;
@@ -111,12 +114,15 @@ impl Engine {
         let tenant_count = tenants.len();
         for tenant in tenants {
             let pool = pools.remove(&tenant.id).unwrap_or_else(|| SeatPool::new(tenant.id));
-            let actor = arbiters.spawn(TenantActor::new(
-                tenant.id,
-                pool,
-                Arc::clone(&store),
-                Arc::clone(&router),
-            ));
+            let actor = Mailbox::new(
+                arbiters.spawn(TenantActor::new(
+                    tenant.id,
+                    pool,
+                    Arc::clone(&store),
+                    Arc::clone(&router),
+                )),
+                mailbox_bound,
+            );
             let parent = tenant.parent_id;
             let id = tenant.id;
             directory.tenants.insert(
@@ -152,6 +158,7 @@ impl Engine {
                 directory,
                 router,
                 arbiters,
+                mailbox_bound,
             },
             report,
         ))
@@ -203,12 +210,15 @@ impl Engine {
         };
         let seq = self.store.put_tenant(&tenant)?;
         let pool = SeatPool::new(tenant.id);
-        let actor = self.arbiters.spawn(TenantActor::new(
-            tenant.id,
-            pool,
-            Arc::clone(&self.store),
-            Arc::clone(&self.router),
-        ));
+        let actor = Mailbox::new(
+            self.arbiters.spawn(TenantActor::new(
+                tenant.id,
+                pool,
+                Arc::clone(&self.store),
+                Arc::clone(&self.router),
+            )),
+            self.mailbox_bound,
+        );
         self.directory.tenants.insert(
             tenant.id,
             TenantEntry {
@@ -592,7 +602,7 @@ impl Engine {
     }
 
     /// The tenant that owns a seat, and its actor.
-    fn seat_owner(&self, seat: SeatId) -> Result<(TenantId, Addr<TenantActor>), Error> {
+    fn seat_owner(&self, seat: SeatId) -> Result<(TenantId, Mailbox), Error> {
         self.router
             .tenant_of(seat)
             .and_then(|tenant| Some((tenant, self.directory.actor(tenant)?)))
@@ -600,13 +610,13 @@ impl Engine {
     }
 
     /// Sends a message to a tenant actor and waits until its reply is durable.
-    async fn ask<M, T>(&self, actor: &Addr<TenantActor>, msg: M) -> Result<T, Error>
+    async fn ask<M, T>(&self, actor: &Mailbox, msg: M) -> Result<T, Error>
     where
-        M: Message<Result = Pending<T>> + Send + 'static,
+        M: actix::Message<Result = Pending<T>> + Send + 'static,
         T: Send + 'static,
-        TenantActor: actix::Handler<M>,
+        TenantActor: actix::Handler<mailbox::Slotted<M>, Result = Pending<T>>,
     {
-        let reply = actor.send(msg).await.map_err(|_| Error::ShuttingDown)?;
+        let reply = actor.ask(msg).await?;
         self.store.durable(reply.seq).await?;
         reply.value
     }

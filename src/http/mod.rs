@@ -74,7 +74,11 @@ pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallib
 /// The one place a failure becomes a response.
 pub fn error_reply(err: &Error) -> warp::reply::Response {
     let status = err.status();
-    if status.is_server_error() {
+    // Shedding load is the plan working, and one line per shed request would
+    // turn an overload into a logging storm.
+    if matches!(err, Error::Overloaded) {
+        tracing::debug!("request shed: overloaded");
+    } else if status.is_server_error() {
         tracing::error!(error = ?err, "request failed");
     }
     let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
@@ -84,6 +88,11 @@ pub fn error_reply(err: &Error) -> warp::reply::Response {
             warp::http::header::WWW_AUTHENTICATE,
             warp::http::HeaderValue::from_static(challenge),
         );
+    }
+    if let Some(secs) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, secs.into());
     }
     response
 }

@@ -6,6 +6,7 @@
 //! a replicated log would be a second implementation of these methods.
 
 mod commit;
+mod faults;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -14,8 +15,9 @@ use std::thread::JoinHandle;
 
 use crate::domain::{Audit, Id, Role, RoleEvent, SeatId, SeatState, Tenant, TenantId};
 use crate::error::Error;
-use commit::GroupCommit;
 pub use commit::{Durable, FlushStats};
+use commit::{Flush, GroupCommit};
+pub use faults::Faults;
 use records::{decode, encode, key, BlockRecord, DecodeError, SeatRecord};
 
 /// A group-commit sequence number: wait for it before answering.
@@ -63,6 +65,9 @@ pub enum OpenError {
 
 pub struct Store {
     db: sled::Db,
+    /// Injected failures (inert unless a test arms them), checked before every
+    /// write here and before every flush by the group-commit thread.
+    faults: Arc<Faults>,
     commit: Arc<GroupCommit>,
     /// The group-commit thread, joined by `close`.
     flusher: Mutex<Option<JoinHandle<()>>>,
@@ -73,6 +78,11 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), OpenError> {
+        Self::open_with(dir, Arc::new(Faults::none()))
+    }
+
+    /// `open`, with failures injected behind the writes and flushes.
+    pub fn open_with(dir: &Path, faults: Arc<Faults>) -> Result<(Arc<Store>, Recovered), OpenError> {
         let db = sled::Config::new()
             .path(dir)
             // The group-commit thread flushes whenever writes are pending;
@@ -112,10 +122,19 @@ impl Store {
             blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
             seats: scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?,
         };
+        // Audit entries are not needed to rebuild memory, but a corrupt or
+        // unknown-version entry must stop the start like any other record:
+        // otherwise it would surface later as a failed audit read, or never.
+        check::<Audit>(&db, records::AUDIT).map_err(|e| e.into_open(dir))?;
 
-        let (commit, flusher) = GroupCommit::start(Arc::new(db.clone()));
+        let disk = Disk {
+            db: db.clone(),
+            faults: Arc::clone(&faults),
+        };
+        let (commit, flusher) = GroupCommit::start(Arc::new(disk));
         let store = Store {
             db,
+            faults,
             commit,
             flusher: Mutex::new(Some(flusher)),
             leases: leases.map(Mutex::new),
@@ -238,17 +257,33 @@ impl Store {
         }
     }
 
+    /// Checked before every write: after a failed flush nothing more is
+    /// accepted (fail-stop), and an injected write failure stops it here,
+    /// before sled or memory has changed.
     fn writable(&self) -> Result<(), Error> {
         if self.commit.has_failed() {
             return Err(unavailable("the store stopped after a failed flush"));
         }
-        Ok(())
+        self.faults.before_write().map_err(unavailable)
     }
 
     fn put(&self, key: [u8; 9], value: Vec<u8>) -> Result<Seq, Error> {
         self.writable()?;
         self.db.insert(key, value).map_err(unavailable)?;
         Ok(self.commit.wrote())
+    }
+}
+
+/// What the group-commit thread flushes: sled, behind the fault hook.
+struct Disk {
+    db: sled::Db,
+    faults: Arc<Faults>,
+}
+
+impl Flush for Disk {
+    fn flush(&self) -> std::io::Result<()> {
+        self.faults.before_flush()?;
+        Flush::flush(&self.db)
     }
 }
 
@@ -283,6 +318,15 @@ fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T
             decode(&k, &v).map_err(ScanError::Decode)
         })
         .collect()
+}
+
+/// Decodes every record of a kind and keeps none (one at a time in memory).
+fn check<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<(), ScanError> {
+    for item in db.scan_prefix([kind]) {
+        let (k, v) = item.map_err(ScanError::Sled)?;
+        decode::<T>(&k, &v).map_err(ScanError::Decode)?;
+    }
+    Ok(())
 }
 
 fn scan_keyed<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<(SeatId, T)>, ScanError> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tenant_service::{App, Settings};
+use tenant_service::{App, Faults, ServeError, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ pub struct TestApp {
     /// Kept alive for the whole test (and across restarts), removed on drop.
     pub dir: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    server: Option<JoinHandle<Result<(), ServeError>>>,
 }
 
 pub struct Response {
@@ -48,22 +48,37 @@ impl Response {
 impl TestApp {
     /// The old contract: header identity, roles not enforced.
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(|s| s.auth.enforce_roles = false).await
+        Self::spawn_with(|_| {}).await
     }
 
-    /// A fresh data dir and settings adjusted by `configure`.
+    /// A fresh data dir and settings adjusted by `configure` (roles are not
+    /// enforced unless `configure` says so).
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")));
+        Self::spawn_with_faults(dir, configure, Arc::new(Faults::none())).await
+    }
+
+    pub async fn spawn_in(dir: Arc<tempfile::TempDir>) -> TestApp {
+        Self::spawn_with_faults(dir, |_| {}, Arc::new(Faults::none())).await
+    }
+
+    /// A server with adjusted settings and failures injected behind its store.
+    pub async fn spawn_with_faults(
+        dir: Arc<tempfile::TempDir>,
+        adjust: impl FnOnce(&mut Settings),
+        faults: Arc<Faults>,
+    ) -> TestApp {
         let mut settings = Settings {
             data_dir: dir.path().join("data"),
             ..Settings::default()
         };
-        configure(&mut settings);
-        Self::start(dir, settings).await
+        settings.auth.enforce_roles = false;
+        adjust(&mut settings);
+        Self::start(dir, settings, faults).await
     }
 
-    async fn start(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
-        let app = App::open(&settings).unwrap_or_else(|e| panic!("open: {e}"));
+    async fn start(dir: Arc<tempfile::TempDir>, settings: Settings, faults: Arc<Faults>) -> TestApp {
+        let app = App::open_with_faults(&settings, faults).unwrap_or_else(|e| panic!("open: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -74,7 +89,6 @@ impl TestApp {
                 let _ = rx.await;
             })
             .await
-            .unwrap_or_else(|e| panic!("serve: {e}"));
         });
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -104,7 +118,7 @@ impl TestApp {
     pub async fn restart(self) -> TestApp {
         let settings = self.settings.clone();
         let dir = self.stop().await;
-        TestApp::start(dir, settings).await
+        TestApp::start(dir, settings, Arc::new(Faults::none())).await
     }
 
     async fn shutdown_now(&mut self) {
@@ -112,8 +126,17 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.unwrap_or_else(|e| panic!("server task: {e}"));
+            let served = server.await.unwrap_or_else(|e| panic!("server task: {e}"));
+            served.unwrap_or_else(|e| panic!("serve: {e}"));
         }
+    }
+
+    /// Waits for the server to stop by itself (no shutdown is sent) and
+    /// returns how `serve` ended; the data dir is kept for a restart.
+    pub async fn stopped_by_itself(mut self) -> (Result<(), ServeError>, Arc<tempfile::TempDir>) {
+        let server = self.server.take().unwrap_or_else(|| panic!("server already stopped"));
+        let served = server.await.unwrap_or_else(|e| panic!("server task: {e}"));
+        (served, Arc::clone(&self.dir))
     }
 
     pub fn url(&self, path: &str) -> String {

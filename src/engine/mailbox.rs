@@ -1,0 +1,68 @@
+//! A tenant actor's address with a hard bound on its mailbox.
+//!
+//! actix's own mailbox capacity bounds nothing here: every `Addr` clone may
+//! push one message past it, and every request clones the address. So each
+//! message carries a semaphore slot, given back once the actor has handled
+//! it: at most `bound` messages wait for (or are in) one actor, however many
+//! requests arrive or hang up. The rest are refused at once with
+//! `Error::Overloaded` (503 + `Retry-After`) instead of queueing without limit.
+
+use std::sync::Arc;
+
+use actix::{Addr, Handler, Message};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::actor::{Pending, TenantActor};
+use crate::error::Error;
+
+#[derive(Clone)]
+pub struct Mailbox {
+    addr: Addr<TenantActor>,
+    /// Free places in this actor's mailbox.
+    slots: Arc<Semaphore>,
+}
+
+impl Mailbox {
+    pub fn new(addr: Addr<TenantActor>, bound: usize) -> Mailbox {
+        Mailbox {
+            addr,
+            slots: Arc::new(Semaphore::new(bound.max(1))),
+        }
+    }
+
+    /// Sends `msg` if the mailbox has room; the reply is not yet durable.
+    pub async fn ask<M, T>(&self, msg: M) -> Result<Pending<T>, Error>
+    where
+        M: Message<Result = Pending<T>> + Send + 'static,
+        T: Send + 'static,
+        TenantActor: Handler<Slotted<M>, Result = Pending<T>>,
+    {
+        let slot = Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded)?;
+        self.addr
+            .send(Slotted { msg, slot })
+            .await
+            .map_err(|_| Error::ShuttingDown)
+    }
+}
+
+/// A message and the mailbox slot it occupies until the actor has handled
+/// it (`message!` in `actor.rs` gives each message a handler for this).
+pub struct Slotted<M> {
+    msg: M,
+    slot: OwnedSemaphorePermit,
+}
+
+impl<M> Slotted<M> {
+    pub fn into_parts(self) -> (M, OwnedSemaphorePermit) {
+        (self.msg, self.slot)
+    }
+}
+
+impl<M: Message> Message for Slotted<M>
+where
+    M::Result: 'static,
+{
+    type Result = M::Result;
+}

@@ -1,0 +1,124 @@
+//! Failures injected behind the store, so tests can prove what a failing disk
+//! does to the service without a failing disk.
+//!
+//! Compiled into every build (no cargo feature to forget in CI) but inert
+//! unless armed: `Faults::none()` is what `Store::open` uses, and a healthy
+//! hook costs one relaxed atomic load per write or flush. Tests arm it through
+//! `App::open_with_faults`; the binary arms faults only from the hidden
+//! `TENANT_TEST_*` variables (see `main.rs`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+/// "No limit": the budget never runs out.
+const UNLIMITED: u64 = u64::MAX;
+
+#[derive(Debug)]
+pub struct Faults {
+    /// How many more writes succeed before every write fails.
+    writes: AtomicU64,
+    /// How many more flushes succeed before every flush fails.
+    flushes: AtomicU64,
+    /// Extra milliseconds each flush takes: a slow disk, which widens the
+    /// window between a write and its flush that a crash test aims at.
+    flush_delay_ms: AtomicU64,
+    /// While true, writes wait here: a disk that has stopped answering. Lets
+    /// a test fill a tenant's mailbox deterministically (no timing guesses).
+    stalled: Mutex<bool>,
+    resumed: Condvar,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl Faults {
+    /// A healthy disk.
+    pub fn none() -> Faults {
+        Faults {
+            writes: AtomicU64::new(UNLIMITED),
+            flushes: AtomicU64::new(UNLIMITED),
+            flush_delay_ms: AtomicU64::new(0),
+            stalled: Mutex::new(false),
+            resumed: Condvar::new(),
+        }
+    }
+
+    /// The next `n` writes succeed, every later one fails (0: fail from now on).
+    pub fn fail_writes_after(&self, n: u64) {
+        self.writes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` flushes succeed, every later one fails.
+    pub fn fail_flushes_after(&self, n: u64) {
+        self.flushes.store(n, Ordering::SeqCst);
+    }
+
+    /// Every flush takes `ms` milliseconds longer.
+    pub fn slow_flushes(&self, ms: u64) {
+        self.flush_delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Writes succeed again (a flush failure is never healed: see `Durable::Failed`).
+    pub fn heal_writes(&self) {
+        self.writes.store(UNLIMITED, Ordering::SeqCst);
+    }
+
+    /// Makes every write wait until `resume` (or succeed at once again).
+    pub fn stall_writes(&self, stall: bool) {
+        *self.stalled.lock().unwrap_or_else(PoisonError::into_inner) = stall;
+        self.resumed.notify_all();
+    }
+
+    /// Called before each write reaches sled.
+    pub(super) fn before_write(&self) -> std::io::Result<()> {
+        let mut stalled = self.stalled.lock().unwrap_or_else(PoisonError::into_inner);
+        while *stalled {
+            stalled = self.resumed.wait(stalled).unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(stalled);
+        spend(&self.writes, "injected write failure")
+    }
+
+    /// Called before each flush reaches sled.
+    pub(super) fn before_flush(&self) -> std::io::Result<()> {
+        let delay = self.flush_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            // On the group-commit thread, which only ever waits for the disk.
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        spend(&self.flushes, "injected flush (fsync) failure")
+    }
+}
+
+/// Takes one from a budget; fails once it is spent.
+fn spend(budget: &AtomicU64, what: &str) -> std::io::Result<()> {
+    let spent = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
+        UNLIMITED => Some(UNLIMITED),
+        0 => None,
+        n => Some(n - 1),
+    });
+    spent.map(drop).map_err(|_| std::io::Error::other(what.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_run_out_and_heal() {
+        let f = Faults::none();
+        assert!((0..1000).all(|_| f.before_write().is_ok()));
+        f.fail_writes_after(2);
+        assert!(f.before_write().is_ok());
+        assert!(f.before_write().is_ok());
+        assert!(f.before_write().is_err());
+        assert!(f.before_write().is_err());
+        f.heal_writes();
+        assert!(f.before_write().is_ok());
+        f.fail_flushes_after(0);
+        assert!(f.before_flush().is_err());
+    }
+}
