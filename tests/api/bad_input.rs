@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::helpers::*;
+use super::load::Rng;
 
 // ---- shared fixture -------------------------------------------------------
 
@@ -1425,35 +1426,9 @@ async fn oversized_body_is_413_on_every_body_route() {
 
 // ---- fuzz -------------------------------------------------------------------------
 
-/// xorshift64*: tiny, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
-
 /// Values of every JSON type, odd ones included, for swapping into fields.
 fn odd_value(rng: &mut Rng) -> Value {
-    match rng.below(16) {
+    match rng.index(16) {
         0 => Value::Null,
         1 => json!(true),
         2 => json!(false),
@@ -1464,12 +1439,12 @@ fn odd_value(rng: &mut Rng) -> Value {
         7 => json!(u64::MAX),
         8 => json!(""),
         9 => json!("   "),
-        10 => json!("x".repeat(rng.below(600))),
+        10 => json!("x".repeat(rng.index(600))),
         11 => json!([1, "two", null]),
         12 => json!({"nested": {"deeper": [1]}}),
-        13 => json!(rng.below(20) + 1),
+        13 => json!(rng.index(20) + 1),
         14 => json!("admin"),
-        _ => json!((rng.below(1000) as f64) / 7.0),
+        _ => json!((rng.index(1000) as f64) / 7.0),
     }
 }
 
@@ -1492,7 +1467,7 @@ fn mutate_body(rng: &mut Rng, valid: &Value) -> Vec<u8> {
     let mut value = valid.clone();
     if let Some(obj) = value.as_object_mut() {
         let keys: Vec<String> = obj.keys().cloned().collect();
-        match rng.below(6) {
+        match rng.index(6) {
             0 if !keys.is_empty() => {
                 let key = rng.pick(&keys).clone();
                 obj.insert(key, odd_value(rng));
@@ -1509,18 +1484,18 @@ fn mutate_body(rng: &mut Rng, valid: &Value) -> Vec<u8> {
         }
     }
     let mut bytes = value.to_string().into_bytes();
-    let damage = match rng.below(4) {
+    let damage = match rng.index(4) {
         0 => 0,
         1 => 1,
         2 => 2,
-        _ => 1 + rng.below(8),
+        _ => 1 + rng.index(8),
     };
     for _ in 0..damage {
         if bytes.is_empty() {
             bytes.push(b'{');
         }
-        let at = rng.below(bytes.len());
-        match rng.below(7) {
+        let at = rng.index(bytes.len());
+        match rng.index(7) {
             0 => {
                 bytes.remove(at);
             }
@@ -1528,7 +1503,7 @@ fn mutate_body(rng: &mut Rng, valid: &Value) -> Vec<u8> {
                 let b = bytes[at];
                 bytes.insert(at, b);
             }
-            2 => bytes[at] ^= 1 << rng.below(8),
+            2 => bytes[at] ^= 1 << rng.index(8),
             3 => bytes.insert(at, (rng.next() & 0xff) as u8),
             4 => bytes.truncate(at),
             5 => {
@@ -1575,7 +1550,7 @@ fn mutate_path(rng: &mut Rng, path: &str) -> String {
         None => (path.to_string(), None),
     };
     let mut segments: Vec<String> = path.split('/').map(str::to_string).collect();
-    match rng.below(5) {
+    match rng.index(5) {
         0 => {
             let numeric: Vec<usize> = (0..segments.len())
                 .filter(|&i| segments[i].chars().all(|c| c.is_ascii_digit()) && !segments[i].is_empty())
@@ -1597,7 +1572,7 @@ fn mutate_path(rng: &mut Rng, path: &str) -> String {
     }
     if let Some(q) = query {
         out.push('?');
-        out.push_str(&match rng.below(4) {
+        out.push_str(&match rng.index(4) {
             0 => format!("tenantId={}", rng.pick(&junk)),
             1 => String::new(),
             _ => q,
@@ -1609,7 +1584,7 @@ fn mutate_path(rng: &mut Rng, path: &str) -> String {
 #[tokio::test]
 async fn fuzzed_requests_never_5xx_and_counters_stay_exact() {
     let f = Fixture::new().await;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let body_routes: Vec<(&str, &str)> = BODY_ROUTES.to_vec();
     let get_routes = [
         "/api/v1/district/{d}",
@@ -1646,7 +1621,7 @@ async fn fuzzed_requests_never_5xx_and_counters_stay_exact() {
         if rng.chance(10) {
             method = *rng.pick(&methods);
         }
-        let user = match rng.below(20) {
+        let user = match rng.index(20) {
             0 => None,
             1 => Some(""),
             _ => Some(ADMIN),

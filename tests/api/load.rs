@@ -36,6 +36,11 @@ impl Rng {
         self.next() % n.max(1)
     }
 
+    /// An index into a collection of `n` items.
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
     pub fn chance(&mut self, one_in: u64) -> bool {
         self.below(one_in) == 0
     }
