@@ -5,17 +5,28 @@
 //!
 //! `cargo bench --bench http_burst`
 //!
-//! Environment: BENCH_SECS (measured seconds per run, default 4),
-//! BENCH_CLIENT_THREADS (client runtime workers, default 2).
+//! The ceiling is measured interleaved with what it is compared to: for each
+//! connection count, ROUNDS rounds of one slice of `/health` and one slice of
+//! the endpoint (order alternating), each slice on fresh keep-alive
+//! connections after a short warm-up. On a small shared VM the rate of the
+//! very same request drifts by tens of percent over a minute; interleaving
+//! puts the endpoint and its ceiling under the same conditions. Rates are
+//! totals over all slices; percentiles are over every request of all slices.
 //!
 //! The client and the server share the machine's cores: the server runs on
 //! its own runtime (one worker per core, as the binary does), plus its actor
-//! and group-commit threads; the load client runs on a second runtime. Every
-//! figure, the ceiling included, is measured under that same sharing.
+//! and group-commit threads (and sled's IO threads); the load client runs on
+//! a second runtime. Every figure, the ceiling included, is measured under
+//! that same sharing.
+//!
+//! Environment: BENCH_SLICE_MS (measured milliseconds per slice, default
+//! 1000), BENCH_ROUNDS (default 4), BENCH_CLIENT_THREADS (client runtime
+//! workers, default 2), and for profiling one part alone BENCH_CONNS (e.g.
+//! `64`), BENCH_ONLY (`allocate` or `summary`) and BENCH_NO_CEILING=1 (skip
+//! the `/health` slices, e.g. under `perf record`).
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,13 +35,18 @@ use std::time::{Duration, Instant};
 use common::{allocate_req, drive, f0, f2, pct, summary_req, table, Req, Run, Server};
 
 const CONNS: [usize; 3] = [8, 32, 64];
-const WARMUP: Duration = Duration::from_millis(500);
+const WARMUP: Duration = Duration::from_millis(200);
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Seats bought but not yet handed to a run.
+/// Bytes this process (server and client) has sent to storage so far.
+fn disk_written() -> u64 {
+    common::proc_io(std::process::id(), "write_bytes").unwrap_or(0)
+}
+
+/// Seats bought but not yet handed out, in id order.
 struct Seats {
     free: Vec<u64>,
     bought: u64,
@@ -50,16 +66,54 @@ impl Seats {
     }
 }
 
-struct Row {
-    endpoint: &'static str,
-    conns: usize,
+/// Everything measured for one endpoint at one connection count.
+#[derive(Default)]
+struct Total {
     run: Run,
+    disk: u64,
+}
+
+impl Total {
+    fn add(&mut self, run: Run, disk: u64) {
+        let t = &mut self.run;
+        t.ok += run.ok;
+        t.errors += run.errors;
+        t.all_ok += run.all_ok;
+        t.elapsed += run.elapsed;
+        t.latencies.extend(run.latencies);
+        for s in run.error_samples {
+            if t.error_samples.len() < 3 {
+                t.error_samples.push(s);
+            }
+        }
+        self.disk += disk;
+    }
+
+    fn finish(mut self) -> Total {
+        self.run.latencies.sort_unstable();
+        self
+    }
+}
+
+struct Row {
+    endpoint: String,
+    conns: usize,
+    total: Total,
+    /// The interleaved `/health` rate this row is compared to.
+    ceiling: Option<f64>,
 }
 
 fn main() {
-    let secs = env_num("BENCH_SECS", 4);
+    let slice = Duration::from_millis(env_num("BENCH_SLICE_MS", 1000));
+    let rounds = env_num("BENCH_ROUNDS", 4) as usize;
     let client_threads = env_num("BENCH_CLIENT_THREADS", 2) as usize;
-    let duration = Duration::from_secs(secs);
+    let conn_counts: Vec<usize> = std::env::var("BENCH_CONNS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| CONNS.to_vec());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary".into());
+    let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
+    let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
     let server = Server::start();
     let addr = server.addr;
     let client = common::runtime("client", client_threads);
@@ -67,78 +121,78 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     let started = Instant::now();
     let (assigned_seen, assigned_expected, seats_bought, buying) = client.block_on(async {
-        let district = common::district(addr, "Bench District").await;
-        let school = common::school(addr, district, "Bench Elementary").await;
+        let school = common::setup(addr, "Bench District").await;
         let mut seats = Seats {
             free: Vec::new(),
             bought: 0,
             buying: Duration::ZERO,
         };
-
         let health = |_: usize, _: u64| Some(Req::get("/health"));
-        for conns in CONNS {
-            let run = drive(addr, conns, WARMUP, duration, 200, health).await;
-            rows.push(Row {
-                endpoint: "GET /health (ceiling, before)",
-                conns,
-                run,
-            });
-        }
 
-        // Allocations: each run gets its own slice of fresh seats, bought
-        // beforehand (outside the measured window) with a wide margin.
-        let mut best_rate = 20_000.0f64;
+        // Allocations: every request a fresh seat (bought beforehand, outside
+        // any measured window, with a wide margin) and a fresh learner.
+        let mut best_rate = 15_000.0f64;
         let mut allocated = 0u64;
-        let learner_base = Arc::new(AtomicUsize::new(0));
-        for conns in CONNS {
-            let need = (best_rate * (duration + WARMUP).as_secs_f64() * 1.5) as usize + 10_000;
-            seats.ensure(addr, school, need).await;
+        let mut learners_used = 0usize;
+        for &conns in conn_counts.iter().filter(|_| phase("allocate")) {
+            let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
+            seats
+                .ensure(addr, school, (best_rate * window * 1.5) as usize + 10_000)
+                .await;
             let list = Arc::new(std::mem::take(&mut seats.free));
             let cursor = Arc::new(AtomicUsize::new(0));
-            let base = learner_base.load(Ordering::Relaxed);
-            let next = {
-                let list = Arc::clone(&list);
-                let cursor = Arc::clone(&cursor);
-                move |_: usize, _: u64| {
-                    let i = cursor.fetch_add(1, Ordering::Relaxed);
-                    let seat = *list.get(i)?;
-                    Some(allocate_req(seat, &format!("learner-{:08}", base + i)))
+            let (mut ceiling, mut alloc) = (Total::default(), Total::default());
+            for round in 0..rounds {
+                for part in order(round) {
+                    let disk = disk_written();
+                    if part == 0 {
+                        if !no_ceiling {
+                            let run = drive(addr, conns, WARMUP, slice, 200, health).await;
+                            ceiling.add(run, disk_written() - disk);
+                        }
+                    } else {
+                        let (list, cursor, base) = (Arc::clone(&list), Arc::clone(&cursor), learners_used);
+                        let next = move |_: usize, _: u64| {
+                            let i = cursor.fetch_add(1, Ordering::Relaxed);
+                            let seat = *list.get(i)?;
+                            Some(allocate_req(seat, &format!("learner-{:08}", base + i)))
+                        };
+                        let run = drive(addr, conns, WARMUP, slice, 200, next).await;
+                        alloc.add(run, disk_written() - disk);
+                    }
                 }
-            };
-            let run = drive(addr, conns, WARMUP, duration, 200, next).await;
+            }
             let used = cursor.load(Ordering::Relaxed).min(list.len());
             if used >= list.len() {
-                eprintln!("warning: allocate run at {conns} connections ran out of seats");
+                eprintln!("warning: allocate at {conns} connections ran out of seats");
             }
-            learner_base.fetch_add(used, Ordering::Relaxed);
+            learners_used += used;
             seats.free = list[used..].to_vec();
-            allocated += run.all_ok;
-            best_rate = best_rate.max(run.rate());
-            rows.push(Row {
-                endpoint: "POST /seats/allocate",
-                conns,
-                run,
-            });
+            allocated += alloc.run.all_ok;
+            best_rate = best_rate.max(alloc.run.rate());
+            push_pair(&mut rows, conns, "POST /seats/allocate", ceiling, alloc);
         }
 
-        for conns in CONNS {
+        for &conns in conn_counts.iter().filter(|_| phase("summary")) {
             let path = summary_req(school).path;
-            let next = move |_: usize, _: u64| Some(Req::get(path.clone()));
-            let run = drive(addr, conns, WARMUP, duration, 200, next).await;
-            rows.push(Row {
-                endpoint: "GET /seats/summary",
-                conns,
-                run,
-            });
-        }
-
-        for conns in CONNS {
-            let run = drive(addr, conns, WARMUP, duration, 200, health).await;
-            rows.push(Row {
-                endpoint: "GET /health (ceiling, after)",
-                conns,
-                run,
-            });
+            let (mut ceiling, mut summary) = (Total::default(), Total::default());
+            for round in 0..rounds {
+                for part in order(round) {
+                    let disk = disk_written();
+                    if part == 0 {
+                        if !no_ceiling {
+                            let run = drive(addr, conns, WARMUP, slice, 200, health).await;
+                            ceiling.add(run, disk_written() - disk);
+                        }
+                    } else {
+                        let path = path.clone();
+                        let next = move |_: usize, _: u64| Some(Req::get(path.clone()));
+                        let run = drive(addr, conns, WARMUP, slice, 200, next).await;
+                        summary.add(run, disk_written() - disk);
+                    }
+                }
+            }
+            push_pair(&mut rows, conns, "GET /seats/summary", ceiling, summary);
         }
 
         // Never wrong: the counters must equal the allocations acknowledged.
@@ -151,43 +205,36 @@ fn main() {
     drop(client);
     drop(server);
 
-    // The ceiling for each connection count: the higher of the two health runs.
-    let mut ceiling: HashMap<usize, f64> = HashMap::new();
-    for r in rows.iter().filter(|r| r.endpoint.starts_with("GET /health")) {
-        let c = ceiling.entry(r.conns).or_insert(0.0);
-        *c = c.max(r.run.rate());
-    }
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let ratio = if r.endpoint.starts_with("GET /health") {
-                "-".to_string()
-            } else {
-                pct(r.run.rate() / ceiling[&r.conns])
-            };
+            let run = &r.total.run;
             vec![
-                r.endpoint.to_string(),
+                r.endpoint.clone(),
                 r.conns.to_string(),
-                f0(r.run.rate()),
-                f2(r.run.pct_ms(0.50)),
-                f2(r.run.pct_ms(0.99)),
-                f2(r.run.pct_ms(0.999)),
-                f2(r.run.max_ms()),
-                r.run.errors.to_string(),
-                ratio,
+                f0(run.rate()),
+                f2(run.pct_ms(0.50)),
+                f2(run.pct_ms(0.99)),
+                f2(run.pct_ms(0.999)),
+                f2(run.max_ms()),
+                run.errors.to_string(),
+                r.ceiling.map_or("-".to_string(), |c| pct(run.rate() / c)),
+                f0(r.total.disk as f64 / run.all_ok.max(1) as f64),
             ]
         })
         .collect();
     println!(
-        "\nhttp_burst: {} cores shared by server and client; client runtime {} workers, \
-         one keep-alive HTTP/1.1 connection per task; {} s measured per run after {} ms warm-up",
+        "\nhttp_burst: {} cores shared by server and client; client runtime {} workers, one keep-alive \
+         HTTP/1.1 connection per task; per connection count {} rounds of (/health slice, endpoint slice), \
+         {} ms measured per slice after {} ms warm-up",
         common::cores(),
         client_threads,
-        secs,
+        rounds,
+        slice.as_millis(),
         WARMUP.as_millis()
     );
     table(
-        "Throughput and latency (ratio = req/s ÷ the higher /health ceiling at the same connections)",
+        "Throughput and latency (of ceiling = req/s ÷ the /health rate measured interleaved with it)",
         &[
             "endpoint",
             "conns",
@@ -198,11 +245,15 @@ fn main() {
             "max ms",
             "errors",
             "of ceiling",
+            "disk B/req",
         ],
         &table_rows,
     );
-    for r in rows.iter().filter(|r| !r.run.error_samples.is_empty()) {
-        println!("errors at {} × {}: {:?}", r.endpoint, r.conns, r.run.error_samples);
+    for r in rows.iter().filter(|r| !r.total.run.error_samples.is_empty()) {
+        println!(
+            "errors at {} × {}: {:?}",
+            r.endpoint, r.conns, r.total.run.error_samples
+        );
     }
     println!(
         "\nseats bought for the burst: {seats_bought} in {:.2} s (not in any measured window); \
@@ -215,4 +266,35 @@ fn main() {
         }
     );
     println!("whole bench: {:.1} s", total.as_secs_f64());
+}
+
+/// Slice order in a round: `/health` first in even rounds, last in odd ones.
+fn order(round: usize) -> [u8; 2] {
+    if round.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
+fn push_pair(rows: &mut Vec<Row>, conns: usize, endpoint: &str, ceiling: Total, measured: Total) {
+    let ceiling = ceiling.finish();
+    let rate = (ceiling.run.ok > 0).then(|| ceiling.run.rate());
+    if rate.is_some() {
+        rows.push(Row {
+            endpoint: format!(
+                "GET /health (with {})",
+                endpoint.trim_start_matches("GET ").trim_start_matches("POST ")
+            ),
+            conns,
+            total: ceiling,
+            ceiling: None,
+        });
+    }
+    rows.push(Row {
+        endpoint: endpoint.to_string(),
+        conns,
+        total: measured.finish(),
+        ceiling: rate,
+    });
 }

@@ -29,8 +29,7 @@ fn main() {
     let addr = server.addr;
     let client = common::runtime("client", 2);
     let samples = client.block_on(async {
-        let district = common::district(addr, "Bench District").await;
-        let school = common::school(addr, district, "Bench Elementary").await;
+        let school = common::setup(addr, "Bench District").await;
         let mut conn = Conn::open(addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
         let mut samples = Vec::new();
         for count in [1_000u64, 100_000] {

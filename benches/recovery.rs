@@ -87,6 +87,7 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
         .arg("--listen")
         .arg(addr.to_string())
         .env("NO_COLOR", "1")
+        .env("TENANT_PLATFORM_ADMINS", common::ROOT)
         .env_remove("RUST_LOG")
         .env_remove("TENANT_LISTEN")
         .env_remove("TENANT_DATA_DIR")
@@ -179,8 +180,7 @@ fn main() {
     let mut server = Server::start_in(&data);
     let addr = server.addr;
     let (school, purchase_time, alloc) = client.block_on(async {
-        let district = common::district(addr, "Recovery District").await;
-        let school = common::school(addr, district, "Recovery Elementary").await;
+        let school = common::setup(addr, "Recovery District").await;
         let started = Instant::now();
         let mut first_seat = u64::MAX;
         for _ in 0..BLOCKS {

@@ -22,6 +22,10 @@ use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+/// The platform admin (the only one who may create districts) that sets up
+/// the tenants; `USER` is the district admin the load runs as, so requests go
+/// through the same role checks as a real district's.
+pub const ROOT: &str = "bench_root";
 pub const USER: &str = "bench_admin";
 
 // ---- runtimes ----------------------------------------------------------------
@@ -64,10 +68,11 @@ impl Server {
     }
 
     pub fn start_in(data_dir: &Path) -> Server {
-        let settings = Settings {
+        let mut settings = Settings {
             data_dir: data_dir.to_path_buf(),
             ..Settings::default()
         };
+        settings.auth.platform_admins = vec![ROOT.to_owned()];
         let rt = runtime("server", 0);
         let app = rt
             .block_on(async { App::open(&settings) })
@@ -155,7 +160,7 @@ impl Conn {
             .method(req.method)
             .uri(req.path)
             .header("host", &self.host)
-            .header("x-user-id", USER);
+            .header("x-user-id", req.user);
         let body = match req.body {
             Some(json) => {
                 b = b
@@ -183,6 +188,7 @@ pub struct Req {
     pub method: Method,
     pub path: String,
     pub body: Option<String>,
+    pub user: &'static str,
 }
 
 impl Req {
@@ -191,6 +197,7 @@ impl Req {
             method: Method::GET,
             path: path.into(),
             body: None,
+            user: USER,
         }
     }
 
@@ -199,7 +206,13 @@ impl Req {
             method: Method::POST,
             path: path.into(),
             body: Some(body),
+            user: USER,
         }
+    }
+
+    pub fn by(mut self, user: &'static str) -> Req {
+        self.user = user;
+        self
     }
 }
 
@@ -222,19 +235,25 @@ struct Created {
     id: u64,
 }
 
-pub async fn district(addr: SocketAddr, name: &str) -> u64 {
-    let body = call(addr, Req::post("/api/v1/district", json_name(name)), 201).await;
-    id_of(&body)
-}
-
-pub async fn school(addr: SocketAddr, district: u64, name: &str) -> u64 {
-    let body = call(
-        addr,
-        Req::post(format!("/api/v1/district/{district}/schools"), json_name(name)),
-        201,
-    )
-    .await;
-    id_of(&body)
+/// As the platform admin: a district with one school, and `USER` made admin
+/// of the district (which makes it admin of the school too). Returns the school.
+pub async fn setup(addr: SocketAddr, name: &str) -> u64 {
+    let district = id_of(&call(addr, Req::post("/api/v1/district", json_name(name)).by(ROOT), 201).await);
+    let school = id_of(
+        &call(
+            addr,
+            Req::post(
+                format!("/api/v1/district/{district}/schools"),
+                json_name(&format!("{name} Elementary")),
+            )
+            .by(ROOT),
+            201,
+        )
+        .await,
+    );
+    let grant = serde_json::json!({"user_id": USER, "tenant_id": district, "role": "admin"}).to_string();
+    call(addr, Req::post("/api/v1/roles", grant).by(ROOT), 201).await;
+    school
 }
 
 /// Buys `count` seats (≤ 100,000) and returns their ids.
@@ -457,6 +476,14 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
         let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
         Some(kb * 1024)
     })
+}
+
+/// A field of /proc/PID/io (e.g. "write_bytes": bytes this process caused to
+/// be sent to the storage layer).
+pub fn proc_io(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':')?.trim().parse().ok())
 }
 
 /// Prints a table with a header row, columns padded to fit.
