@@ -14,8 +14,9 @@ use crate::error::Error;
 use crate::store::records::BlockRecord;
 use crate::store::{IdSpace, Seq, Store};
 
+use super::directory::PublishedCounts;
 use super::mailbox::Slotted;
-use super::pool::{Counts, SeatChange, SeatPool};
+use super::pool::{SeatChange, SeatPool};
 use super::router::SeatRouter;
 
 /// A reply and the write sequence it depends on.
@@ -40,17 +41,30 @@ pub struct TenantActor {
     router: Arc<SeatRouter>,
     /// Sequence of this actor's latest write; every reply waits for it.
     last_write: Seq,
+    /// Where summaries read this pool's counters (updated with each change).
+    published: Arc<PublishedCounts>,
 }
 
 impl TenantActor {
-    pub fn new(tenant: TenantId, pool: SeatPool, store: Arc<Store>, router: Arc<SeatRouter>) -> Self {
+    pub fn new(
+        tenant: TenantId,
+        pool: SeatPool,
+        store: Arc<Store>,
+        router: Arc<SeatRouter>,
+        published: Arc<PublishedCounts>,
+    ) -> Self {
         TenantActor {
             tenant,
             pool,
             store,
             router,
             last_write: 0,
+            published,
         }
+    }
+
+    fn publish(&self) {
+        self.published.set(self.pool.counts(), self.last_write);
     }
 
     fn reply<T>(&self, value: Result<T, Error>) -> Pending<T> {
@@ -75,6 +89,7 @@ impl TenantActor {
         self.last_write = self.store.put_block(&block)?;
         self.router.insert(first_seat, n, self.tenant);
         self.pool.add_block(block);
+        self.publish();
         Ok(self.pool.block_seats(first_seat))
     }
 
@@ -95,6 +110,7 @@ impl TenantActor {
         self.last_write = self.store.put_seat_change(change.seat, &record, &audit)?;
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
+        self.publish();
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
     }
 
@@ -132,7 +148,6 @@ message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId } -> Seat);
 message!(Reclaim { seat: SeatId, reason: Reason, by: UserId } -> Seat);
 message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
-message!(Summary {} -> Counts);
 
 impl Handler<Purchase> for TenantActor {
     type Result = Pending<Vec<Seat>>;
@@ -184,12 +199,5 @@ impl Handler<GetBlock> for TenantActor {
             .cloned()
             .ok_or(Error::NotFound(crate::error::Missing::Seat));
         self.reply(block)
-    }
-}
-
-impl Handler<Summary> for TenantActor {
-    type Result = Pending<Counts>;
-    fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
-        self.reply(Ok(self.pool.counts()))
     }
 }

@@ -5,7 +5,7 @@
 //! so a tenant or role is never shown before it is on disk.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dashmap::DashMap;
 
@@ -13,6 +13,27 @@ use crate::domain::{Role, RoleId, RoleKind, Tenant, TenantId, TenantKind, UserId
 use crate::store::Seq;
 
 use super::mailbox::Mailbox;
+use super::pool::Counts;
+
+/// A tenant's seat counters as its actor last published them, with the write
+/// they reflect. Counts and sequence change together under one small lock,
+/// so a reader never sees counters from one transition and a sequence from
+/// another. A std mutex: held for a copy, never across an await.
+pub struct PublishedCounts(Mutex<(Counts, Seq)>);
+
+impl PublishedCounts {
+    pub fn new(counts: Counts) -> Self {
+        PublishedCounts(Mutex::new((counts, 0)))
+    }
+
+    pub fn set(&self, counts: Counts, seq: Seq) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = (counts, seq);
+    }
+
+    pub fn get(&self) -> (Counts, Seq) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 pub struct TenantEntry {
     pub tenant: Tenant,
@@ -21,6 +42,8 @@ pub struct TenantEntry {
     /// A district's schools, in creation order (empty for a school).
     pub children: Vec<TenantId>,
     pub actor: Mailbox,
+    /// Read by summaries instead of asking the actor.
+    pub counts: Arc<PublishedCounts>,
 }
 
 #[derive(Default)]

@@ -29,7 +29,7 @@ use access::Access;
 pub use access::Action;
 use actor::{Pending, TenantActor};
 use arbiters::Arbiters;
-use directory::{Directory, Roles, TenantEntry};
+use directory::{Directory, PublishedCounts, Roles, TenantEntry};
 use mailbox::Mailbox;
 pub use pool::SeatPool;
 use router::SeatRouter;
@@ -70,9 +70,43 @@ pub struct Engine {
     store: Arc<Store>,
     directory: Directory,
     router: Arc<SeatRouter>,
+    spawner: Spawner,
+}
+
+/// Starts tenant actors (spread over the arbiters) and enters their tenants
+/// in the directory: the one place a tenant comes alive, on start or create.
+struct Spawner {
     arbiters: Arbiters,
+    store: Arc<Store>,
+    router: Arc<SeatRouter>,
     /// How many messages may wait for one tenant actor (`Settings::mailbox_bound`).
     mailbox_bound: usize,
+}
+
+impl Spawner {
+    fn register(&self, directory: &Directory, tenant: Tenant, pool: SeatPool, seq: Seq) {
+        let counts = Arc::new(PublishedCounts::new(pool.counts()));
+        let actor = TenantActor::new(
+            tenant.id,
+            pool,
+            Arc::clone(&self.store),
+            Arc::clone(&self.router),
+            Arc::clone(&counts),
+        );
+        let actor = Mailbox::new(self.arbiters.spawn(actor), self.mailbox_bound);
+        let (id, parent) = (tenant.id, tenant.parent_id);
+        let entry = TenantEntry {
+            tenant,
+            seq,
+            children: Vec::new(),
+            actor,
+            counts,
+        };
+        directory.tenants.insert(id, entry);
+        if let Some(mut district) = parent.and_then(|p| directory.tenants.get_mut(&p)) {
+            district.children.push(id);
+        }
+    }
 }
 
 impl Engine {
@@ -110,33 +144,17 @@ impl Engine {
             }
         }
 
+        let spawner = Spawner {
+            arbiters,
+            store: Arc::clone(&store),
+            router: Arc::clone(&router),
+            mailbox_bound,
+        };
         let directory = Directory::default();
         let tenant_count = tenants.len();
         for tenant in tenants {
             let pool = pools.remove(&tenant.id).unwrap_or_else(|| SeatPool::new(tenant.id));
-            let actor = Mailbox::new(
-                arbiters.spawn(TenantActor::new(
-                    tenant.id,
-                    pool,
-                    Arc::clone(&store),
-                    Arc::clone(&router),
-                )),
-                mailbox_bound,
-            );
-            let parent = tenant.parent_id;
-            let id = tenant.id;
-            directory.tenants.insert(
-                id,
-                TenantEntry {
-                    tenant,
-                    seq: 0,
-                    children: Vec::new(),
-                    actor,
-                },
-            );
-            if let Some(mut district) = parent.and_then(|p| directory.tenants.get_mut(&p)) {
-                district.children.push(id);
-            }
+            spawner.register(&directory, tenant, pool, 0);
         }
         let role_count = roles.len();
         {
@@ -157,8 +175,7 @@ impl Engine {
                 store,
                 directory,
                 router,
-                arbiters,
-                mailbox_bound,
+                spawner,
             },
             report,
         ))
@@ -166,7 +183,7 @@ impl Engine {
 
     /// Stops every actor. In-flight requests must have finished first.
     pub fn stop(&self) {
-        self.arbiters.stop();
+        self.spawner.arbiters.stop();
         self.store.close();
     }
 
@@ -209,28 +226,8 @@ impl Engine {
             is_active: true,
         };
         let seq = self.store.put_tenant(&tenant)?;
-        let pool = SeatPool::new(tenant.id);
-        let actor = Mailbox::new(
-            self.arbiters.spawn(TenantActor::new(
-                tenant.id,
-                pool,
-                Arc::clone(&self.store),
-                Arc::clone(&self.router),
-            )),
-            self.mailbox_bound,
-        );
-        self.directory.tenants.insert(
-            tenant.id,
-            TenantEntry {
-                tenant: tenant.clone(),
-                seq,
-                children: Vec::new(),
-                actor,
-            },
-        );
-        if let Some(mut district) = parent_id.and_then(|p| self.directory.tenants.get_mut(&p)) {
-            district.children.push(tenant.id);
-        }
+        self.spawner
+            .register(&self.directory, tenant.clone(), SeatPool::new(tenant.id), seq);
         self.store.durable(seq).await?;
         Ok(tenant)
     }
@@ -362,9 +359,17 @@ impl Engine {
 
     pub async fn summary(&self, caller: &Caller, tenant: TenantId) -> Result<SeatSummary, Error> {
         self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
-        let (meta, seq) = self.directory.tenant(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
-        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
-        let counts = self.ask(&actor, actor::Summary {}).await?;
+        // Counters as the actor last published them, read without a mailbox
+        // round trip; the wait covers the write they reflect (O(1), exact).
+        let (meta, counts, seq) = {
+            let entry = self
+                .directory
+                .tenants
+                .get(&tenant)
+                .ok_or(Error::NotFound(Missing::Tenant))?;
+            let (counts, written) = entry.counts.get();
+            (entry.tenant.clone(), counts, written.max(entry.seq))
+        };
         self.store.durable(seq).await?;
         Ok(SeatSummary {
             tenant_id: tenant,

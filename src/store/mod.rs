@@ -18,7 +18,9 @@ use crate::error::Error;
 pub use commit::{Durable, FlushStats};
 use commit::{Flush, GroupCommit};
 pub use faults::Faults;
-use records::{decode, encode, key, BlockRecord, DecodeError, SeatRecord};
+use records::{
+    decode, encode, key, BlockRecord, DecodeError, RoleEntry, RoleEntryRef, SeatEntry, SeatEntryRef, SeatRecord,
+};
 
 /// A group-commit sequence number: wait for it before answering.
 pub type Seq = u64;
@@ -116,19 +118,54 @@ impl Store {
                 *lease = Lease { next: upto, upto };
             }
         }
+        let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
+        let seats: Vec<(SeatId, SeatEntry)> = scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?;
+        // Trail keys a crash kept from following their commit point.
+        let mut restored = 0;
+        for (seat, entry) in &seats {
+            let k = records::audit_key(*seat, entry.last_audit.id);
+            if !db.contains_key(k).map_err(open_err)? {
+                db.insert(k, encode(&entry.last_audit)).map_err(open_err)?;
+                restored += 1;
+            }
+        }
+        for entry in &roles {
+            let e = &entry.last_event;
+            let k = records::role_event_key(e.tenant_id, e.id);
+            if !db.contains_key(k).map_err(open_err)? {
+                db.insert(k, encode(e)).map_err(open_err)?;
+                restored += 1;
+            }
+        }
+        if restored > 0 {
+            sled::Tree::flush(&db).map_err(|source| OpenError::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            tracing::warn!(restored, "restored trail entries of the last changes before a crash");
+        }
         let recovered = Recovered {
             tenants: scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?,
-            roles: scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?,
+            roles: roles.into_iter().map(|e| e.role).collect(),
             blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
-            seats: scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?,
+            seats: seats.into_iter().map(|(id, e)| (id, e.seat)).collect(),
         };
         // Audit entries are not needed to rebuild memory, but a corrupt or
         // unknown-version entry must stop the start like any other record:
         // otherwise it would surface later as a failed audit read, or never.
         check::<Audit>(&db, records::AUDIT).map_err(|e| e.into_open(dir))?;
 
+        // sled's flush ends in sync_file_range, which neither flushes the
+        // disk's write cache nor the file's metadata (sled issue #1452); an
+        // fdatasync of its log file after each flush makes the batch survive
+        // a power cut, not only a process crash.
+        let log = std::fs::File::open(dir.join("db")).map_err(|e| OpenError::Open {
+            path: dir.to_path_buf(),
+            source: sled::Error::Io(e),
+        })?;
         let disk = Disk {
             db: db.clone(),
+            log,
             faults: Arc::clone(&faults),
         };
         let (commit, flusher) = GroupCommit::start(Arc::new(disk));
@@ -164,13 +201,20 @@ impl Store {
         self.put(key(records::TENANT, tenant.id.get()), encode(tenant))
     }
 
-    /// A role's new version and the event that made it, in one atomic batch.
+    /// A role's new version and the event that made it: the role key (which
+    /// carries the event) is the commit point, the event's trail key follows.
     pub fn put_role(&self, role: &Role, event: &RoleEvent) -> Result<Seq, Error> {
         self.writable()?;
-        let mut batch = sled::Batch::default();
-        batch.insert(&key(records::ROLE, role.id.get()), encode(role));
-        batch.insert(&records::role_event_key(event.tenant_id, event.id), encode(event));
-        self.db.apply_batch(batch).map_err(unavailable)?;
+        let entry = RoleEntryRef {
+            role,
+            last_event: event,
+        };
+        self.db
+            .insert(key(records::ROLE, role.id.get()), encode(&entry))
+            .map_err(unavailable)?;
+        self.db
+            .insert(records::role_event_key(event.tenant_id, event.id), encode(event))
+            .map_err(unavailable)?;
         Ok(self.commit.wrote())
     }
 
@@ -189,13 +233,22 @@ impl Store {
         self.put(key(records::BLOCK, block.first_seat.get()), encode(block))
     }
 
-    /// A seat's new state and its audit entry, in one atomic batch.
+    /// A seat's new state and its audit entry. The seat key carries the
+    /// entry and is written first: it is the commit point (a crash after it
+    /// and before the history key is repaired on start; sled recovers its log
+    /// in order, so the history key never survives without the seat key).
     pub fn put_seat_change(&self, seat: SeatId, record: &SeatRecord, audit: &Audit) -> Result<Seq, Error> {
         self.writable()?;
-        let mut batch = sled::Batch::default();
-        batch.insert(&key(records::SEAT, seat.get()), encode(record));
-        batch.insert(&records::audit_key(seat, audit.id), encode(audit));
-        self.db.apply_batch(batch).map_err(unavailable)?;
+        let entry = SeatEntryRef {
+            seat: record,
+            last_audit: audit,
+        };
+        self.db
+            .insert(key(records::SEAT, seat.get()), encode(&entry))
+            .map_err(unavailable)?;
+        self.db
+            .insert(records::audit_key(seat, audit.id), encode(audit))
+            .map_err(unavailable)?;
         Ok(self.commit.wrote())
     }
 
@@ -274,16 +327,19 @@ impl Store {
     }
 }
 
-/// What the group-commit thread flushes: sled, behind the fault hook.
+/// What the group-commit thread flushes: sled, then its log file to the
+/// platter, behind the fault hook.
 struct Disk {
     db: sled::Db,
+    log: std::fs::File,
     faults: Arc<Faults>,
 }
 
 impl Flush for Disk {
     fn flush(&self) -> std::io::Result<()> {
         self.faults.before_flush()?;
-        Flush::flush(&self.db)
+        Flush::flush(&self.db)?;
+        self.log.sync_data()
     }
 }
 

@@ -8,7 +8,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AuditId, EventId, Id, LearnerId, SeatId, SeatState, TenantId, Timestamp, UserId};
+use crate::domain::{
+    Audit, AuditId, EventId, Id, LearnerId, Role, RoleEvent, SeatId, SeatState, TenantId, Timestamp, UserId,
+};
 
 /// The format version of every record written by this build.
 pub const FORMAT: u8 = 1;
@@ -115,6 +117,39 @@ impl BlockRecord {
     pub fn contains(&self, seat: SeatId) -> bool {
         (self.first_seat.get()..self.first_seat.get() + self.count).contains(&seat.get())
     }
+}
+
+/// What is stored under a seat's key: its state and the audit entry of the
+/// change that produced it. This key is a transition's commit point: it is
+/// written first, the audit history key after it, and on start any history
+/// key a crash kept from being written is restored from here. (One key per
+/// commit point instead of a sled `Batch`: the first batch switches sled to a
+/// process-wide write lock and a second log write per batch; see BENCHMARKS.md.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatEntry {
+    pub seat: SeatRecord,
+    pub last_audit: Audit,
+}
+
+/// `SeatEntry` by reference, for writing without cloning (same encoding).
+#[derive(Serialize)]
+pub struct SeatEntryRef<'a> {
+    pub seat: &'a SeatRecord,
+    pub last_audit: &'a Audit,
+}
+
+/// A role and the event that produced its current version (the same
+/// commit-point scheme as `SeatEntry`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleEntry {
+    pub role: Role,
+    pub last_event: RoleEvent,
+}
+
+#[derive(Serialize)]
+pub struct RoleEntryRef<'a> {
+    pub role: &'a Role,
+    pub last_event: &'a RoleEvent,
 }
 
 /// A seat's state after it first changed; absent means "free since purchase".

@@ -123,3 +123,39 @@ async fn a_second_instance_on_the_same_data_dir_is_refused() {
     }
     assert!(app.healthy().await);
 }
+
+/// A crash between a transition's commit point (the seat key, which carries
+/// the audit entry) and its trail key leaves the trail key missing: the next
+/// start restores it, so every change still has its audit entry.
+#[tokio::test]
+async fn a_trail_entry_lost_after_its_commit_point_is_restored_on_start() {
+    use tenant_service::domain::{AuditId, Id, SeatId};
+    use tenant_service::store::records;
+
+    let app = TestApp::spawn().await;
+    let t = app.district("D").await;
+    let seat = app.purchase(t, 1).await[0];
+    assert_eq!(app.allocate(seat, "l1").await.status, 200);
+    let before = app.audit(seat).await;
+    let last = before.last().and_then(|a| a["id"].as_u64()).unwrap_or_default();
+    let dir = app.stop().await;
+
+    // What a crash at that moment leaves behind: the trail key never written.
+    {
+        let db = sled::Config::new()
+            .path(dir.path().join("data"))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seat_id = SeatId::new(seat).unwrap_or_else(|| panic!("seat id"));
+        let audit_id = AuditId::new(last).unwrap_or_else(|| panic!("audit id"));
+        let removed = db
+            .remove(records::audit_key(seat_id, audit_id))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(removed.is_some(), "the trail key was where expected");
+        db.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    let app = TestApp::spawn_in(dir).await;
+    assert_eq!(app.audit(seat).await, before);
+    assert_eq!(app.seat(seat).await["learner_id"], "l1");
+}
