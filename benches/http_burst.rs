@@ -111,11 +111,13 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| CONNS.to_vec());
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary".into());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,roles".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
     let server = Server::start();
     let addr = server.addr;
+    // Started here, outside the client's runtime (opening blocks).
+    let open = phase("roles").then(|| Server::start_with(|s| s.auth.enforce_roles = false));
     let client = common::runtime("client", client_threads);
 
     let mut rows: Vec<Row> = Vec::new();
@@ -195,6 +197,59 @@ fn main() {
             push_pair(&mut rows, conns, "GET /seats/summary", ceiling, summary);
         }
 
+        // Role enforcement's cost (issue 5: within 10%): the same allocate
+        // burst against a second server with `enforce_roles = false`,
+        // interleaved slice by slice with the enforcing one.
+        if let Some(open) = &open {
+            let open_school = common::setup(open.addr, "Open District").await;
+            let conns = 64;
+            let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
+            let need = (best_rate * window * 1.5) as usize + 10_000;
+            seats.ensure(addr, school, need).await;
+            let mut open_seats = Seats {
+                free: Vec::new(),
+                bought: 0,
+                buying: Duration::ZERO,
+            };
+            open_seats.ensure(open.addr, open_school, need).await;
+            let mut totals = [Total::default(), Total::default()];
+            let lists = [Arc::new(std::mem::take(&mut seats.free)), Arc::new(open_seats.free)];
+            let cursors = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
+            for round in 0..rounds {
+                for part in order(round) {
+                    let p = part as usize;
+                    let target = if p == 0 { addr } else { open.addr };
+                    let (list, cursor, base) = (Arc::clone(&lists[p]), Arc::clone(&cursors[p]), learners_used);
+                    let next = move |_: usize, _: u64| {
+                        let i = cursor.fetch_add(1, Ordering::Relaxed);
+                        let seat = *list.get(i)?;
+                        Some(allocate_req(seat, &format!("roles-{p}-{:08}", base + i)))
+                    };
+                    let disk = disk_written();
+                    let run = drive(target, conns, WARMUP, slice, 200, next).await;
+                    totals[p].add(run, disk_written() - disk);
+                }
+            }
+            let used = cursors[0].load(Ordering::Relaxed).min(lists[0].len());
+            allocated += totals[0].run.all_ok;
+            seats.free = lists[0][used..].to_vec();
+            let [enforced, open_total] = totals.map(Total::finish);
+            let open_rate = open_total.run.rate();
+            rows.push(Row {
+                endpoint: "POST /seats/allocate, roles not enforced".into(),
+                conns,
+                total: open_total,
+                ceiling: None,
+            });
+            // Here "of ceiling" is enforced ÷ not enforced.
+            rows.push(Row {
+                endpoint: "POST /seats/allocate, roles enforced (of: not enforced)".into(),
+                conns,
+                total: enforced,
+                ceiling: Some(open_rate),
+            });
+        }
+
         // Never wrong: the counters must equal the allocations acknowledged.
         let body = common::call(addr, summary_req(school), 200).await;
         let summary: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
@@ -204,6 +259,7 @@ fn main() {
     let total = started.elapsed();
     drop(client);
     drop(server);
+    drop(open);
 
     let table_rows: Vec<Vec<String>> = rows
         .iter()

@@ -60,19 +60,29 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(|_| {})
+    }
+
+    /// `start` with settings adjusted (e.g. roles not enforced).
+    pub fn start_with(adjust: impl FnOnce(&mut Settings)) -> Server {
         let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let dir = temp.path().join("data");
-        let mut s = Server::start_in(&dir);
+        let mut s = Server::start_in_with(&dir, adjust);
         s._temp = Some(temp);
         s
     }
 
     pub fn start_in(data_dir: &Path) -> Server {
+        Server::start_in_with(data_dir, |_| {})
+    }
+
+    fn start_in_with(data_dir: &Path, adjust: impl FnOnce(&mut Settings)) -> Server {
         let mut settings = Settings {
             data_dir: data_dir.to_path_buf(),
             ..Settings::default()
         };
         settings.auth.platform_admins = vec![ROOT.to_owned()];
+        adjust(&mut settings);
         let rt = runtime("server", 0);
         let app = rt
             .block_on(async { App::open(&settings) })
