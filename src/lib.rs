@@ -7,14 +7,6 @@
 
 #![forbid(unsafe_code)]
 
-/// mimalloc instead of the system allocator: sled copies tree nodes on every
-/// write, and glibc's malloc hands big freed blocks back to the kernel, so the
-/// allocate path paid page faults and page clearing for each copy (see
-/// BENCHMARKS.md, "where the time goes"). Set here so that the binary, the
-/// tests and the benches all run the same allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod auth;
 pub mod config;
 pub mod domain;

@@ -22,6 +22,9 @@ use records::{
     decode, encode, key, BlockRecord, DecodeError, RoleEntry, RoleEntryRef, SeatEntry, SeatEntryRef, SeatRecord,
 };
 
+/// sled's page cache (see `open_with`).
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// A group-commit sequence number: wait for it before answering.
 pub type Seq = u64;
 
@@ -90,6 +93,10 @@ impl Store {
             // The group-commit thread flushes whenever writes are pending;
             // sled's own timer would only add fsyncs.
             .flush_every_ms(None)
+            // Memory holds every seat already (the pools); sled's page cache
+            // only serves audit reads and start-up scans. Its 1 GiB default
+            // would keep the whole start-up scan resident.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
