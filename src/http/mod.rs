@@ -50,8 +50,10 @@ pub struct Ctx {
 /// Every route of the service, with error mapping and request logging.
 pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let body_limit = ctx.body_limit;
-    let api = tenants::routes(&ctx)
-        .or(seats::routes(&ctx))
+    // Hot routes first: warp tries routes in order, and seat allocations and
+    // summary polls are most of the traffic on the first morning of term.
+    let api = seats::routes(&ctx)
+        .or(tenants::routes(&ctx))
         .unify()
         .or(roles::routes(&ctx))
         .unify();

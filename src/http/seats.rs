@@ -71,12 +71,13 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(with_engine(ctx.engine.clone()))
         .then(audit)
         .map(respond);
-    purchase
-        .or(allocate)
+    // The hot two first (summary must stay ahead of `seats/{id}`).
+    allocate
+        .or(summary)
         .unify()
         .or(reclaim)
         .unify()
-        .or(summary)
+        .or(purchase)
         .unify()
         .or(seat)
         .unify()
