@@ -1,6 +1,7 @@
 //! Domain types: values that are valid by construction. Handlers parse raw
 //! request fields into these; the engine and the store only ever see them.
 
+mod audit;
 mod caller;
 mod ids;
 mod seat;
@@ -8,6 +9,7 @@ mod tenant;
 mod text;
 mod time;
 
+pub use audit::{AuditFilter, AuditPage, AuditQuery, Order, TrailPos};
 pub use caller::Caller;
 pub use ids::{AuditId, EventId, Id, RoleId, SeatId, TenantId};
 pub use seat::{Audit, Seat, SeatCount, SeatState, SeatSummary};

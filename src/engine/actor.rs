@@ -11,8 +11,8 @@ use actix::{Actor, Context, Handler, Message};
 
 use crate::domain::{Audit, AuditId, Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp, UserId};
 use crate::error::Error;
-use crate::store::records::BlockRecord;
-use crate::store::{IdSpace, Seq, Store};
+use crate::store::records::{chain, BlockRecord, Hash};
+use crate::store::{ChainHead, IdSpace, Seq, Store};
 
 use super::mailbox::Slotted;
 use super::pool::{Counts, SeatChange, SeatPool};
@@ -40,17 +40,37 @@ pub struct TenantActor {
     router: Arc<SeatRouter>,
     /// Sequence of this actor's latest write; every reply waits for it.
     last_write: Seq,
+    /// The tenant's audit hash chain after its latest stored entry.
+    head: Hash,
+    /// The latest time this actor handed out. Audit times never go below it,
+    /// even if the wall clock steps back, so the tenant's trail keys (time,
+    /// then id) sort in write order, which is the chain's order.
+    clock: Timestamp,
 }
 
 impl TenantActor {
-    pub fn new(tenant: TenantId, pool: SeatPool, store: Arc<Store>, router: Arc<SeatRouter>) -> Self {
+    pub fn new(
+        tenant: TenantId,
+        pool: SeatPool,
+        store: Arc<Store>,
+        router: Arc<SeatRouter>,
+        head: Option<ChainHead>,
+    ) -> Self {
         TenantActor {
             tenant,
             pool,
             store,
             router,
             last_write: 0,
+            head: head.map_or([0; 32], |h| h.hash),
+            clock: head.map_or(Timestamp::from_micros(i64::MIN), |h| h.at),
         }
+    }
+
+    /// The wall clock, never earlier than a time already handed out.
+    fn now(&mut self) -> Timestamp {
+        self.clock = Timestamp::now().max(self.clock);
+        self.clock
     }
 
     fn reply<T>(&self, value: Result<T, Error>) -> Pending<T> {
@@ -69,10 +89,12 @@ impl TenantActor {
             first_seat,
             count: n,
             first_audit,
-            created_at: Timestamp::now(),
+            created_at: self.now(),
             changed_by: by,
         };
-        self.last_write = self.store.put_block(&block)?;
+        let head = (0..n).fold(self.head, |h, i| chain(&h, self.tenant, &block.purchase_audit(i)));
+        self.last_write = self.store.put_block(&block, head)?;
+        self.head = head;
         self.router.insert(first_seat, n, self.tenant);
         self.pool.add_block(block);
         Ok(self.pool.block_seats(first_seat))
@@ -92,7 +114,11 @@ impl TenantActor {
             created_at: change.after.updated_at,
         };
         let record = self.pool.record(&change.after);
-        self.last_write = self.store.put_seat_change(change.seat, &record, &audit)?;
+        let head = chain(&self.head, self.tenant, &audit);
+        self.last_write = self
+            .store
+            .put_seat_change(self.tenant, change.seat, &record, &audit, head)?;
+        self.head = head;
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
@@ -145,9 +171,10 @@ impl Handler<Purchase> for TenantActor {
 impl Handler<Allocate> for TenantActor {
     type Result = Pending<Seat>;
     fn handle(&mut self, msg: Allocate, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now();
         let value = self
             .pool
-            .allocate(msg.seat, msg.learner, Timestamp::now())
+            .allocate(msg.seat, msg.learner, now)
             .and_then(|change| self.commit(change, msg.by, "Seat allocated to learner".into()));
         self.reply(value)
     }
@@ -156,9 +183,10 @@ impl Handler<Allocate> for TenantActor {
 impl Handler<Reclaim> for TenantActor {
     type Result = Pending<Seat>;
     fn handle(&mut self, msg: Reclaim, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now();
         let value = self
             .pool
-            .reclaim(msg.seat, Timestamp::now())
+            .reclaim(msg.seat, now)
             .and_then(|change| self.commit(change, msg.by, msg.reason.into_string()));
         self.reply(value)
     }

@@ -19,8 +19,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::domain::{
-    Audit, Caller, Id, LearnerId, Reason, Role, RoleChange, RoleEvent, RoleId, RoleKind, Seat, SeatCount, SeatId,
-    SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, UserId,
+    Audit, AuditPage, AuditQuery, Caller, Id, LearnerId, Reason, Role, RoleChange, RoleEvent, RoleId, RoleKind, Seat,
+    SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, UserId,
 };
 use crate::error::{Error, Missing};
 use crate::store::{IdSpace, Recovered, Seq, Store};
@@ -93,6 +93,7 @@ impl Engine {
             roles,
             blocks,
             seats,
+            heads,
         } = recovered;
 
         let mut pools: HashMap<TenantId, SeatPool> = tenants.iter().map(|t| (t.id, SeatPool::new(t.id))).collect();
@@ -120,6 +121,7 @@ impl Engine {
                     pool,
                     Arc::clone(&store),
                     Arc::clone(&router),
+                    heads.get(&tenant.id).copied(),
                 )),
                 mailbox_bound,
             );
@@ -216,6 +218,7 @@ impl Engine {
                 pool,
                 Arc::clone(&self.store),
                 Arc::clone(&self.router),
+                None,
             )),
             self.mailbox_bound,
         );
@@ -387,6 +390,45 @@ impl Engine {
         // flight; wait for everything written so far.
         self.store.durable(self.store.latest()).await?;
         Ok(entries)
+    }
+
+    /// A page of the audit trail: one seat's, or a tenant's (a district's
+    /// includes its schools'), filtered and in time order.
+    pub async fn audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, Error> {
+        let store = Arc::clone(&self.store);
+        let read = match (query.seat, query.tenant) {
+            (Some(seat), scope) => {
+                let (owner, actor) = self.seat_owner(seat)?;
+                self.check(caller, Action::ReadAudit, owner, Missing::Seat).await?;
+                if let Some(scope) = scope {
+                    self.check(caller, Action::ReadAudit, scope, Missing::Tenant).await?;
+                    if scope != owner && self.directory.district_of(owner) != Some(scope) {
+                        return Ok(AuditPage {
+                            items: Vec::new(),
+                            next_cursor: None,
+                        });
+                    }
+                }
+                let block = self.ask(&actor, actor::GetBlock { seat }).await?;
+                tokio::task::spawn_blocking(move || store.seat_audit_page(seat, &block, &query)).await
+            }
+            (None, Some(tenant)) => {
+                self.check(caller, Action::ReadAudit, tenant, Missing::Tenant).await?;
+                let mut scope = vec![tenant];
+                if let Some(entry) = self.directory.tenants.get(&tenant) {
+                    scope.extend(entry.children.iter().copied());
+                }
+                // A page steps over up to `SCAN_BUDGET` entries on disk: off
+                // the async workers.
+                tokio::task::spawn_blocking(move || store.audit_page(&scope, &query)).await
+            }
+            (None, None) => return Err(Error::Invalid("query parameter tenantId or seatId is required".into())),
+        };
+        let page = read.map_err(|e| Error::Internal(anyhow::anyhow!("audit read task: {e}")))??;
+        // The scan read sled directly and may have seen writes still in
+        // flight; wait for everything written so far.
+        self.store.durable(self.store.latest()).await?;
+        Ok(page)
     }
 
     // ---- roles ----------------------------------------------------------

@@ -2,6 +2,7 @@
 //! them, logs every request, and installs the one `recover` that turns every
 //! rejection into the contract's `{"detail", "error_code"}` body.
 
+mod audit;
 mod extract;
 mod health;
 mod roles;
@@ -54,6 +55,8 @@ pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(seats::routes(&ctx))
         .unify()
         .or(roles::routes(&ctx))
+        .unify()
+        .or(audit::routes(&ctx))
         .unify();
     health::routes()
         .map(|r| Box::new(r) as Box<dyn Reply>)

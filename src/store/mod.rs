@@ -8,17 +8,19 @@
 mod commit;
 mod faults;
 pub mod records;
+mod trail;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::domain::{Audit, Id, Role, RoleEvent, SeatId, SeatState, Tenant, TenantId};
+use crate::domain::{Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Timestamp};
 use crate::error::Error;
 pub use commit::{Durable, FlushStats};
 use commit::{Flush, GroupCommit};
 pub use faults::Faults;
-use records::{decode, encode, key, BlockRecord, DecodeError, SeatRecord};
+use records::{decode, encode, key, BlockRecord, DecodeError, Hash, SeatRecord, TrailEntry};
 
 /// A group-commit sequence number: wait for it before answering.
 pub type Seq = u64;
@@ -51,6 +53,16 @@ pub struct Recovered {
     pub roles: Vec<Role>,
     pub blocks: Vec<BlockRecord>,
     pub seats: Vec<(SeatId, SeatRecord)>,
+    /// Where each tenant's audit trail ends (tenants with an empty trail: absent).
+    pub heads: HashMap<TenantId, ChainHead>,
+}
+
+/// The end of a tenant's audit trail: the time of its last entry (the actor's
+/// clock never goes below it) and the chain hash after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    pub at: Timestamp,
+    pub hash: Hash,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,16 +128,24 @@ impl Store {
                 *lease = Lease { next: upto, upto };
             }
         }
+        let tenants: Vec<Tenant> = scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?;
+        let heads = tenants
+            .iter()
+            .filter_map(|t| chain_head(&db, t.id).transpose().map(|h| h.map(|h| (t.id, h))))
+            .collect::<Result<_, ScanError>>()
+            .map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
-            tenants: scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?,
+            tenants,
             roles: scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?,
             blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
             seats: scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?,
+            heads,
         };
         // Audit entries are not needed to rebuild memory, but a corrupt or
         // unknown-version entry must stop the start like any other record:
         // otherwise it would surface later as a failed audit read, or never.
         check::<Audit>(&db, records::AUDIT).map_err(|e| e.into_open(dir))?;
+        check::<TrailEntry>(&db, records::TRAIL).map_err(|e| e.into_open(dir))?;
 
         let disk = Disk {
             db: db.clone(),
@@ -185,16 +205,42 @@ impl Store {
             .collect()
     }
 
-    pub fn put_block(&self, block: &BlockRecord) -> Result<Seq, Error> {
-        self.put(key(records::BLOCK, block.first_seat.get()), encode(block))
+    /// A purchase block and its tenant-trail entry (`hash`: the chain after
+    /// the block's last derived audit entry), in one atomic batch.
+    pub fn put_block(&self, block: &BlockRecord, hash: Hash) -> Result<Seq, Error> {
+        self.writable()?;
+        let mut batch = sled::Batch::default();
+        batch.insert(&key(records::BLOCK, block.first_seat.get()), encode(block));
+        let entry = TrailEntry::Block {
+            first_seat: block.first_seat,
+            hash,
+        };
+        batch.insert(
+            &records::trail_key(block.tenant_id, block.created_at, block.first_audit),
+            encode(&entry),
+        );
+        self.db.apply_batch(batch).map_err(unavailable)?;
+        Ok(self.commit.wrote())
     }
 
-    /// A seat's new state and its audit entry, in one atomic batch.
-    pub fn put_seat_change(&self, seat: SeatId, record: &SeatRecord, audit: &Audit) -> Result<Seq, Error> {
+    /// A seat's new state, its audit entry and the tenant-trail entry that
+    /// points at it (with the chain `hash` after it), in one atomic batch.
+    pub fn put_seat_change(
+        &self,
+        tenant: TenantId,
+        seat: SeatId,
+        record: &SeatRecord,
+        audit: &Audit,
+        hash: Hash,
+    ) -> Result<Seq, Error> {
         self.writable()?;
         let mut batch = sled::Batch::default();
         batch.insert(&key(records::SEAT, seat.get()), encode(record));
         batch.insert(&records::audit_key(seat, audit.id), encode(audit));
+        batch.insert(
+            &records::trail_key(tenant, audit.created_at, audit.id),
+            encode(&TrailEntry::Seat { seat, hash }),
+        );
         self.db.apply_batch(batch).map_err(unavailable)?;
         Ok(self.commit.wrote())
     }
@@ -203,22 +249,23 @@ impl Store {
     /// its block, then the stored entries (their keys sort by audit id).
     pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, Error> {
         let offset = seat.get() - block.first_seat.get();
-        let mut out = vec![Audit {
-            id: block.first_audit.offset(offset),
-            seat_id: seat,
-            previous_state: None,
-            new_state: SeatState::Free,
-            previous_learner_id: None,
-            new_learner_id: None,
-            changed_by: block.changed_by.clone(),
-            reason: "Seat purchased".into(),
-            created_at: block.created_at,
-        }];
+        let mut out = vec![block.purchase_audit(offset)];
         for item in self.db.scan_prefix(records::audit_prefix(seat)) {
             let (k, v) = item.map_err(unavailable)?;
             out.push(decode(&k, &v).map_err(|e| Error::Internal(e.into()))?);
         }
         Ok(out)
+    }
+
+    /// A page of audit entries from the trails of `tenants` (a district and
+    /// its schools, or one tenant), merged in time order.
+    pub fn audit_page(&self, tenants: &[TenantId], query: &AuditQuery) -> Result<AuditPage, Error> {
+        trail::page(&self.db, tenants, query, trail::SCAN_BUDGET)
+    }
+
+    /// A page of one seat's audit entries.
+    pub fn seat_audit_page(&self, seat: SeatId, block: &BlockRecord, query: &AuditQuery) -> Result<AuditPage, Error> {
+        Ok(trail::seat_page(self.seat_audit(seat, block)?, query))
     }
 
     /// Resolves when the write numbered `seq` (and all before it) is on disk.
@@ -309,6 +356,25 @@ impl ScanError {
             },
         }
     }
+}
+
+/// A tenant's last trail entry: one reverse seek.
+fn chain_head(db: &sled::Db, tenant: TenantId) -> Result<Option<ChainHead>, ScanError> {
+    let Some(item) = db.scan_prefix(records::trail_prefix(tenant)).next_back() else {
+        return Ok(None);
+    };
+    let (k, v) = item.map_err(ScanError::Sled)?;
+    let entry: TrailEntry = decode(&k, &v).map_err(ScanError::Decode)?;
+    let (at, _) = records::trail_key_parts(&k).ok_or_else(|| {
+        ScanError::Decode(DecodeError::Corrupt {
+            key: records::show_key(&k),
+            reason: "bad key".into(),
+        })
+    })?;
+    Ok(Some(ChainHead {
+        at,
+        hash: *entry.hash(),
+    }))
 }
 
 fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T>, ScanError> {

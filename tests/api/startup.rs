@@ -98,6 +98,11 @@ async fn corrupted_or_unknown_version_records_stop_the_start_and_are_kept() {
         .find(|k| k.first() == Some(&records::AUDIT))
         .cloned()
         .unwrap_or_else(|| panic!("no audit record"));
+    let trail_key = pristine
+        .keys()
+        .find(|k| k.first() == Some(&records::TRAIL))
+        .cloned()
+        .unwrap_or_else(|| panic!("no trail record"));
 
     let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
         (
@@ -123,6 +128,12 @@ async fn corrupted_or_unknown_version_records_stop_the_start_and_are_kept() {
             audit_key.clone(),
             vec![FORMAT + 1],
             "format version 2",
+        ),
+        (
+            "trail entry, garbage",
+            trail_key.clone(),
+            vec![FORMAT, 7, 0, 0, 0],
+            "corrupted",
         ),
     ];
     for (what, k, bad, problem) in cases {
