@@ -55,6 +55,18 @@ pub struct Me {
     pub tenants: Vec<Reach>,
 }
 
+/// `GET /district/{id}/summary`: the top level is a SeatSummary of the
+/// district's own and its schools' seats together.
+#[derive(Debug, Serialize)]
+pub struct DistrictSummary {
+    #[serde(flatten)]
+    pub totals: SeatSummary,
+    /// The seats bought by the district itself.
+    pub own: SeatSummary,
+    /// One per school, in creation order.
+    pub schools: Vec<SeatSummary>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Reach {
     pub tenant_id: TenantId,
@@ -365,8 +377,48 @@ impl Engine {
 
     pub async fn summary(&self, caller: &Caller, tenant: TenantId) -> Result<SeatSummary, Error> {
         self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
-        let (meta, seq) = self.directory.tenant(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
-        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        self.counted(tenant, Missing::Tenant).await
+    }
+
+    /// A district's seats: its own and its schools' together, its own alone,
+    /// and each school's (one actor message per tenant; no seat is scanned).
+    pub async fn district_summary(&self, caller: &Caller, district: TenantId) -> Result<DistrictSummary, Error> {
+        let children = match self.directory.tenants.get(&district) {
+            Some(entry) if entry.tenant.kind == TenantKind::District => entry.children.clone(),
+            _ => return Err(Error::NotFound(Missing::District)),
+        };
+        self.check(caller, Action::Read, district, Missing::District).await?;
+        let own = self.counted(district, Missing::District).await?;
+        let mut schools = Vec::with_capacity(children.len());
+        for school in children {
+            schools.push(self.counted(school, Missing::Tenant).await?);
+        }
+        let (mut free, mut reserved, mut assigned) = (own.free_seats, own.reserved_seats, own.assigned_seats);
+        for s in &schools {
+            free += s.free_seats;
+            reserved += s.reserved_seats;
+            assigned += s.assigned_seats;
+        }
+        let total = free + reserved + assigned;
+        Ok(DistrictSummary {
+            totals: SeatSummary {
+                tenant_id: district,
+                tenant_name: own.tenant_name.clone(),
+                total_seats: total,
+                free_seats: free,
+                reserved_seats: reserved,
+                assigned_seats: assigned,
+                utilization_percentage: SeatSummary::utilization(total, reserved, assigned),
+            },
+            own,
+            schools,
+        })
+    }
+
+    /// A tenant's counters as a summary, once they (and its name) are durable.
+    async fn counted(&self, tenant: TenantId, missing: Missing) -> Result<SeatSummary, Error> {
+        let (meta, seq) = self.directory.tenant(tenant).ok_or(Error::NotFound(missing))?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(missing))?;
         let counts = self.ask(&actor, actor::Summary {}).await?;
         self.store.durable(seq).await?;
         Ok(SeatSummary {

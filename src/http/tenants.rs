@@ -43,6 +43,12 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(with_engine(ctx.engine.clone()))
         .then(get_district)
         .map(respond);
+    let district_summary = warp::path!("api" / "v1" / "district" / String / "summary")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(with_engine(ctx.engine.clone()))
+        .then(district_summary)
+        .map(respond);
     let create_school = warp::path!("api" / "v1" / "district" / String / "schools")
         .and(warp::post())
         .and(caller(ctx.auth.clone()))
@@ -66,6 +72,8 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
     create_district
         .or(get_district)
         .unify()
+        .or(district_summary)
+        .unify()
         .or(create_school)
         .unify()
         .or(get_tenant)
@@ -84,6 +92,11 @@ async fn get_district(id: String, caller: Caller, engine: Arc<Engine>) -> Answer
     let id = TenantId::parse_str(&id)?;
     let (district, children) = engine.district(&caller, id).await?;
     Ok(ok(&DistrictView { district, children }))
+}
+
+async fn district_summary(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    Ok(ok(&engine.district_summary(&caller, id).await?))
 }
 
 async fn create_school(id: String, caller: Caller, body: NameBody, engine: Arc<Engine>) -> Answer {

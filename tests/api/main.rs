@@ -1,5 +1,6 @@
 //! HTTP tests against the real server: one binary, one module per concern.
 
+mod analytics;
 mod audit;
 mod auth;
 mod bad_input;
