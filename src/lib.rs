@@ -13,6 +13,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod metrics;
 mod server;
 pub mod store;
 

@@ -11,6 +11,7 @@ use actix::{Actor, Context, Handler, Message};
 
 use crate::domain::{Audit, AuditId, Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp, UserId};
 use crate::error::Error;
+use crate::metrics::{Metrics, Transition};
 use crate::store::records::{chain, BlockRecord, Hash};
 use crate::store::{ChainHead, IdSpace, Seq, Store};
 
@@ -38,6 +39,7 @@ pub struct TenantActor {
     pool: SeatPool,
     store: Arc<Store>,
     router: Arc<SeatRouter>,
+    metrics: Arc<Metrics>,
     /// Sequence of this actor's latest write; every reply waits for it.
     last_write: Seq,
     /// The tenant's audit hash chain after its latest stored entry.
@@ -54,6 +56,7 @@ impl TenantActor {
         pool: SeatPool,
         store: Arc<Store>,
         router: Arc<SeatRouter>,
+        metrics: Arc<Metrics>,
         head: Option<ChainHead>,
     ) -> Self {
         TenantActor {
@@ -61,6 +64,7 @@ impl TenantActor {
             pool,
             store,
             router,
+            metrics,
             last_write: 0,
             head: head.map_or([0; 32], |h| h.hash),
             clock: head.map_or(Timestamp::from_micros(i64::MIN), |h| h.at),
@@ -95,13 +99,14 @@ impl TenantActor {
         let head = (0..n).fold(self.head, |h, i| chain(&h, self.tenant, &block.purchase_audit(i)));
         self.last_write = self.store.put_block(&block, head)?;
         self.head = head;
+        self.metrics.purchased(n);
         self.router.insert(first_seat, n, self.tenant);
         self.pool.add_block(block);
         Ok(self.pool.block_seats(first_seat))
     }
 
     /// Writes a checked change with its audit entry, then applies it.
-    fn commit(&mut self, change: SeatChange, by: UserId, reason: String) -> Result<Seat, Error> {
+    fn commit(&mut self, kind: Transition, change: SeatChange, by: UserId, reason: String) -> Result<Seat, Error> {
         let audit = Audit {
             id: self.id(IdSpace::Audit, 1)?,
             seat_id: change.seat,
@@ -119,6 +124,7 @@ impl TenantActor {
             .store
             .put_seat_change(self.tenant, change.seat, &record, &audit, head)?;
         self.head = head;
+        self.metrics.moved(kind, change.before.state, change.after.state);
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
@@ -175,7 +181,7 @@ impl Handler<Allocate> for TenantActor {
         let value = self
             .pool
             .allocate(msg.seat, msg.learner, now)
-            .and_then(|change| self.commit(change, msg.by, "Seat allocated to learner".into()));
+            .and_then(|change| self.commit(Transition::Allocate, change, msg.by, "Seat allocated to learner".into()));
         self.reply(value)
     }
 }
@@ -187,7 +193,7 @@ impl Handler<Reclaim> for TenantActor {
         let value = self
             .pool
             .reclaim(msg.seat, now)
-            .and_then(|change| self.commit(change, msg.by, msg.reason.into_string()));
+            .and_then(|change| self.commit(Transition::Reclaim, change, msg.by, msg.reason.into_string()));
         self.reply(value)
     }
 }

@@ -23,6 +23,7 @@ use crate::domain::{
     SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, UserId,
 };
 use crate::error::{Error, Missing};
+use crate::metrics::Metrics;
 use crate::store::{IdSpace, Recovered, Seq, Store};
 
 use access::Access;
@@ -85,6 +86,7 @@ pub struct Engine {
     arbiters: Arbiters,
     /// How many messages may wait for one tenant actor (`Settings::mailbox_bound`).
     mailbox_bound: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -123,6 +125,20 @@ impl Engine {
             }
         }
 
+        let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
+        {
+            let m = Arc::clone(&metrics);
+            store.on_flush(Box::new(move |batch, took| m.flushed(batch, took)));
+        }
+        let totals = pools.values().fold(pool::Counts::default(), |t, p| {
+            let c = p.counts();
+            pool::Counts {
+                free: t.free + c.free,
+                reserved: t.reserved + c.reserved,
+                assigned: t.assigned + c.assigned,
+            }
+        });
+        metrics.recovered(totals.free, totals.reserved, totals.assigned);
         let directory = Directory::default();
         let tenant_count = tenants.len();
         for tenant in tenants {
@@ -133,6 +149,7 @@ impl Engine {
                     pool,
                     Arc::clone(&store),
                     Arc::clone(&router),
+                    Arc::clone(&metrics),
                     heads.get(&tenant.id).copied(),
                 )),
                 mailbox_bound,
@@ -173,6 +190,7 @@ impl Engine {
                 router,
                 arbiters,
                 mailbox_bound,
+                metrics,
             },
             report,
         ))
@@ -186,6 +204,17 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus exposition: counters kept as things happen, plus the
+    /// store's size and the mailboxes' depth read now (O(tenants)).
+    pub fn metrics_text(&self) -> String {
+        let depth = self.directory.tenants.iter().map(|e| e.actor.depth()).sum();
+        self.metrics.render(self.store.size_on_disk(), depth)
     }
 
     // ---- tenants -------------------------------------------------------
@@ -230,6 +259,7 @@ impl Engine {
                 pool,
                 Arc::clone(&self.store),
                 Arc::clone(&self.router),
+                Arc::clone(&self.metrics),
                 None,
             )),
             self.mailbox_bound,

@@ -5,6 +5,7 @@
 mod audit;
 mod extract;
 mod health;
+mod metrics;
 mod roles;
 mod seats;
 mod tenants;
@@ -51,6 +52,7 @@ pub struct Ctx {
 /// Every route of the service, with error mapping and request logging.
 pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let body_limit = ctx.body_limit;
+    let engine = Arc::clone(&ctx.engine);
     let api = tenants::routes(&ctx)
         .or(seats::routes(&ctx))
         .unify()
@@ -60,10 +62,18 @@ pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .unify();
     health::routes()
         .map(|r| Box::new(r) as Box<dyn Reply>)
+        .or(metrics::routes(&ctx))
+        .unify()
         .or(api)
         .unify()
         .recover(move |rejection| recover(rejection, body_limit))
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
+            engine.metrics().request(
+                info.method().as_str(),
+                info.path(),
+                info.status().as_u16(),
+                info.elapsed(),
+            );
             tracing::info!(
                 target: "tenant_service::request",
                 method = %info.method(),

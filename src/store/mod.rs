@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 
 use crate::domain::{Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Timestamp};
 use crate::error::Error;
-pub use commit::{Durable, FlushStats};
+pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
 pub use faults::Faults;
 use records::{decode, encode, key, BlockRecord, DecodeError, Hash, SeatRecord, TrailEntry};
@@ -289,6 +289,11 @@ impl Store {
 
     pub fn flush_stats(&self) -> FlushStats {
         self.commit.stats()
+    }
+
+    /// Calls `observer` after every good flush (for the metrics).
+    pub fn on_flush(&self, observer: FlushObserver) {
+        self.commit.observe(observer);
     }
 
     pub fn size_on_disk(&self) -> u64 {

@@ -11,6 +11,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod load;
+mod metrics;
 mod overload;
 mod process;
 mod restart;
