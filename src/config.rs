@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
@@ -15,14 +15,37 @@ use serde::Deserialize;
 )]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if it exists).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8001.
     #[arg(long, env = "TENANT_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
     /// Directory holding the store.
-    #[arg(long, env = "TENANT_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "TENANT_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Without a command: run the service.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work on the audit trail offline (no service may be running on the data dir).
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit hash chains; print one JSON report per tenant. Exit 0 if
+    /// every chain is intact, 2 if one is not, 1 if the store cannot be read.
+    Verify {
+        /// Only this tenant (default: every tenant).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Settings};
+pub use config::{AuditCommand, Cli, Command, Settings};
 use engine::{Engine, RecoveryReport};
 pub use store::Faults;
 use store::Store;

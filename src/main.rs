@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tenant_service::{App, Cli, Faults, Settings};
+use tenant_service::domain::{Id, TenantId};
+use tenant_service::{store, App, AuditCommand, Cli, Command, Faults, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +14,12 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    if let Some(Command::Audit {
+        action: AuditCommand::Verify { tenant },
+    }) = cli.command
+    {
+        return audit_verify(&settings, tenant);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -55,6 +62,32 @@ fn test_faults() -> Arc<Faults> {
         faults.slow_flushes(ms);
     }
     Arc::new(faults)
+}
+
+/// `tenant-service audit verify`: one JSON report per tenant on stdout.
+fn audit_verify(settings: &Settings, tenant: Option<u64>) -> ExitCode {
+    let tenant = match tenant.map(|t| TenantId::from_u64(t).map_err(|_| "--tenant must be a positive integer")) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => return fail(&e),
+    };
+    let reports = match store::verify_dir(&settings.data_dir, tenant) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let mut intact = true;
+    for report in &reports {
+        intact &= report.intact;
+        match serde_json::to_string(report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => return fail(&e),
+        }
+    }
+    if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// One clear line on stderr and a non-zero exit.

@@ -165,6 +165,7 @@ message!(Reclaim { seat: SeatId, reason: Reason, by: UserId } -> Seat);
 message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
 message!(Summary {} -> Counts);
+message!(Head {} -> Hash);
 
 impl Handler<Purchase> for TenantActor {
     type Result = Pending<Vec<Seat>>;
@@ -225,5 +226,12 @@ impl Handler<Summary> for TenantActor {
     type Result = Pending<Counts>;
     fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.pool.counts()))
+    }
+}
+
+impl Handler<Head> for TenantActor {
+    type Result = Pending<Hash>;
+    fn handle(&mut self, _: Head, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.head))
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Missing};
 use crate::metrics::Metrics;
-use crate::store::{IdSpace, Recovered, Seq, Store};
+use crate::store::{ChainReport, IdSpace, Recovered, Seq, Store};
 
 use access::Access;
 pub use access::Action;
@@ -511,6 +511,22 @@ impl Engine {
         // flight; wait for everything written so far.
         self.store.durable(self.store.latest()).await?;
         Ok(page)
+    }
+
+    /// Walks a tenant's audit hash chain (O(its trail), off the async
+    /// workers) and names the first entry that does not match.
+    pub async fn verify_audit(&self, caller: &Caller, tenant: TenantId) -> Result<ChainReport, Error> {
+        self.check(caller, Action::ReadAudit, tenant, Missing::Tenant).await?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        // Read before the walk: every entry it covers is already in sled, so
+        // it must be one of the links walked (see `store::verify`).
+        let head = self.ask(&actor, actor::Head {}).await?;
+        let store = Arc::clone(&self.store);
+        let report = tokio::task::spawn_blocking(move || store.verify_chain(tenant, Some(head)))
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("audit verify task: {e}")))??;
+        self.store.durable(self.store.latest()).await?;
+        Ok(report)
     }
 
     // ---- roles ----------------------------------------------------------

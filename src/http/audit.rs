@@ -6,7 +6,7 @@ use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
-use super::extract::{caller, query, with_engine};
+use super::extract::{caller, query, query_id, with_engine};
 use super::{ok, respond, Answer, Ctx};
 use crate::domain::{
     AuditFilter, AuditQuery, Caller, Id, LearnerId, Order, SeatId, TenantId, Timestamp, TrailPos, UserId,
@@ -15,14 +15,26 @@ use crate::engine::Engine;
 use crate::error::Error;
 
 pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
-    warp::path!("api" / "v1" / "audit")
+    let page = warp::path!("api" / "v1" / "audit")
         .and(warp::get())
         .and(caller(ctx.auth.clone()))
         .and(query())
         .and(with_engine(ctx.engine.clone()))
         .then(audit)
-        .map(respond)
-        .boxed()
+        .map(respond);
+    let verify = warp::path!("api" / "v1" / "audit" / "verify")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(query())
+        .and(with_engine(ctx.engine.clone()))
+        .then(verify)
+        .map(respond);
+    page.or(verify).unify().boxed()
+}
+
+async fn verify(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
+    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+    Ok(ok(&engine.verify_audit(&caller, tenant).await?))
 }
 
 async fn audit(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {

@@ -9,6 +9,7 @@ mod commit;
 mod faults;
 pub mod records;
 mod trail;
+mod verify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
 pub use faults::Faults;
 use records::{decode, encode, key, BlockRecord, DecodeError, Hash, SeatRecord, TrailEntry};
+pub use verify::{BadEntry, ChainReport};
 
 /// A group-commit sequence number: wait for it before answering.
 pub type Seq = u64;
@@ -69,6 +71,10 @@ pub struct ChainHead {
 pub enum OpenError {
     #[error("data dir {0} is in use by another tenant-service process (its lock is held)")]
     Locked(PathBuf),
+    #[error("tenant {tenant} is not in the store in data dir {path}")]
+    NoTenant { tenant: TenantId, path: PathBuf },
+    #[error("data dir {0} does not exist or is not a directory")]
+    NoDataDir(PathBuf),
     #[error("cannot open the store in data dir {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("cannot read the store in data dir {path}: {source}")]
@@ -95,21 +101,7 @@ impl Store {
 
     /// `open`, with failures injected behind the writes and flushes.
     pub fn open_with(dir: &Path, faults: Arc<Faults>) -> Result<(Arc<Store>, Recovered), OpenError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // The group-commit thread flushes whenever writes are pending;
-            // sled's own timer would only add fsyncs.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| match &source {
-                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
-                    OpenError::Locked(dir.to_path_buf())
-                }
-                _ => OpenError::Open {
-                    path: dir.to_path_buf(),
-                    source,
-                },
-            })?;
+        let db = open_db(dir)?;
         let read_err = |source| OpenError::Decode {
             path: dir.to_path_buf(),
             source,
@@ -268,6 +260,12 @@ impl Store {
         Ok(trail::seat_page(self.seat_audit(seat, block)?, query))
     }
 
+    /// Walks a tenant's audit hash chain (O(its trail)); `head` is the link
+    /// the tenant's actor holds, which must be on the chain.
+    pub fn verify_chain(&self, tenant: TenantId, head: Option<Hash>) -> Result<ChainReport, Error> {
+        verify::walk(&self.db, tenant, head).map_err(unavailable)
+    }
+
     /// Resolves when the write numbered `seq` (and all before it) is on disk.
     pub async fn durable(&self, seq: Seq) -> Result<(), Error> {
         self.commit
@@ -361,6 +359,59 @@ impl ScanError {
             },
         }
     }
+}
+
+/// `tenant-service audit verify`: walks the chains of one tenant or of all,
+/// straight from a data dir that no running service holds (sled's lock says
+/// so if one does). Reads only; no recovery, so it also runs on a store
+/// whose records would stop a start.
+pub fn verify_dir(dir: &Path, tenant: Option<TenantId>) -> Result<Vec<ChainReport>, OpenError> {
+    if !dir.is_dir() {
+        return Err(OpenError::NoDataDir(dir.to_path_buf()));
+    }
+    let db = open_db(dir)?;
+    let open_err = |source| OpenError::Open {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let tenants: Vec<TenantId> = match tenant {
+        Some(t) if !db.contains_key(key(records::TENANT, t.get())).map_err(open_err)? => {
+            return Err(OpenError::NoTenant {
+                tenant: t,
+                path: dir.to_path_buf(),
+            })
+        }
+        Some(t) => vec![t],
+        None => db
+            .scan_prefix([records::TENANT])
+            .keys()
+            .map(|k| k.map(|k| records::key_id(&k).and_then(TenantId::new)))
+            .filter_map(Result::transpose)
+            .collect::<Result<_, _>>()
+            .map_err(open_err)?,
+    };
+    tenants
+        .into_iter()
+        .map(|t| verify::walk(&db, t, None).map_err(open_err))
+        .collect()
+}
+
+fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
+    sled::Config::new()
+        .path(dir)
+        // The group-commit thread flushes whenever writes are pending;
+        // sled's own timer would only add fsyncs.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|source| match &source {
+            sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+                OpenError::Locked(dir.to_path_buf())
+            }
+            _ => OpenError::Open {
+                path: dir.to_path_buf(),
+                source,
+            },
+        })
 }
 
 /// A tenant's last trail entry: one reverse seek.

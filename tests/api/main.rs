@@ -17,3 +17,4 @@ mod process;
 mod restart;
 mod rules;
 mod startup;
+mod tamper;
