@@ -12,7 +12,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::domain::SeatState;
+use crate::domain::{SeatState, Transition};
 
 /// Route templates, most specific first: requests are counted by template
 /// (never by raw path, which would let any client mint label values).
@@ -30,6 +30,7 @@ const ROUTES: &[&str] = &[
     "/api/v1/seats/allocate",
     "/api/v1/seats/reclaim",
     "/api/v1/seats/summary",
+    "/api/v1/seats/stats",
     "/api/v1/seats/{id}",
     "/api/v1/seats/{id}/audit",
     "/api/v1/roles",
@@ -70,14 +71,6 @@ fn method_label(method: &str) -> &'static str {
         "OPTIONS" => "OPTIONS",
         _ => "other",
     }
-}
-
-/// Kinds of seat transition, as labelled in `tenant_seat_transitions_total`.
-#[derive(Debug, Clone, Copy)]
-pub enum Transition {
-    Purchase = 0,
-    Allocate = 1,
-    Reclaim = 2,
 }
 
 fn state_index(state: SeatState) -> usize {

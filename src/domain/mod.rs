@@ -12,7 +12,7 @@ mod time;
 pub use audit::{AuditFilter, AuditPage, AuditQuery, Order, TrailPos};
 pub use caller::Caller;
 pub use ids::{AuditId, EventId, Id, RoleId, SeatId, TenantId};
-pub use seat::{Audit, Seat, SeatCount, SeatState, SeatSummary};
+pub use seat::{Audit, Seat, SeatCount, SeatState, SeatSummary, Transition};
 pub use tenant::{Role, RoleChange, RoleEvent, RoleKind, Tenant, TenantKind, TenantPatch};
 pub use text::{LearnerId, Reason, TenantName, UserId};
 pub use time::Timestamp;

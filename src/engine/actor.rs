@@ -9,15 +9,17 @@ use std::sync::Arc;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, Context, Handler, Message};
 
+use crate::domain::Transition;
 use crate::domain::{Audit, AuditId, Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp, UserId};
 use crate::error::Error;
-use crate::metrics::{Metrics, Transition};
+use crate::metrics::Metrics;
 use crate::store::records::{chain, BlockRecord, Hash};
 use crate::store::{ChainHead, IdSpace, Seq, Store};
 
 use super::mailbox::Slotted;
 use super::pool::{Counts, SeatChange, SeatPool};
 use super::router::SeatRouter;
+use super::stats::{MinuteCounts, MinuteStats};
 
 /// A reply and the write sequence it depends on.
 pub struct Pending<T> {
@@ -48,6 +50,8 @@ pub struct TenantActor {
     /// even if the wall clock steps back, so the tenant's trail keys (time,
     /// then id) sort in write order, which is the chain's order.
     clock: Timestamp,
+    /// Transitions per minute over the last day (`GET /seats/stats`).
+    stats: MinuteStats,
 }
 
 impl TenantActor {
@@ -58,6 +62,7 @@ impl TenantActor {
         router: Arc<SeatRouter>,
         metrics: Arc<Metrics>,
         head: Option<ChainHead>,
+        stats: MinuteStats,
     ) -> Self {
         TenantActor {
             tenant,
@@ -68,6 +73,7 @@ impl TenantActor {
             last_write: 0,
             head: head.map_or([0; 32], |h| h.hash),
             clock: head.map_or(Timestamp::from_micros(i64::MIN), |h| h.at),
+            stats,
         }
     }
 
@@ -100,6 +106,7 @@ impl TenantActor {
         self.last_write = self.store.put_block(&block, head)?;
         self.head = head;
         self.metrics.purchased(n);
+        self.stats.record(Transition::Purchase, block.created_at, n);
         self.router.insert(first_seat, n, self.tenant);
         self.pool.add_block(block);
         Ok(self.pool.block_seats(first_seat))
@@ -125,6 +132,7 @@ impl TenantActor {
             .put_seat_change(self.tenant, change.seat, &record, &audit, head)?;
         self.head = head;
         self.metrics.moved(kind, change.before.state, change.after.state);
+        self.stats.record(kind, audit.created_at, 1);
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
@@ -166,6 +174,7 @@ message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
 message!(Summary {} -> Counts);
 message!(Head {} -> Hash);
+message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 
 impl Handler<Purchase> for TenantActor {
     type Result = Pending<Vec<Seat>>;
@@ -233,5 +242,12 @@ impl Handler<Head> for TenantActor {
     type Result = Pending<Hash>;
     fn handle(&mut self, _: Head, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.head))
+    }
+}
+
+impl Handler<Stats> for TenantActor {
+    type Result = Pending<Vec<(i64, MinuteCounts)>>;
+    fn handle(&mut self, msg: Stats, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.stats.between(msg.from, msg.to)))
     }
 }

@@ -11,6 +11,7 @@ mod directory;
 mod mailbox;
 pub mod pool;
 mod router;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use serde::Serialize;
 
 use crate::domain::{
     Audit, AuditPage, AuditQuery, Caller, Id, LearnerId, Reason, Role, RoleChange, RoleEvent, RoleId, RoleKind, Seat,
-    SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, UserId,
+    SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, Transition,
+    UserId,
 };
 use crate::error::{Error, Missing};
 use crate::metrics::Metrics;
@@ -34,6 +36,7 @@ use directory::{Directory, Roles, TenantEntry};
 use mailbox::Mailbox;
 pub use pool::SeatPool;
 use router::SeatRouter;
+use stats::MinuteStats;
 
 /// What recovery found, for the start-up log.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +69,48 @@ pub struct DistrictSummary {
     pub own: SeatSummary,
     /// One per school, in creation order.
     pub schools: Vec<SeatSummary>,
+}
+
+/// `GET /seats/stats`: seat transitions over a window of whole minutes.
+#[derive(Debug, Serialize)]
+pub struct SeatStats {
+    pub tenant_id: TenantId,
+    pub window_minutes: i64,
+    /// The start of the window's first minute.
+    pub from: Timestamp,
+    pub until: Timestamp,
+    /// Seats purchased, allocations and reclaims in the window.
+    pub purchases: u64,
+    pub allocations: u64,
+    pub reclaims: u64,
+    /// The same, averaged per minute of the window (2 decimals).
+    pub per_minute: Rates,
+    /// The minute with the most transitions (null when there were none).
+    pub peak_minute: Option<MinuteActivity>,
+    /// Every minute with activity, oldest first (idle minutes are left out).
+    pub minutes: Vec<MinuteActivity>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rates {
+    pub purchases: f64,
+    pub allocations: f64,
+    pub reclaims: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MinuteActivity {
+    /// The minute's start.
+    pub minute: Timestamp,
+    pub purchases: u64,
+    pub allocations: u64,
+    pub reclaims: u64,
+}
+
+impl MinuteActivity {
+    fn transitions(&self) -> u64 {
+        self.purchases + self.allocations + self.reclaims
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +153,7 @@ impl Engine {
             blocks,
             seats,
             heads,
+            mut recent,
         } = recovered;
 
         let mut pools: HashMap<TenantId, SeatPool> = tenants.iter().map(|t| (t.id, SeatPool::new(t.id))).collect();
@@ -151,6 +197,13 @@ impl Engine {
                     Arc::clone(&router),
                     Arc::clone(&metrics),
                     heads.get(&tenant.id).copied(),
+                    {
+                        let mut stats = MinuteStats::default();
+                        for (at, kind, n) in recent.remove(&tenant.id).unwrap_or_default() {
+                            stats.record(kind, at, n);
+                        }
+                        stats
+                    },
                 )),
                 mailbox_bound,
             );
@@ -261,6 +314,7 @@ impl Engine {
                 Arc::clone(&self.router),
                 Arc::clone(&self.metrics),
                 None,
+                MinuteStats::default(),
             )),
             self.mailbox_bound,
         );
@@ -442,6 +496,64 @@ impl Engine {
             },
             own,
             schools,
+        })
+    }
+
+    /// Transitions per minute over the last `minutes` (1 to 1,440) minutes,
+    /// in a tenant (a district's include its schools').
+    pub async fn seat_stats(&self, caller: &Caller, tenant: TenantId, minutes: i64) -> Result<SeatStats, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let mut scope = vec![tenant];
+        if let Some(entry) = self.directory.tenants.get(&tenant) {
+            scope.extend(entry.children.iter().copied());
+        }
+        let now = Timestamp::now();
+        let to = stats::minute_of(now);
+        let from = to - minutes + 1;
+        let mut merged: std::collections::BTreeMap<i64, stats::MinuteCounts> = Default::default();
+        for t in scope {
+            let Some(actor) = self.directory.actor(t) else { continue };
+            for (minute, counts) in self.ask(&actor, actor::Stats { from, to }).await? {
+                let sum = merged.entry(minute).or_default();
+                for (s, c) in sum.iter_mut().zip(counts) {
+                    *s += c;
+                }
+            }
+        }
+        let minute_view = |(minute, c): (i64, stats::MinuteCounts)| MinuteActivity {
+            minute: Timestamp::from_micros(minute.saturating_mul(60_000_000)),
+            purchases: c[Transition::Purchase as usize],
+            allocations: c[Transition::Allocate as usize],
+            reclaims: c[Transition::Reclaim as usize],
+        };
+        let active: Vec<MinuteActivity> = merged.into_iter().map(minute_view).collect();
+        let total = |f: fn(&MinuteActivity) -> u64| active.iter().map(f).sum::<u64>();
+        let (purchases, allocations, reclaims) =
+            (total(|m| m.purchases), total(|m| m.allocations), total(|m| m.reclaims));
+        let rate = |n: u64| (n as f64 / minutes as f64 * 100.0).round() / 100.0;
+        // The busiest minute by transitions; the earliest wins a tie.
+        let peak_minute = active
+            .iter()
+            .fold(None::<&MinuteActivity>, |best, m| match best {
+                Some(b) if b.transitions() >= m.transitions() => Some(b),
+                _ => Some(m),
+            })
+            .cloned();
+        Ok(SeatStats {
+            tenant_id: tenant,
+            window_minutes: minutes,
+            from: Timestamp::from_micros(from.saturating_mul(60_000_000)),
+            until: now,
+            purchases,
+            allocations,
+            reclaims,
+            per_minute: Rates {
+                purchases: rate(purchases),
+                allocations: rate(allocations),
+                reclaims: rate(reclaims),
+            },
+            peak_minute,
+            minutes: active,
         })
     }
 

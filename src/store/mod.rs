@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::domain::{Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Timestamp};
+use crate::domain::{
+    Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Timestamp, Transition,
+};
 use crate::error::Error;
 pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
@@ -57,7 +59,13 @@ pub struct Recovered {
     pub seats: Vec<(SeatId, SeatRecord)>,
     /// Where each tenant's audit trail ends (tenants with an empty trail: absent).
     pub heads: HashMap<TenantId, ChainHead>,
+    /// Each tenant's seat transitions of the last `RECENT` (for per-minute
+    /// stats): when, what, how many seats.
+    pub recent: HashMap<TenantId, Vec<(Timestamp, Transition, u64)>>,
 }
+
+/// How far back start-up reads each tenant's trail to rebuild per-minute stats.
+pub const RECENT: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// The end of a tenant's audit trail: the time of its last entry (the actor's
 /// clock never goes below it) and the chain hash after it.
@@ -126,7 +134,14 @@ impl Store {
             .filter_map(|t| chain_head(&db, t.id).transpose().map(|h| h.map(|h| (t.id, h))))
             .collect::<Result<_, ScanError>>()
             .map_err(|e| e.into_open(dir))?;
+        let since = Timestamp::from_micros(Timestamp::now().micros() - RECENT.as_micros() as i64);
+        let recent = tenants
+            .iter()
+            .map(|t| Ok((t.id, recent(&db, t.id, since)?)))
+            .collect::<Result<_, ScanError>>()
+            .map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
+            recent,
             tenants,
             roles: scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?,
             blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
@@ -412,6 +427,51 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
                 source,
             },
         })
+}
+
+/// A tenant's transitions since `since`, from its trail (time-ordered keys:
+/// one range). A changed seat's kind is in its audit record.
+fn recent(db: &sled::Db, tenant: TenantId, since: Timestamp) -> Result<Vec<(Timestamp, Transition, u64)>, ScanError> {
+    let from = records::trail_bound(tenant, since, 0);
+    let to = records::trail_bound(tenant, Timestamp::from_micros(i64::MAX), u64::MAX);
+    let corrupt = |k: &[u8], reason: &str| {
+        ScanError::Decode(DecodeError::Corrupt {
+            key: records::show_key(k),
+            reason: reason.into(),
+        })
+    };
+    let mut out = Vec::new();
+    for item in db.range(from..=to) {
+        let (k, v) = item.map_err(ScanError::Sled)?;
+        let (at, id) = records::trail_key_parts(&k).ok_or_else(|| corrupt(&k, "bad key"))?;
+        match decode::<TrailEntry>(&k, &v).map_err(ScanError::Decode)? {
+            TrailEntry::Block { first_seat, .. } => {
+                let bk = key(records::BLOCK, first_seat.get());
+                let v = db
+                    .get(bk)
+                    .map_err(ScanError::Sled)?
+                    .ok_or_else(|| corrupt(&k, "names a missing block"))?;
+                let block: BlockRecord = decode(&bk, &v).map_err(ScanError::Decode)?;
+                out.push((at, Transition::Purchase, block.count));
+            }
+            TrailEntry::Seat { seat, .. } => {
+                let audit_id = crate::domain::AuditId::new(id).ok_or_else(|| corrupt(&k, "audit id 0"))?;
+                let ak = records::audit_key(seat, audit_id);
+                let v = db
+                    .get(ak)
+                    .map_err(ScanError::Sled)?
+                    .ok_or_else(|| corrupt(&k, "names a missing audit record"))?;
+                let audit: Audit = decode(&ak, &v).map_err(ScanError::Decode)?;
+                let kind = if audit.new_state == crate::domain::SeatState::Free {
+                    Transition::Reclaim
+                } else {
+                    Transition::Allocate
+                };
+                out.push((at, kind, 1));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A tenant's last trail entry: one reverse seek.

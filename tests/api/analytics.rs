@@ -89,3 +89,96 @@ async fn a_district_summary_needs_a_reading_role_in_the_district() {
     let r = as_user("stranger").await;
     assert_eq!((r.status, r.detail()), (404, "District not found"));
 }
+
+#[tokio::test]
+async fn stats_count_transitions_per_minute_in_a_window_and_survive_a_restart() {
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seats = app.purchase(s, 5).await;
+    assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
+    assert_eq!(app.allocate(seats[1], "l2").await.status, 200);
+    assert_eq!(
+        app.allocate(seats[1], "l3").await.status,
+        400,
+        "a refusal is no transition"
+    );
+    assert_eq!(app.reclaim(seats[0], None).await.status, 200);
+    app.purchase(d, 3).await;
+
+    let stats = |tenant: u64, window: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.get(&format!("/api/v1/seats/stats?tenantId={tenant}{window}")).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+        }
+    };
+    let district = stats(d, "&window=15m").await;
+    assert_eq!(district["tenant_id"], d);
+    assert_eq!(district["window_minutes"], 15);
+    assert_eq!(
+        (
+            district["purchases"].clone(),
+            district["allocations"].clone(),
+            district["reclaims"].clone()
+        ),
+        (json!(8), json!(2), json!(1))
+    );
+    assert_eq!(district["per_minute"]["purchases"], 0.53);
+    let minutes = district["minutes"].as_array().cloned().unwrap_or_default();
+    assert!(!minutes.is_empty() && minutes.len() <= 2, "{district}");
+    let sum = |field: &str| minutes.iter().filter_map(|m| m[field].as_u64()).sum::<u64>();
+    assert_eq!((sum("purchases"), sum("allocations"), sum("reclaims")), (8, 2, 1));
+    let peak = &district["peak_minute"];
+    let peak_total = ["purchases", "allocations", "reclaims"]
+        .iter()
+        .filter_map(|f| peak[*f].as_u64())
+        .sum::<u64>();
+    assert!(peak_total >= 6, "the busiest minute holds at least half of 11: {peak}");
+
+    let school = stats(s, "").await;
+    assert_eq!(school["window_minutes"], 60, "the default window is 1h");
+    assert_eq!(
+        (school["purchases"].clone(), school["reclaims"].clone()),
+        (json!(5), json!(1))
+    );
+
+    // Rebuilt from the trail on start.
+    let app = app.restart().await;
+    let r = app.get(&format!("/api/v1/seats/stats?tenantId={d}&window=24h")).await;
+    assert_eq!(
+        (
+            r.body["purchases"].clone(),
+            r.body["allocations"].clone(),
+            r.body["reclaims"].clone()
+        ),
+        (json!(8), json!(2), json!(1)),
+        "{}",
+        r.body
+    );
+
+    // An idle tenant: zeros and no peak.
+    let idle = app.district("Idle").await;
+    let r = app.get(&format!("/api/v1/seats/stats?tenantId={idle}&window=1h")).await;
+    assert_eq!(r.body["peak_minute"], serde_json::Value::Null);
+    assert_eq!(r.body["minutes"], json!([]));
+
+    for bad in [
+        "0m",
+        "5%C3%A9",
+        "%C3%A9h",
+        "25h",
+        "1441m",
+        "abc",
+        "15s",
+        "",
+        "h",
+        "-5m",
+        "99999999999999999999h",
+    ] {
+        let r = app.get(&format!("/api/v1/seats/stats?tenantId={d}&window={bad}")).await;
+        assert_eq!(r.status, 422, "window={bad}: {}", r.body);
+    }
+    assert_eq!(app.get("/api/v1/seats/stats?tenantId=999").await.status, 404);
+}
