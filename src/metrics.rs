@@ -12,7 +12,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{SeatState, Transition};
+use crate::domain::{Direction, SeatState, Transition};
 
 /// Route templates, most specific first: requests are counted by template
 /// (never by raw path, which would let any client mint label values).
@@ -26,6 +26,8 @@ const ROUTES: &[&str] = &[
     "/api/v1/district/{id}/schools",
     "/api/v1/district/{id}/summary",
     "/api/v1/tenant/{id}",
+    "/api/v1/tenant/{id}/alert-threshold",
+    "/api/v1/alerts",
     "/api/v1/seats/purchase",
     "/api/v1/seats/allocate",
     "/api/v1/seats/reclaim",
@@ -93,6 +95,8 @@ pub struct Metrics {
     flush_seconds: Histogram,
     store_bytes: IntGauge,
     mailbox_depth: IntGauge,
+    /// Up, down.
+    alerts: [IntCounter; 2],
 }
 
 impl Metrics {
@@ -144,6 +148,15 @@ impl Metrics {
             "tenant_mailbox_depth",
             "Messages waiting for or being handled by tenant actors, all tenants",
         )?;
+        let alerts_vec = IntCounterVec::new(
+            Opts::new(
+                "tenant_utilization_alerts_total",
+                "Times a tenant's utilization crossed its alert threshold, by direction",
+            ),
+            &["direction"],
+        )?;
+        registry.register(Box::new(alerts_vec.clone()))?;
+        let alerts = ["up", "down"].map(|d| alerts_vec.with_label_values(&[d]));
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(transitions_vec.clone()))?;
@@ -164,6 +177,7 @@ impl Metrics {
             flush_seconds,
             store_bytes,
             mailbox_depth,
+            alerts,
         })
     }
 
@@ -192,6 +206,14 @@ impl Metrics {
         self.transitions[kind as usize].inc();
         self.seats[state_index(from)].dec();
         self.seats[state_index(to)].inc();
+    }
+
+    pub fn alert(&self, direction: Direction) {
+        self.alerts[match direction {
+            Direction::Up => 0,
+            Direction::Down => 1,
+        }]
+        .inc();
     }
 
     /// One group-commit flush that made `batch` writes durable.

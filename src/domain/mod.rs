@@ -1,6 +1,7 @@
 //! Domain types: values that are valid by construction. Handlers parse raw
 //! request fields into these; the engine and the store only ever see them.
 
+mod alert;
 mod audit;
 mod caller;
 mod ids;
@@ -9,6 +10,7 @@ mod tenant;
 mod text;
 mod time;
 
+pub use alert::{Alert, Direction, Percent, Threshold};
 pub use audit::{AuditFilter, AuditPage, AuditQuery, Order, TrailPos};
 pub use caller::Caller;
 pub use ids::{AuditId, EventId, Id, RoleId, SeatId, TenantId};

@@ -10,7 +10,10 @@ use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, Context, Handler, Message};
 
 use crate::domain::Transition;
-use crate::domain::{Audit, AuditId, Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp, UserId};
+use crate::domain::{
+    Alert, Audit, AuditId, Id, LearnerId, Percent, Reason, Seat, SeatCount, SeatId, TenantId, Threshold, Timestamp,
+    UserId,
+};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::store::records::{chain, BlockRecord, Hash};
@@ -36,6 +39,15 @@ impl<A: Actor, M: Message<Result = Pending<T>>, T: 'static> MessageResponse<A, M
     }
 }
 
+/// What a tenant actor resumes from, besides its pool (`Default`: a new tenant).
+#[derive(Default)]
+pub struct Restored {
+    /// The end of the tenant's audit trail.
+    pub head: Option<ChainHead>,
+    pub stats: MinuteStats,
+    pub threshold: Option<Percent>,
+}
+
 pub struct TenantActor {
     tenant: TenantId,
     pool: SeatPool,
@@ -52,6 +64,9 @@ pub struct TenantActor {
     clock: Timestamp,
     /// Transitions per minute over the last day (`GET /seats/stats`).
     stats: MinuteStats,
+    /// Utilization alert threshold. Kept here so that a crossing is decided
+    /// in the same step as the change that crosses it.
+    threshold: Option<Percent>,
 }
 
 impl TenantActor {
@@ -61,9 +76,9 @@ impl TenantActor {
         store: Arc<Store>,
         router: Arc<SeatRouter>,
         metrics: Arc<Metrics>,
-        head: Option<ChainHead>,
-        stats: MinuteStats,
+        restored: Restored,
     ) -> Self {
+        let Restored { head, stats, threshold } = restored;
         TenantActor {
             tenant,
             pool,
@@ -74,6 +89,7 @@ impl TenantActor {
             head: head.map_or([0; 32], |h| h.hash),
             clock: head.map_or(Timestamp::from_micros(i64::MIN), |h| h.at),
             stats,
+            threshold,
         }
     }
 
@@ -103,8 +119,15 @@ impl TenantActor {
             changed_by: by,
         };
         let head = (0..n).fold(self.head, |h, i| chain(&h, self.tenant, &block.purchase_audit(i)));
-        self.last_write = self.store.put_block(&block, head)?;
+        let before = self.pool.counts();
+        let after = Counts {
+            free: before.free + n,
+            ..before
+        };
+        let alert = self.alert(before, after, first_audit, block.created_at);
+        self.last_write = self.store.put_block(&block, head, alert.as_ref())?;
         self.head = head;
+        self.raised(alert);
         self.metrics.purchased(n);
         self.stats.record(Transition::Purchase, block.created_at, n);
         self.router.insert(first_seat, n, self.tenant);
@@ -127,15 +150,49 @@ impl TenantActor {
         };
         let record = self.pool.record(&change.after);
         let head = chain(&self.head, self.tenant, &audit);
+        let before = self.pool.counts();
+        let after = before.moved(change.before.state, change.after.state);
+        let alert = self.alert(before, after, audit.id, audit.created_at);
         self.last_write = self
             .store
-            .put_seat_change(self.tenant, change.seat, &record, &audit, head)?;
+            .put_transition(self.tenant, change.seat, &record, &audit, head, alert.as_ref())?;
         self.head = head;
+        self.raised(alert);
         self.metrics.moved(kind, change.before.state, change.after.state);
         self.stats.record(kind, audit.created_at, 1);
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
+    }
+
+    /// The alert a change of counts raises, if it crosses the threshold.
+    fn alert(&self, before: Counts, after: Counts, audit_id: AuditId, at: Timestamp) -> Option<Alert> {
+        let threshold = self.threshold?;
+        let (from, to) = (before.utilization(), after.utilization());
+        Alert::crossing(threshold, from, to).map(|direction| Alert {
+            tenant_id: self.tenant,
+            audit_id,
+            direction,
+            threshold_percent: threshold,
+            utilization_before: from,
+            utilization_after: to,
+            created_at: at,
+        })
+    }
+
+    /// Once the alert's write went through: log and count it.
+    fn raised(&self, alert: Option<Alert>) {
+        if let Some(a) = alert {
+            tracing::warn!(
+                tenant = %a.tenant_id,
+                threshold = a.threshold_percent.get(),
+                before = a.utilization_before,
+                after = a.utilization_after,
+                direction = ?a.direction,
+                "seat utilization crossed the alert threshold"
+            );
+            self.metrics.alert(a.direction);
+        }
     }
 
     fn id<I: Id>(&self, space: IdSpace, n: u64) -> Result<I, Error> {
@@ -174,6 +231,8 @@ message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
 message!(Summary {} -> Counts);
 message!(Head {} -> Hash);
+message!(SetThreshold { threshold: Threshold } -> Threshold);
+message!(GetThreshold {} -> Option<Percent>);
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 
 impl Handler<Purchase> for TenantActor {
@@ -249,5 +308,24 @@ impl Handler<Stats> for TenantActor {
     type Result = Pending<Vec<(i64, MinuteCounts)>>;
     fn handle(&mut self, msg: Stats, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.stats.between(msg.from, msg.to)))
+    }
+}
+
+impl Handler<SetThreshold> for TenantActor {
+    type Result = Pending<Threshold>;
+    fn handle(&mut self, msg: SetThreshold, _: &mut Context<Self>) -> Self::Result {
+        let value = self.store.put_threshold(&msg.threshold).map(|seq| {
+            self.last_write = seq;
+            self.threshold = msg.threshold.percent;
+            msg.threshold
+        });
+        self.reply(value)
+    }
+}
+
+impl Handler<GetThreshold> for TenantActor {
+    type Result = Pending<Option<Percent>>;
+    fn handle(&mut self, _: GetThreshold, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.threshold))
     }
 }

@@ -20,9 +20,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::domain::{
-    Audit, AuditPage, AuditQuery, Caller, Id, LearnerId, Reason, Role, RoleChange, RoleEvent, RoleId, RoleKind, Seat,
-    SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, Transition,
-    UserId,
+    Alert, Audit, AuditPage, AuditQuery, Caller, Id, LearnerId, Percent, Reason, Role, RoleChange, RoleEvent, RoleId,
+    RoleKind, Seat, SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Threshold,
+    Timestamp, Transition, UserId,
 };
 use crate::error::{Error, Missing};
 use crate::metrics::Metrics;
@@ -30,7 +30,7 @@ use crate::store::{ChainReport, IdSpace, Recovered, Seq, Store};
 
 use access::Access;
 pub use access::Action;
-use actor::{Pending, TenantActor};
+use actor::{Pending, Restored, TenantActor};
 use arbiters::Arbiters;
 use directory::{Directory, Roles, TenantEntry};
 use mailbox::Mailbox;
@@ -69,6 +69,15 @@ pub struct DistrictSummary {
     pub own: SeatSummary,
     /// One per school, in creation order.
     pub schools: Vec<SeatSummary>,
+}
+
+/// `GET /alerts`.
+#[derive(Debug, Serialize)]
+pub struct Alerts {
+    pub tenant_id: TenantId,
+    /// This tenant's threshold (its schools' may differ).
+    pub threshold_percent: Option<Percent>,
+    pub alerts: Vec<Alert>,
 }
 
 /// `GET /seats/stats`: seat transitions over a window of whole minutes.
@@ -154,7 +163,12 @@ impl Engine {
             seats,
             heads,
             mut recent,
+            thresholds,
         } = recovered;
+        let thresholds: HashMap<TenantId, Percent> = thresholds
+            .into_iter()
+            .filter_map(|t| Some((t.tenant_id, t.percent?)))
+            .collect();
 
         let mut pools: HashMap<TenantId, SeatPool> = tenants.iter().map(|t| (t.id, SeatPool::new(t.id))).collect();
         let mut seat_total = 0;
@@ -196,13 +210,16 @@ impl Engine {
                     Arc::clone(&store),
                     Arc::clone(&router),
                     Arc::clone(&metrics),
-                    heads.get(&tenant.id).copied(),
-                    {
-                        let mut stats = MinuteStats::default();
-                        for (at, kind, n) in recent.remove(&tenant.id).unwrap_or_default() {
-                            stats.record(kind, at, n);
-                        }
-                        stats
+                    Restored {
+                        head: heads.get(&tenant.id).copied(),
+                        stats: {
+                            let mut stats = MinuteStats::default();
+                            for (at, kind, n) in recent.remove(&tenant.id).unwrap_or_default() {
+                                stats.record(kind, at, n);
+                            }
+                            stats
+                        },
+                        threshold: thresholds.get(&tenant.id).copied(),
                     },
                 )),
                 mailbox_bound,
@@ -313,8 +330,7 @@ impl Engine {
                 Arc::clone(&self.store),
                 Arc::clone(&self.router),
                 Arc::clone(&self.metrics),
-                None,
-                MinuteStats::default(),
+                Restored::default(),
             )),
             self.mailbox_bound,
         );
@@ -554,6 +570,49 @@ impl Engine {
             },
             peak_minute,
             minutes: active,
+        })
+    }
+
+    /// Sets (or, with `None`, clears) a tenant's utilization alert threshold.
+    /// Setting it raises no alert by itself: alerts come from changes.
+    pub async fn set_threshold(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        percent: Option<Percent>,
+    ) -> Result<Threshold, Error> {
+        self.check(caller, Action::ManageTenant, tenant, Missing::Tenant)
+            .await?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        let threshold = Threshold {
+            tenant_id: tenant,
+            percent,
+            updated_by: caller.user.clone(),
+            updated_at: Timestamp::now(),
+        };
+        self.ask(&actor, actor::SetThreshold { threshold }).await
+    }
+
+    /// A tenant's threshold and its alerts, with its schools' for a district
+    /// (ordered by the audit id of the change that raised them).
+    pub async fn alerts(&self, caller: &Caller, tenant: TenantId) -> Result<Alerts, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        let threshold_percent = self.ask(&actor, actor::GetThreshold {}).await?;
+        let mut scope = vec![tenant];
+        if let Some(entry) = self.directory.tenants.get(&tenant) {
+            scope.extend(entry.children.iter().copied());
+        }
+        let mut alerts = Vec::new();
+        for t in scope {
+            alerts.extend(self.store.alerts(t)?);
+        }
+        alerts.sort_by_key(|a| a.audit_id);
+        self.store.durable(self.store.latest()).await?;
+        Ok(Alerts {
+            tenant_id: tenant,
+            threshold_percent,
+            alerts,
         })
     }
 

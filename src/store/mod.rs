@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::domain::{
-    Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Timestamp, Transition,
+    Alert, Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Threshold, Timestamp,
+    Transition,
 };
 use crate::error::Error;
 pub use commit::{Durable, FlushObserver, FlushStats};
@@ -62,6 +63,7 @@ pub struct Recovered {
     /// Each tenant's seat transitions of the last `RECENT` (for per-minute
     /// stats): when, what, how many seats.
     pub recent: HashMap<TenantId, Vec<(Timestamp, Transition, u64)>>,
+    pub thresholds: Vec<Threshold>,
 }
 
 /// How far back start-up reads each tenant's trail to rebuild per-minute stats.
@@ -142,6 +144,7 @@ impl Store {
             .map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
             recent,
+            thresholds: scan(&db, records::THRESHOLD).map_err(|e| e.into_open(dir))?,
             tenants,
             roles: scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?,
             blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
@@ -153,6 +156,7 @@ impl Store {
         // otherwise it would surface later as a failed audit read, or never.
         check::<Audit>(&db, records::AUDIT).map_err(|e| e.into_open(dir))?;
         check::<TrailEntry>(&db, records::TRAIL).map_err(|e| e.into_open(dir))?;
+        check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
 
         let disk = Disk {
             db: db.clone(),
@@ -214,7 +218,7 @@ impl Store {
 
     /// A purchase block and its tenant-trail entry (`hash`: the chain after
     /// the block's last derived audit entry), in one atomic batch.
-    pub fn put_block(&self, block: &BlockRecord, hash: Hash) -> Result<Seq, Error> {
+    pub fn put_block(&self, block: &BlockRecord, hash: Hash, alert: Option<&Alert>) -> Result<Seq, Error> {
         self.writable()?;
         let mut batch = sled::Batch::default();
         batch.insert(&key(records::BLOCK, block.first_seat.get()), encode(block));
@@ -226,6 +230,9 @@ impl Store {
             &records::trail_key(block.tenant_id, block.created_at, block.first_audit),
             encode(&entry),
         );
+        if let Some(alert) = alert {
+            batch.insert(&records::alert_key(alert.tenant_id, alert.audit_id), encode(alert));
+        }
         self.db.apply_batch(batch).map_err(unavailable)?;
         Ok(self.commit.wrote())
     }
@@ -240,6 +247,20 @@ impl Store {
         audit: &Audit,
         hash: Hash,
     ) -> Result<Seq, Error> {
+        self.put_transition(tenant, seat, record, audit, hash, None)
+    }
+
+    /// `put_seat_change`, with the alert the change raised (if any) in the
+    /// same batch: an alert exists exactly when its change does.
+    pub fn put_transition(
+        &self,
+        tenant: TenantId,
+        seat: SeatId,
+        record: &SeatRecord,
+        audit: &Audit,
+        hash: Hash,
+        alert: Option<&Alert>,
+    ) -> Result<Seq, Error> {
         self.writable()?;
         let mut batch = sled::Batch::default();
         batch.insert(&key(records::SEAT, seat.get()), encode(record));
@@ -248,8 +269,26 @@ impl Store {
             &records::trail_key(tenant, audit.created_at, audit.id),
             encode(&TrailEntry::Seat { seat, hash }),
         );
+        if let Some(alert) = alert {
+            batch.insert(&records::alert_key(alert.tenant_id, alert.audit_id), encode(alert));
+        }
         self.db.apply_batch(batch).map_err(unavailable)?;
         Ok(self.commit.wrote())
+    }
+
+    pub fn put_threshold(&self, threshold: &Threshold) -> Result<Seq, Error> {
+        self.put(key(records::THRESHOLD, threshold.tenant_id.get()), encode(threshold))
+    }
+
+    /// A tenant's alerts, oldest first (they are few: one per crossing).
+    pub fn alerts(&self, tenant: TenantId) -> Result<Vec<Alert>, Error> {
+        self.db
+            .scan_prefix(key(records::ALERT, tenant.get()))
+            .map(|item| {
+                let (k, v) = item.map_err(unavailable)?;
+                decode(&k, &v).map_err(|e| Error::Internal(e.into()))
+            })
+            .collect()
     }
 
     /// A seat's audit entries, oldest first: the purchase entry derived from

@@ -23,6 +23,10 @@ pub const ROLE_EVENT: u8 = b'E';
 /// A tenant's audit trail in order: one small entry per stored audit record
 /// and one per purchase block (see `TrailEntry`).
 pub const TRAIL: u8 = b'X';
+/// A tenant's alert threshold (key `key(THRESHOLD, tenant)`).
+pub const THRESHOLD: u8 = b'W';
+/// Alerts, keyed by tenant then the audit id of the change that raised them.
+pub const ALERT: u8 = b'Y';
 
 pub fn key(kind: u8, id: u64) -> [u8; 9] {
     let mut k = [kind; 9];
@@ -83,6 +87,13 @@ const SIGN: u64 = 1 << 63;
 /// Signed microseconds as bytes that sort like the numbers (sign bit flipped).
 fn time_bytes(at: Timestamp) -> [u8; 8] {
     ((at.micros() as u64) ^ SIGN).to_be_bytes()
+}
+
+pub fn alert_key(tenant: TenantId, audit: AuditId) -> [u8; 17] {
+    let mut k = [ALERT; 17];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..].copy_from_slice(&audit.get().to_be_bytes());
+    k
 }
 
 pub fn audit_prefix(seat: SeatId) -> [u8; 9] {

@@ -182,3 +182,161 @@ async fn stats_count_transitions_per_minute_in_a_window_and_survive_a_restart() 
     }
     assert_eq!(app.get("/api/v1/seats/stats?tenantId=999").await.status, 404);
 }
+
+#[tokio::test]
+async fn crossing_the_threshold_either_way_raises_alerts_that_persist() {
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seats = app.purchase(s, 10).await;
+    let r = app
+        .put(&format!("/api/v1/tenant/{s}/alert-threshold"), json!({"percent": 50}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["tenant_id"].clone(), r.body["percent"].clone()),
+        (json!(s), json!(50.0))
+    );
+    let alerts = |tenant: u64| {
+        let app = &app;
+        async move {
+            let r = app.get(&format!("/api/v1/alerts?tenantId={tenant}")).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+        }
+    };
+    assert_eq!(
+        alerts(s).await["alerts"],
+        json!([]),
+        "setting a threshold raises nothing"
+    );
+
+    for (i, &seat) in seats.iter().take(6).enumerate() {
+        assert_eq!(app.allocate(seat, &format!("l{i}")).await.status, 200);
+    }
+    assert_eq!(app.reclaim(seats[0], None).await.status, 200); // 60 -> 50: still at it
+    assert_eq!(app.reclaim(seats[1], None).await.status, 200); // 50 -> 40: down
+    assert_eq!(app.allocate(seats[0], "again").await.status, 200); // 40 -> 50: up
+    let bought = app.purchase(s, 10).await; // 50 -> 25: down, by a purchase
+    let body = alerts(s).await;
+    assert_eq!(body["threshold_percent"], 50.0);
+    let list = body["alerts"].as_array().cloned().unwrap_or_default();
+    let seen: Vec<(String, f64, f64)> = list
+        .iter()
+        .map(|a| {
+            (
+                a["direction"].as_str().unwrap_or_default().to_owned(),
+                a["utilization_before"].as_f64().unwrap_or(-1.0),
+                a["utilization_after"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("up".into(), 40.0, 50.0),
+            ("down".into(), 50.0, 40.0),
+            ("up".into(), 40.0, 50.0),
+            ("down".into(), 50.0, 25.0),
+        ]
+    );
+    // Each alert names the audit entry of the change that raised it.
+    let fifth = app.audit(seats[4]).await;
+    assert_eq!(list[0]["audit_id"], fifth[1]["id"]);
+    assert_eq!(list[3]["audit_id"], app.audit(bought[0]).await[0]["id"]);
+    // A district lists its schools' alerts; its own threshold is unset.
+    let district = alerts(d).await;
+    assert_eq!(district["threshold_percent"], serde_json::Value::Null);
+    assert_eq!(district["alerts"].as_array().map(Vec::len), Some(4));
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("tenant_utilization_alerts_total{direction=\"up\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tenant_utilization_alerts_total{direction=\"down\"} 2"),
+        "{metrics}"
+    );
+
+    // Threshold and alerts survive a restart, and crossings go on being seen.
+    let app = app.restart().await;
+    let after = app.get(&format!("/api/v1/alerts?tenantId={s}")).await.body;
+    assert_eq!(after, body);
+    for (i, &seat) in bought.iter().take(5).enumerate() {
+        assert_eq!(app.allocate(seat, &format!("m{i}")).await.status, 200); // up at 10/20
+    }
+    let r = app.get(&format!("/api/v1/alerts?tenantId={s}")).await;
+    assert_eq!(r.body["alerts"].as_array().map(Vec::len), Some(5), "{}", r.body);
+
+    // Cleared: no more alerts.
+    let r = app
+        .put(&format!("/api/v1/tenant/{s}/alert-threshold"), json!({"percent": null}))
+        .await;
+    assert_eq!((r.status, r.body["percent"].clone()), (200, serde_json::Value::Null));
+    assert_eq!(app.reclaim(bought[0], None).await.status, 200);
+    let r = app.get(&format!("/api/v1/alerts?tenantId={s}")).await;
+    assert_eq!(r.body["alerts"].as_array().map(Vec::len), Some(5));
+
+    for bad in [
+        json!({"percent": 0}),
+        json!({"percent": 100.5}),
+        json!({"percent": "80"}),
+    ] {
+        let r = app
+            .put(&format!("/api/v1/tenant/{s}/alert-threshold"), bad.clone())
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let r = app
+        .put("/api/v1/tenant/999/alert-threshold", json!({"percent": 5}))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(app.get("/api/v1/alerts?tenantId=999").await.status, 404);
+}
+
+#[tokio::test]
+async fn only_admins_set_thresholds_and_readers_see_alerts() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.enforce_roles = true;
+        s.auth.platform_admins = vec![ADMIN.into()];
+    })
+    .await;
+    let d = app.district("D").await;
+    for (user, role) in [("adm", "admin"), ("tea", "teacher")] {
+        let r = app
+            .post("/api/v1/roles", json!({"user_id": user, "tenant_id": d, "role": role}))
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let put = |user: &'static str| {
+        let app = &app;
+        async move {
+            app.send(
+                app.client
+                    .put(app.url(&format!("/api/v1/tenant/{d}/alert-threshold")))
+                    .header("X-User-ID", user)
+                    .json(&json!({"percent": 90})),
+            )
+            .await
+        }
+    };
+    assert_eq!(put("tea").await.status, 403);
+    assert_eq!(put("adm").await.status, 200);
+    let r = app
+        .send(
+            app.client
+                .get(app.url(&format!("/api/v1/alerts?tenantId={d}")))
+                .header("X-User-ID", "tea"),
+        )
+        .await;
+    assert_eq!((r.status, r.body["threshold_percent"].clone()), (200, json!(90.0)));
+}
