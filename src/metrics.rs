@@ -33,6 +33,7 @@ const ROUTES: &[&str] = &[
     "/api/v1/seats/reclaim",
     "/api/v1/seats/summary",
     "/api/v1/seats/stats",
+    "/api/v1/seats/history",
     "/api/v1/seats/{id}",
     "/api/v1/seats/{id}/audit",
     "/api/v1/roles",

@@ -16,13 +16,13 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::store::records::{chain, BlockRecord, Hash};
+use crate::store::records::{chain, BlockRecord, DaySnapshot, Hash};
 use crate::store::{ChainHead, IdSpace, Seq, Store};
 
 use super::mailbox::Slotted;
 use super::pool::{Counts, SeatChange, SeatPool};
 use super::router::SeatRouter;
-use super::stats::{MinuteCounts, MinuteStats};
+use super::stats::{day_of, MinuteCounts, MinuteStats};
 
 /// A reply and the write sequence it depends on.
 pub struct Pending<T> {
@@ -67,6 +67,10 @@ pub struct TenantActor {
     /// Utilization alert threshold. Kept here so that a crossing is decided
     /// in the same step as the change that crosses it.
     threshold: Option<Percent>,
+    /// The day of the latest change (None: never changed). When a change
+    /// comes on a later day, the counts as they were are stored as that
+    /// day's snapshot first (utilization history).
+    day: Option<i64>,
 }
 
 impl TenantActor {
@@ -79,6 +83,7 @@ impl TenantActor {
         restored: Restored,
     ) -> Self {
         let Restored { head, stats, threshold } = restored;
+        let day = head.map(|h| day_of(h.at));
         TenantActor {
             tenant,
             pool,
@@ -90,6 +95,7 @@ impl TenantActor {
             clock: head.map_or(Timestamp::from_micros(i64::MIN), |h| h.at),
             stats,
             threshold,
+            day,
         }
     }
 
@@ -118,6 +124,7 @@ impl TenantActor {
             created_at: self.now(),
             changed_by: by,
         };
+        self.roll_day(block.created_at)?;
         let head = (0..n).fold(self.head, |h, i| chain(&h, self.tenant, &block.purchase_audit(i)));
         let before = self.pool.counts();
         let after = Counts {
@@ -128,6 +135,7 @@ impl TenantActor {
         self.last_write = self.store.put_block(&block, head, alert.as_ref())?;
         self.head = head;
         self.raised(alert);
+        self.day = Some(day_of(block.created_at));
         self.metrics.purchased(n);
         self.stats.record(Transition::Purchase, block.created_at, n);
         self.router.insert(first_seat, n, self.tenant);
@@ -149,6 +157,7 @@ impl TenantActor {
             created_at: change.after.updated_at,
         };
         let record = self.pool.record(&change.after);
+        self.roll_day(audit.created_at)?;
         let head = chain(&self.head, self.tenant, &audit);
         let before = self.pool.counts();
         let after = before.moved(change.before.state, change.after.state);
@@ -158,11 +167,27 @@ impl TenantActor {
             .put_transition(self.tenant, change.seat, &record, &audit, head, alert.as_ref())?;
         self.head = head;
         self.raised(alert);
+        self.day = Some(day_of(audit.created_at));
         self.metrics.moved(kind, change.before.state, change.after.state);
         self.stats.record(kind, audit.created_at, 1);
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
+    }
+
+    /// Before the first change of a new day: the counts at the end of the
+    /// previous day with changes become that day's snapshot.
+    fn roll_day(&mut self, at: Timestamp) -> Result<(), Error> {
+        if let Some(day) = self.day.filter(|d| *d < day_of(at)) {
+            let c = self.pool.counts();
+            let snapshot = DaySnapshot {
+                free: c.free,
+                reserved: c.reserved,
+                assigned: c.assigned,
+            };
+            self.last_write = self.store.put_day(self.tenant, day, &snapshot)?;
+        }
+        Ok(())
     }
 
     /// The alert a change of counts raises, if it crosses the threshold.
@@ -233,6 +258,7 @@ message!(Summary {} -> Counts);
 message!(Head {} -> Hash);
 message!(SetThreshold { threshold: Threshold } -> Threshold);
 message!(GetThreshold {} -> Option<Percent>);
+message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 
 impl Handler<Purchase> for TenantActor {
@@ -327,5 +353,12 @@ impl Handler<GetThreshold> for TenantActor {
     type Result = Pending<Option<Percent>>;
     fn handle(&mut self, _: GetThreshold, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.threshold))
+    }
+}
+
+impl Handler<Today> for TenantActor {
+    type Result = Pending<(Option<i64>, Counts)>;
+    fn handle(&mut self, _: Today, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok((self.day, self.pool.counts())))
     }
 }

@@ -71,6 +71,24 @@ pub struct DistrictSummary {
     pub schools: Vec<SeatSummary>,
 }
 
+/// `GET /seats/history`: one entry per day, oldest first, today last.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub tenant_id: TenantId,
+    pub days: Vec<DayUtilization>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DayUtilization {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    pub total_seats: u64,
+    pub free_seats: u64,
+    pub reserved_seats: u64,
+    pub assigned_seats: u64,
+    pub utilization_percentage: f64,
+}
+
 /// `GET /alerts`.
 #[derive(Debug, Serialize)]
 pub struct Alerts {
@@ -613,6 +631,62 @@ impl Engine {
             tenant_id: tenant,
             threshold_percent,
             alerts,
+        })
+    }
+
+    /// A tenant's seat counts at the end of each of the last `days` days
+    /// (today: now), summed over its schools for a district.
+    pub async fn history(&self, caller: &Caller, tenant: TenantId, days: i64) -> Result<History, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let mut scope = vec![tenant];
+        if let Some(entry) = self.directory.tenants.get(&tenant) {
+            scope.extend(entry.children.iter().copied());
+        }
+        let today = stats::day_of(Timestamp::now());
+        let from = today - days + 1;
+        let mut sums = vec![pool::Counts::default(); days as usize];
+        for t in scope {
+            let Some(actor) = self.directory.actor(t) else { continue };
+            let (day, current) = self.ask(&actor, actor::Today {}).await?;
+            let snapshots: Vec<(i64, pool::Counts)> = self
+                .store
+                .days(t, from, today)?
+                .into_iter()
+                .map(|(d, s)| {
+                    let counts = pool::Counts {
+                        free: s.free,
+                        reserved: s.reserved,
+                        assigned: s.assigned,
+                    };
+                    (d, counts)
+                })
+                .collect();
+            for (sum, (_, c)) in sums
+                .iter_mut()
+                .zip(stats::day_series(from, today, &snapshots, day, current))
+            {
+                sum.free += c.free;
+                sum.reserved += c.reserved;
+                sum.assigned += c.assigned;
+            }
+        }
+        self.store.durable(self.store.latest()).await?;
+        let days = (from..=today)
+            .zip(sums)
+            .map(|(day, c)| DayUtilization {
+                date: chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+                    .map(|d| d.date_naive().to_string())
+                    .unwrap_or_default(),
+                total_seats: c.total(),
+                free_seats: c.free,
+                reserved_seats: c.reserved,
+                assigned_seats: c.assigned,
+                utilization_percentage: c.utilization(),
+            })
+            .collect();
+        Ok(History {
+            tenant_id: tenant,
+            days,
         })
     }
 

@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 
 use crate::domain::{Timestamp, Transition};
 
+use super::pool::Counts;
+
 /// The longest window that can be asked for: 24 hours.
 pub const KEEP_MINUTES: i64 = 24 * 60;
 
@@ -85,5 +87,74 @@ mod tests {
         s.record(Transition::Allocate, at_minute(10 + KEEP_MINUTES, 0), 1);
         assert_eq!(s.between(0, 12), vec![(11, [0, 1, 0]), (12, [0, 0, 1])]);
         assert_eq!(minute_of(Timestamp::from_micros(-1)), -1);
+    }
+}
+
+/// Days since 1970-01-01 (UTC, floored).
+pub fn day_of(at: Timestamp) -> i64 {
+    at.micros().div_euclid(86_400_000_000)
+}
+
+/// The counts at the end of each day `from..=to`. `snapshots` (oldest first)
+/// hold a tenant's counts at the end of days on which they changed, except
+/// its latest such day, `current_day`, from which on the counts are
+/// `current`. A day between snapshots carries the one before it forward; a
+/// day before any is empty.
+pub fn day_series(
+    from: i64,
+    to: i64,
+    snapshots: &[(i64, Counts)],
+    current_day: Option<i64>,
+    current: Counts,
+) -> Vec<(i64, Counts)> {
+    let mut next = 0;
+    let mut carried = Counts::default();
+    (from..=to)
+        .map(|day| {
+            if current_day.is_none_or(|c| day >= c) {
+                return (day, current);
+            }
+            while let Some((_, counts)) = snapshots.get(next).filter(|(d, _)| *d <= day) {
+                carried = *counts;
+                next += 1;
+            }
+            (day, carried)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn c(free: u64, assigned: u64) -> Counts {
+        Counts {
+            free,
+            reserved: 0,
+            assigned,
+        }
+    }
+
+    #[test]
+    fn days_carry_the_last_snapshot_forward_and_end_with_the_current_counts() {
+        let snaps = [(3, c(10, 0)), (5, c(8, 2))];
+        let series = day_series(1, 8, &snaps, Some(7), c(5, 5));
+        assert_eq!(
+            series,
+            vec![
+                (1, c(0, 0)),
+                (2, c(0, 0)),
+                (3, c(10, 0)),
+                (4, c(10, 0)),
+                (5, c(8, 2)),
+                (6, c(8, 2)),
+                (7, c(5, 5)),
+                (8, c(5, 5)),
+            ]
+        );
+        assert_eq!(day_series(4, 4, &snaps[1..], Some(7), c(5, 5)), vec![(4, c(0, 0))]);
+        assert_eq!(day_series(1, 2, &[], None, c(0, 0)), vec![(1, c(0, 0)), (2, c(0, 0))]);
+        assert_eq!(day_of(Timestamp::from_micros(86_400_000_000 * 3 + 5)), 3);
+        assert_eq!(day_of(Timestamp::from_micros(-1)), -1);
     }
 }

@@ -67,6 +67,13 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(with_engine(ctx.engine.clone()))
         .then(stats)
         .map(respond);
+    let history = warp::path!("api" / "v1" / "seats" / "history")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(query())
+        .and(with_engine(ctx.engine.clone()))
+        .then(history)
+        .map(respond);
     let seat = warp::path!("api" / "v1" / "seats" / String)
         .and(warp::get())
         .and(caller(ctx.auth.clone()))
@@ -87,6 +94,8 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .or(summary)
         .unify()
         .or(stats)
+        .unify()
+        .or(history)
         .unify()
         .or(seat)
         .unify()
@@ -122,6 +131,20 @@ async fn stats(caller: Caller, query: HashMap<String, String>, engine: Arc<Engin
     let tenant = query_id::<TenantId>(&query, "tenantId")?;
     let minutes = window_minutes(query.get("window").map(String::as_str))?;
     Ok(ok(&engine.seat_stats(&caller, tenant, minutes).await?))
+}
+
+async fn history(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
+    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+    let days = match query.get("days") {
+        None => 30,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=366).contains(n))
+            .ok_or_else(|| Error::invalid("days", "must be an integer from 1 to 366"))?,
+    };
+    Ok(ok(&engine.history(&caller, tenant, days).await?))
 }
 
 /// `15m`, `1h`, `24h`...: 1 minute to 24 hours; default 1 hour.

@@ -24,7 +24,7 @@ use crate::error::Error;
 pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
 pub use faults::Faults;
-use records::{decode, encode, key, BlockRecord, DecodeError, Hash, SeatRecord, TrailEntry};
+use records::{decode, encode, key, BlockRecord, DaySnapshot, DecodeError, Hash, SeatRecord, TrailEntry};
 pub use verify::{BadEntry, ChainReport};
 
 /// A group-commit sequence number: wait for it before answering.
@@ -157,6 +157,7 @@ impl Store {
         check::<Audit>(&db, records::AUDIT).map_err(|e| e.into_open(dir))?;
         check::<TrailEntry>(&db, records::TRAIL).map_err(|e| e.into_open(dir))?;
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
+        check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
 
         let disk = Disk {
             db: db.clone(),
@@ -274,6 +275,36 @@ impl Store {
         }
         self.db.apply_batch(batch).map_err(unavailable)?;
         Ok(self.commit.wrote())
+    }
+
+    /// A tenant's counts at the end of `day` (written once, when the first
+    /// change of a later day comes).
+    pub fn put_day(&self, tenant: TenantId, day: i64, snapshot: &DaySnapshot) -> Result<Seq, Error> {
+        self.writable()?;
+        self.db
+            .insert(records::history_key(tenant, day), encode(snapshot))
+            .map_err(unavailable)?;
+        Ok(self.commit.wrote())
+    }
+
+    /// A tenant's day snapshots for days `from..=to`, oldest first, preceded
+    /// by the latest one before `from` (what those first days carry forward).
+    pub fn days(&self, tenant: TenantId, from: i64, to: i64) -> Result<Vec<(i64, DaySnapshot)>, Error> {
+        let read = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(i64, DaySnapshot), Error> {
+            let (k, v) = item.map_err(unavailable)?;
+            let day =
+                records::history_key_day(&k).ok_or_else(|| Error::Internal(anyhow::anyhow!("bad history key")))?;
+            Ok((day, decode(&k, &v).map_err(|e| Error::Internal(e.into()))?))
+        };
+        let start = records::history_key(tenant, from);
+        let mut out = Vec::new();
+        if let Some(item) = self.db.range(records::history_key(tenant, i64::MIN)..start).next_back() {
+            out.push(read(item)?);
+        }
+        for item in self.db.range(start..=records::history_key(tenant, to)) {
+            out.push(read(item)?);
+        }
+        Ok(out)
     }
 
     pub fn put_threshold(&self, threshold: &Threshold) -> Result<Seq, Error> {

@@ -27,6 +27,8 @@ pub const TRAIL: u8 = b'X';
 pub const THRESHOLD: u8 = b'W';
 /// Alerts, keyed by tenant then the audit id of the change that raised them.
 pub const ALERT: u8 = b'Y';
+/// A tenant's seat counts at the end of a day (`history_key`).
+pub const HISTORY: u8 = b'H';
 
 pub fn key(kind: u8, id: u64) -> [u8; 9] {
     let mut k = [kind; 9];
@@ -94,6 +96,29 @@ pub fn alert_key(tenant: TenantId, audit: AuditId) -> [u8; 17] {
     k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
     k[9..].copy_from_slice(&audit.get().to_be_bytes());
     k
+}
+
+/// A tenant's day snapshot: tenant, then the day (days since 1970-01-01,
+/// sign flipped so that keys sort like days).
+pub fn history_key(tenant: TenantId, day: i64) -> [u8; 17] {
+    let mut k = [HISTORY; 17];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..].copy_from_slice(&((day as u64) ^ SIGN).to_be_bytes());
+    k
+}
+
+/// The day in a `history_key`.
+pub fn history_key_day(key: &[u8]) -> Option<i64> {
+    let raw = u64::from_be_bytes(key.get(9..17)?.try_into().ok()?);
+    Some((raw ^ SIGN) as i64)
+}
+
+/// A tenant's seat counts at the end of a day on which they changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaySnapshot {
+    pub free: u64,
+    pub reserved: u64,
+    pub assigned: u64,
 }
 
 pub fn audit_prefix(seat: SeatId) -> [u8; 9] {

@@ -340,3 +340,70 @@ async fn only_admins_set_thresholds_and_readers_see_alerts() {
         .await;
     assert_eq!((r.status, r.body["threshold_percent"].clone()), (200, json!(90.0)));
 }
+
+#[tokio::test]
+async fn history_has_one_entry_per_day_ending_today_and_carries_snapshots_forward() {
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seats = app.purchase(s, 4).await;
+    assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
+    app.purchase(d, 2).await;
+
+    let r = app.get(&format!("/api/v1/seats/history?tenantId={d}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let days = r.body["days"].as_array().cloned().unwrap_or_default();
+    assert_eq!(days.len(), 30, "30 days by default");
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(days[29]["date"], today.to_string());
+    assert_eq!(days[29]["total_seats"], 6, "a district's days include its schools");
+    assert_eq!(days[29]["assigned_seats"], 1);
+    assert_eq!(days[29]["utilization_percentage"], 16.67);
+    assert_eq!(days[28]["total_seats"], 0, "nothing before today");
+
+    // A snapshot stored for two days ago (as the school's actor writes one
+    // when a day with changes is followed by a change on a later day) is
+    // shown for its day and carried forward to yesterday.
+    let dir = app.stop().await;
+    {
+        let db = sled::Config::new()
+            .path(dir.path().join("data"))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let day = chrono::Utc::now().timestamp().div_euclid(86_400) - 2;
+        let snapshot = tenant_service::store::records::DaySnapshot {
+            free: 3,
+            reserved: 0,
+            assigned: 1,
+        };
+        let school =
+            <tenant_service::domain::TenantId as tenant_service::domain::Id>::new(s).unwrap_or_else(|| panic!("id"));
+        db.insert(
+            tenant_service::store::records::history_key(school, day),
+            tenant_service::store::records::encode(&snapshot),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        db.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let app = TestApp::spawn_in(dir).await;
+    let r = app.get(&format!("/api/v1/seats/history?tenantId={s}&days=4")).await;
+    let totals: Vec<(u64, u64)> = r.body["days"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            (
+                d["total_seats"].as_u64().unwrap_or(99),
+                d["assigned_seats"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(totals, vec![(0, 0), (4, 1), (4, 1), (4, 1)], "{}", r.body);
+
+    for bad in ["0", "367", "x", "-1"] {
+        let r = app.get(&format!("/api/v1/seats/history?tenantId={s}&days={bad}")).await;
+        assert_eq!(r.status, 422, "days={bad}");
+    }
+    assert_eq!(app.get("/api/v1/seats/history?tenantId=999").await.status, 404);
+}
