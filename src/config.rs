@@ -46,6 +46,16 @@ pub enum AuditCommand {
         #[arg(long, value_name = "ID")]
         tenant: Option<u64>,
     },
+    /// Write every audit entry older than a time, of every tenant, to a new
+    /// JSON Lines file (fsynced). Exit 0 on success, 1 otherwise.
+    Export {
+        /// Entries created before this: an RFC 3339 time or a date (UTC midnight).
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// The file to create (an existing file is never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@
 //! a replicated log would be a second implementation of these methods.
 
 mod commit;
+mod export;
 mod faults;
 pub mod records;
 mod trail;
@@ -23,6 +24,7 @@ use crate::domain::{
 use crate::error::Error;
 pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
+pub use export::{export_dir, ExportError};
 pub use faults::Faults;
 use records::{decode, encode, key, BlockRecord, DaySnapshot, DecodeError, Hash, SeatRecord, TrailEntry};
 pub use verify::{BadEntry, ChainReport};

@@ -116,7 +116,7 @@ impl<'q> TrailReader<'q> {
         Ok(BlockRun { record, lo, hi })
     }
 
-    fn next_step(&mut self) -> Result<Option<Step>, Error> {
+    pub fn next_step(&mut self) -> Result<Option<Step>, Error> {
         loop {
             if let Some(run) = &mut self.block {
                 if run.lo < run.hi {

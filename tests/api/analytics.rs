@@ -366,10 +366,7 @@ async fn history_has_one_entry_per_day_ending_today_and_carries_snapshots_forwar
     // shown for its day and carried forward to yesterday.
     let dir = app.stop().await;
     {
-        let db = sled::Config::new()
-            .path(dir.path().join("data"))
-            .open()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let db = open_sled(&dir.path().join("data"));
         let day = chrono::Utc::now().timestamp().div_euclid(86_400) - 2;
         let snapshot = tenant_service::store::records::DaySnapshot {
             free: 3,

@@ -7,6 +7,7 @@ mod bad_input;
 mod concurrency;
 mod contract;
 mod crash;
+mod export;
 mod faults;
 mod helpers;
 mod hostile;

@@ -11,16 +11,14 @@ use std::time::Duration;
 use serde_json::json;
 use tenant_service::store::records::{self, key, FORMAT};
 
+use super::helpers::open_sled;
 use super::process::{Server, BIN};
 
 type Dump = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Every key and value in the store, read with sled directly.
 fn dump(data: &Path) -> Dump {
-    let db = sled::Config::new()
-        .path(data)
-        .open()
-        .unwrap_or_else(|e| panic!("open {}: {e}", data.display()));
+    let db = open_sled(data);
     db.iter()
         .map(|kv| {
             let (k, v) = kv.unwrap_or_else(|e| panic!("scan: {e}"));
@@ -31,10 +29,7 @@ fn dump(data: &Path) -> Dump {
 
 /// Replaces one value, with sled directly, and flushes.
 fn overwrite(data: &Path, key: &[u8], value: Vec<u8>) {
-    let db = sled::Config::new()
-        .path(data)
-        .open()
-        .unwrap_or_else(|e| panic!("open {}: {e}", data.display()));
+    let db = open_sled(data);
     assert!(
         db.insert(key, value).unwrap_or_else(|e| panic!("{e}")).is_some(),
         "no record under {}",

@@ -16,10 +16,7 @@ use super::process::BIN;
 /// 9..17) equal `id`, with `from` replaced by `to` (same length, so the
 /// record still decodes: only the chain can tell).
 fn alter(data: &Path, kind: u8, id_at: std::ops::Range<usize>, id: u64, from: &[u8], to: &[u8]) -> Vec<u8> {
-    let db = sled::Config::new()
-        .path(data)
-        .open()
-        .unwrap_or_else(|e| panic!("open {}: {e}", data.display()));
+    let db = open_sled(data);
     let (k, v) = db
         .scan_prefix([kind])
         .map(|kv| kv.unwrap_or_else(|e| panic!("{e}")))
@@ -87,7 +84,7 @@ async fn an_altered_byte_is_named_by_verify_and_a_repaired_chain_verifies_again(
     let dir = app.stop().await;
     alter(&data, records::AUDIT, 9..17, reclaim, b"moveD", b"moved");
     let block_seat = {
-        let db = sled::Config::new().path(&data).open().unwrap_or_else(|e| panic!("{e}"));
+        let db = open_sled(&data);
         let (k, _) = db
             .scan_prefix([records::BLOCK])
             .next()
@@ -184,6 +181,26 @@ async fn the_offline_verifier_reports_every_tenant_names_the_altered_entry_and_r
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0]["tenant_id"], s);
     assert_eq!(reports[0]["first_bad_entry"]["audit_id"], reclaim);
+
+    // A record too damaged to decode (it would stop a start) is still named.
+    {
+        let db = open_sled(&data);
+        let (k, _) = db
+            .scan_prefix([records::AUDIT])
+            .map(|kv| kv.unwrap_or_else(|e| panic!("{e}")))
+            .find(|(k, _)| k.get(9..17) == Some(&reclaim.to_be_bytes()[..]))
+            .unwrap_or_else(|| panic!("no audit record"));
+        db.insert(&k, vec![records::FORMAT, 0xff])
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (code, reports, _) = cli(&data, &["--tenant", &s.to_string()]);
+    assert_eq!(code, 2);
+    assert_eq!(reports[0]["first_bad_entry"]["audit_id"], reclaim);
+    assert!(reports[0]["first_bad_entry"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("unreadable"));
 
     let (code, _, stderr) = cli(&data, &["--tenant", "999"]);
     assert_eq!(code, 1);
