@@ -72,6 +72,18 @@ pub struct Settings {
     /// Messages that may wait for one tenant's actor; more are answered 503.
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`: retention of the audit trail.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Entries older than this many days are exported, then purged (checked
+    /// at start and every hour). None: keep forever.
+    pub retention_days: Option<u64>,
+    /// Where retention writes its exports (default: `<data_dir>/audit-exports`).
+    pub export_dir: Option<PathBuf>,
 }
 
 /// How callers are identified.
@@ -127,6 +139,7 @@ impl Default for Settings {
             header_timeout_ms: 10_000,
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Missing};
 use crate::metrics::Metrics;
-use crate::store::{ChainReport, IdSpace, Recovered, Seq, Store};
+use crate::store::{ChainReport, IdSpace, Recovered, RetainReport, Seq, Store};
 
 use access::Access;
 pub use access::Action;
@@ -159,6 +159,10 @@ pub struct Engine {
     /// How many messages may wait for one tenant actor (`Settings::mailbox_bound`).
     mailbox_bound: usize,
     metrics: Arc<Metrics>,
+    /// Held by a retention run and by a chain walk (each on a blocking
+    /// thread): a walk never sees a purge half done, and `stop` waits for a
+    /// purge in progress before the store closes.
+    retention: Arc<std::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -279,6 +283,7 @@ impl Engine {
                 arbiters,
                 mailbox_bound,
                 metrics,
+                retention: Arc::default(),
             },
             report,
         ))
@@ -286,6 +291,7 @@ impl Engine {
 
     /// Stops every actor. In-flight requests must have finished first.
     pub fn stop(&self) {
+        drop(self.retention.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         self.arbiters.stop();
         self.store.close();
     }
@@ -767,10 +773,33 @@ impl Engine {
         // it must be one of the links walked (see `store::verify`).
         let head = self.ask(&actor, actor::Head {}).await?;
         let store = Arc::clone(&self.store);
-        let report = tokio::task::spawn_blocking(move || store.verify_chain(tenant, Some(head)))
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("audit verify task: {e}")))??;
+        let lock = Arc::clone(&self.retention);
+        let report = tokio::task::spawn_blocking(move || {
+            let _walking = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.verify_chain(tenant, Some(head))
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("audit verify task: {e}")))??;
         self.store.durable(self.store.latest()).await?;
+        Ok(report)
+    }
+
+    /// Exports, then purges, the audit entries older than `keep_days` days
+    /// (see `store::retain`), and waits until the purge is durable.
+    pub async fn retain(&self, keep_days: u64, export_dir: std::path::PathBuf) -> Result<RetainReport, Error> {
+        let keep = i64::try_from(keep_days)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400_000_000);
+        let horizon = Timestamp::from_micros(Timestamp::now().micros().saturating_sub(keep));
+        let store = Arc::clone(&self.store);
+        let lock = Arc::clone(&self.retention);
+        let (report, seq) = tokio::task::spawn_blocking(move || {
+            let _purging = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.retain(horizon, &export_dir)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("audit retention task: {e}")))??;
+        self.store.durable(seq).await?;
         Ok(report)
     }
 

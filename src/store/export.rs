@@ -2,14 +2,11 @@
 //! every tenant's trail, as JSON Lines, made durable (fsync) before success
 //! is reported. Reads only; the service must not hold the data dir.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use crate::domain::{AuditFilter, AuditQuery, Id, Order, TenantId, Timestamp};
 
-use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, TenantId, Timestamp};
-
-use super::trail::TrailReader;
+use super::retain::export_tenant;
 use super::{open_db, records, OpenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,14 +17,6 @@ pub enum ExportError {
     Read { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-}
-
-/// One line of the export: the SeatAudit object and the tenant it belongs to.
-#[derive(Serialize)]
-struct Line<'a> {
-    tenant_id: TenantId,
-    #[serde(flatten)]
-    audit: &'a Audit,
 }
 
 /// Writes every entry with `created_at < before` to `out` (which must not
@@ -70,20 +59,8 @@ pub fn export_dir(dir: &Path, before: Timestamp, out: &Path) -> Result<u64, Expo
     };
     let mut written = 0u64;
     for tenant in tenants {
-        let mut reader = TrailReader::new(&db, tenant, &query).map_err(|e| read_err(&e))?;
-        while let Some(step) = reader.next_step().map_err(|e| read_err(&e))? {
-            let Some(audit) = step.audit else { continue };
-            serde_json::to_writer(
-                &mut writer,
-                &Line {
-                    tenant_id: tenant,
-                    audit: &audit,
-                },
-            )
-            .map_err(|e| write_err(e.into()))?;
-            writer.write_all(b"\n").map_err(write_err)?;
-            written += 1;
-        }
+        let (n, _) = export_tenant(&db, tenant, &query, &mut writer).map_err(|e| read_err(&e))?;
+        written += n;
     }
     let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
     // Durable before success is reported: an export is what a purge would

@@ -9,6 +9,7 @@ mod commit;
 mod export;
 mod faults;
 pub mod records;
+mod retain;
 mod trail;
 mod verify;
 
@@ -27,6 +28,7 @@ use commit::{Flush, GroupCommit};
 pub use export::{export_dir, ExportError};
 pub use faults::Faults;
 use records::{decode, encode, key, BlockRecord, DaySnapshot, DecodeError, Hash, SeatRecord, TrailEntry};
+pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
 
 /// A group-commit sequence number: wait for it before answering.
@@ -160,6 +162,7 @@ impl Store {
         check::<TrailEntry>(&db, records::TRAIL).map_err(|e| e.into_open(dir))?;
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
         check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
+        check::<records::Checkpoint>(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
 
         let disk = Disk {
             db: db.clone(),
@@ -328,7 +331,12 @@ impl Store {
     /// its block, then the stored entries (their keys sort by audit id).
     pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, Error> {
         let offset = seat.get() - block.first_seat.get();
-        let mut out = vec![block.purchase_audit(offset)];
+        let purged = retain::checkpoint(&self.db, block.tenant_id)?
+            .is_some_and(|cp| (block.created_at, block.first_audit.get()) <= (cp.at, cp.audit_id));
+        let mut out = Vec::new();
+        if !purged {
+            out.push(block.purchase_audit(offset));
+        }
         for item in self.db.scan_prefix(records::audit_prefix(seat)) {
             let (k, v) = item.map_err(unavailable)?;
             out.push(decode(&k, &v).map_err(|e| Error::Internal(e.into()))?);
@@ -549,7 +557,18 @@ fn recent(db: &sled::Db, tenant: TenantId, since: Timestamp) -> Result<Vec<(Time
 /// A tenant's last trail entry: one reverse seek.
 fn chain_head(db: &sled::Db, tenant: TenantId) -> Result<Option<ChainHead>, ScanError> {
     let Some(item) = db.scan_prefix(records::trail_prefix(tenant)).next_back() else {
-        return Ok(None);
+        // Everything purged: the chain goes on from the checkpoint.
+        let k = key(records::CHECKPOINT, tenant.get());
+        return match db.get(k).map_err(ScanError::Sled)? {
+            None => Ok(None),
+            Some(v) => {
+                let cp: records::Checkpoint = decode(&k, &v).map_err(ScanError::Decode)?;
+                Ok(Some(ChainHead {
+                    at: cp.at,
+                    hash: cp.hash,
+                }))
+            }
+        };
     };
     let (k, v) = item.map_err(ScanError::Sled)?;
     let entry: TrailEntry = decode(&k, &v).map_err(ScanError::Decode)?;

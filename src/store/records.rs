@@ -98,6 +98,21 @@ pub fn alert_key(tenant: TenantId, audit: AuditId) -> [u8; 17] {
     k
 }
 
+/// Where a tenant's purged trail ended (`key(CHECKPOINT, tenant)`).
+pub const CHECKPOINT: u8 = b'K';
+
+/// What retention left of a tenant's purged entries: the position of the
+/// last one and the chain link after it, so the remaining chain still
+/// verifies (it starts from `hash` instead of zeros).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub at: Timestamp,
+    pub audit_id: u64,
+    pub hash: Hash,
+    /// Entries purged so far, all purges together.
+    pub purged: u64,
+}
+
 /// A tenant's day snapshot: tenant, then the day (days since 1970-01-01,
 /// sign flipped so that keys sort like days).
 pub fn history_key(tenant: TenantId, day: i64) -> [u8; 17] {

@@ -170,7 +170,17 @@ impl<'q> TrailReader<'q> {
             let (at, id) = records::trail_key_parts(&k).ok_or_else(|| corrupt("bad trail key"))?;
             match decode::<TrailEntry>(&k, &v).map_err(corrupt)? {
                 TrailEntry::Seat { seat, .. } => {
-                    let audit = self.audit(seat, id)?;
+                    let Some(audit) = self.audit(seat, id)? else {
+                        // Purged (with its trail key, in one batch) since
+                        // the iterator read the key: as if never seen.
+                        if self.db.contains_key(&k).map_err(unavailable)? {
+                            return Err(corrupt(format!(
+                                "trail entry {} names a missing audit record",
+                                records::show_key(&k)
+                            )));
+                        }
+                        continue;
+                    };
                     let keep = self.query.filter.matches(&audit);
                     return Ok(Some(Step {
                         pos: TrailPos { at, id },
@@ -182,18 +192,15 @@ impl<'q> TrailReader<'q> {
         }
     }
 
-    fn audit(&self, seat: crate::domain::SeatId, id: u64) -> Result<Audit, Error> {
+    fn audit(&self, seat: crate::domain::SeatId, id: u64) -> Result<Option<Audit>, Error> {
         let k = records::audit_key(
             seat,
             crate::domain::AuditId::new(id).ok_or_else(|| corrupt("audit id 0"))?,
         );
-        let v = self.db.get(k).map_err(unavailable)?.ok_or_else(|| {
-            corrupt(format!(
-                "trail entry names a missing audit record {}",
-                records::show_key(&k)
-            ))
-        })?;
-        decode(&k, &v).map_err(corrupt)
+        match self.db.get(k).map_err(unavailable)? {
+            None => Ok(None),
+            Some(v) => decode(&k, &v).map(Some).map_err(corrupt),
+        }
     }
 }
 

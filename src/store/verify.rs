@@ -16,6 +16,9 @@ pub struct ChainReport {
     pub tenant_id: TenantId,
     /// Entries checked and found intact (before the first bad one, if any).
     pub entries: u64,
+    /// Entries purged by retention before them (the chain starts from the
+    /// checkpoint they left).
+    pub purged_entries: u64,
     pub intact: bool,
     /// The first entry that does not match, when `intact` is false.
     pub first_bad_entry: Option<BadEntry>,
@@ -34,13 +37,36 @@ pub struct BadEntry {
 /// trail cut short at its end leaves every remaining link intact, and only
 /// this shows it.
 pub fn walk(db: &sled::Db, tenant: TenantId, head: Option<Hash>) -> Result<ChainReport, sled::Error> {
-    let mut prev: Hash = [0; 32];
+    let ck = key(records::CHECKPOINT, tenant.get());
+    let checkpoint: Option<records::Checkpoint> = match db.get(ck)? {
+        None => None,
+        Some(v) => match decode(&ck, &v) {
+            Ok(cp) => Some(cp),
+            Err(e) => {
+                return Ok(ChainReport {
+                    tenant_id: tenant,
+                    entries: 0,
+                    purged_entries: 0,
+                    intact: false,
+                    first_bad_entry: Some(BadEntry {
+                        audit_id: 0,
+                        seat_id: None,
+                        created_at: None,
+                        reason: format!("retention checkpoint unreadable: {e}"),
+                    }),
+                })
+            }
+        },
+    };
+    let purged_entries = checkpoint.map_or(0, |cp| cp.purged);
+    let mut prev: Hash = checkpoint.map_or([0; 32], |cp| cp.hash);
     let mut entries = 0u64;
     let mut last_id = 0;
-    let mut head_seen = head.is_none_or(|h| h == [0; 32]);
+    let mut head_seen = head.is_none_or(|h| h == prev);
     let bad = |entries, audit_id, seat_id: Option<SeatId>, created_at, reason: String| ChainReport {
         tenant_id: tenant,
         entries,
+        purged_entries,
         intact: false,
         first_bad_entry: Some(BadEntry {
             audit_id,
@@ -174,6 +200,7 @@ pub fn walk(db: &sled::Db, tenant: TenantId, head: Option<Hash>) -> Result<Chain
     Ok(ChainReport {
         tenant_id: tenant,
         entries,
+        purged_entries,
         intact: true,
         first_bad_entry: None,
     })

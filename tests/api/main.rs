@@ -16,6 +16,7 @@ mod metrics;
 mod overload;
 mod process;
 mod restart;
+mod retention;
 mod rules;
 mod startup;
 mod tamper;

@@ -60,7 +60,7 @@ async fn an_altered_byte_is_named_by_verify_and_a_repaired_chain_verifies_again(
     let (d, s, purchase, reclaim) = populate(&app).await;
     assert_eq!(
         verify(&app, s).await,
-        serde_json::json!({"tenant_id": s, "entries": 6, "intact": true, "first_bad_entry": null})
+        serde_json::json!({"tenant_id": s, "entries": 6, "purged_entries": 0, "intact": true, "first_bad_entry": null})
     );
     assert_eq!(verify(&app, d).await["entries"], 2);
 
@@ -171,7 +171,7 @@ async fn the_offline_verifier_reports_every_tenant_names_the_altered_entry_and_r
     assert_eq!(reports.len(), 2);
     assert_eq!(
         reports[0],
-        serde_json::json!({"tenant_id": d, "entries": 2, "intact": true, "first_bad_entry": null})
+        serde_json::json!({"tenant_id": d, "entries": 2, "purged_entries": 0, "intact": true, "first_bad_entry": null})
     );
     assert_eq!(reports[1]["entries"], 6);
 
