@@ -791,6 +791,14 @@ impl Engine {
             .unwrap_or(i64::MAX)
             .saturating_mul(86_400_000_000);
         let horizon = Timestamp::from_micros(Timestamp::now().micros().saturating_sub(keep));
+        // A barrier: a change whose time was taken before the horizon but
+        // not yet written could land behind the export pass and be purged
+        // unexported. Each actor handles one message at a time, so once
+        // every actor has answered one, every such change is written.
+        let actors: Vec<Mailbox> = self.directory.tenants.iter().map(|e| e.actor.clone()).collect();
+        for actor in actors {
+            self.ask(&actor, actor::Summary {}).await?;
+        }
         let store = Arc::clone(&self.store);
         let lock = Arc::clone(&self.retention);
         let (report, seq) = tokio::task::spawn_blocking(move || {
