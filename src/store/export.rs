@@ -59,8 +59,9 @@ pub fn export_dir(dir: &Path, before: Timestamp, out: &Path) -> Result<u64, Expo
     };
     let mut written = 0u64;
     for tenant in tenants {
-        let (n, _) = export_tenant(&db, tenant, &query, &mut writer).map_err(|e| read_err(&e))?;
-        written += n;
+        written += export_tenant(&db, tenant, &query, &mut writer)
+            .map_err(|e| read_err(&e))?
+            .lines;
     }
     let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
     // Durable before success is reported: an export is what a purge would

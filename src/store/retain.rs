@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, TenantId, Timestamp, TrailPos};
+use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, RoleEvent, TenantId, Timestamp, TrailPos};
 use crate::error::Error;
 
 use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, TrailEntry};
@@ -19,12 +19,27 @@ use super::{unavailable, Seq, Store};
 /// purge cut short (crash, failed write) leaves a consistent store.
 const PURGE_CHUNK: usize = 10_000;
 
-/// One line of an export: the SeatAudit object and the tenant it belongs to.
+/// One line of an export: a SeatAudit object (`"kind": "seat_audit"`, with
+/// the tenant it belongs to) or a role grant or deactivation
+/// (`"kind": "role_event"`, the object `/roles/events` shows).
 #[derive(Serialize)]
-pub struct ExportLine<'a> {
-    pub tenant_id: TenantId,
-    #[serde(flatten)]
-    pub audit: &'a Audit,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportLine<'a> {
+    SeatAudit {
+        tenant_id: TenantId,
+        #[serde(flatten)]
+        audit: &'a Audit,
+    },
+    RoleEvent(&'a RoleEvent),
+}
+
+/// What one tenant's export wrote.
+pub struct Exported {
+    pub lines: u64,
+    /// The position of the last trail entry stepped over.
+    pub last: Option<TrailPos>,
+    /// The keys of the role events written.
+    pub role_events: Vec<sled::IVec>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -71,7 +86,9 @@ impl Store {
         // file is made only when something is old enough.
         let mut report = RetainReport::default();
         let old_enough = tenants.iter().try_fold(false, |found, &t| -> Result<bool, Error> {
-            Ok(found || TrailReader::new(&self.db, t, &query)?.next_step()?.is_some())
+            Ok(found
+                || TrailReader::new(&self.db, t, &query)?.next_step()?.is_some()
+                || !old_role_events(&self.db, t, horizon)?.is_empty())
         })?;
         if !old_enough {
             return Ok((report, 0));
@@ -89,10 +106,12 @@ impl Store {
             .map_err(|e| internal(format!("cannot create {}: {e}", path.display())))?;
         let mut writer = std::io::BufWriter::new(file);
         let mut reached: Vec<(TenantId, TrailPos)> = Vec::new();
+        let mut role_events = Vec::new();
         for &tenant in &tenants {
-            let (n, last) = export_tenant(&self.db, tenant, &query, &mut writer)?;
-            report.exported += n;
-            reached.extend(last.map(|pos| (tenant, pos)));
+            let exported = export_tenant(&self.db, tenant, &query, &mut writer)?;
+            report.exported += exported.lines;
+            reached.extend(exported.last.map(|pos| (tenant, pos)));
+            role_events.extend(exported.role_events);
         }
         // The export is on disk (file and its name) before anything is purged.
         let file = writer.into_inner().map_err(|e| internal(e.into_error()))?;
@@ -155,33 +174,69 @@ impl Store {
             }
             report.purged += cp.purged - before;
         }
+        // Role events are not chained: exactly the exported keys go.
+        for chunk in role_events.chunks(PURGE_CHUNK) {
+            let mut batch = sled::Batch::default();
+            for k in chunk {
+                batch.remove(k.as_ref());
+            }
+            self.writable()?;
+            self.db.apply_batch(batch).map_err(unavailable)?;
+            seq = self.commit.wrote();
+            report.purged += chunk.len() as u64;
+        }
         Ok((report, seq))
     }
 }
 
-/// Writes a tenant's entries that `query` selects, as export lines, in
-/// trail order. Returns how many, and the position of the last one stepped.
+/// A tenant's role events created before `horizon` (they are few: grants
+/// and deactivations), with their keys.
+fn old_role_events(db: &sled::Db, tenant: TenantId, horizon: Timestamp) -> Result<Vec<(sled::IVec, RoleEvent)>, Error> {
+    let mut out = Vec::new();
+    for item in db.scan_prefix(key(records::ROLE_EVENT, tenant.get())) {
+        let (k, v) = item.map_err(unavailable)?;
+        let event: RoleEvent = decode(&k, &v).map_err(internal)?;
+        if event.created_at < horizon {
+            out.push((k, event));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a tenant's audit entries that `query` selects, in trail order,
+/// then its role events created before the query's `until` (all of them
+/// without one), as export lines.
 pub fn export_tenant<W: Write>(
     db: &sled::Db,
     tenant: TenantId,
     query: &AuditQuery,
     out: &mut W,
-) -> Result<(u64, Option<TrailPos>), Error> {
+) -> Result<Exported, Error> {
+    let mut line = |l: ExportLine| -> Result<(), Error> {
+        serde_json::to_writer(&mut *out, &l).map_err(internal)?;
+        out.write_all(b"\n").map_err(internal)
+    };
     let mut reader = TrailReader::new(db, tenant, query)?;
-    let (mut n, mut last) = (0, None);
+    let (mut lines, mut last) = (0, None);
     while let Some(step) = reader.next_step()? {
         last = Some(step.pos);
         let Some(audit) = step.audit else { continue };
-        serde_json::to_writer(
-            &mut *out,
-            &ExportLine {
-                tenant_id: tenant,
-                audit: &audit,
-            },
-        )
-        .map_err(internal)?;
-        out.write_all(b"\n").map_err(internal)?;
-        n += 1;
+        line(ExportLine::SeatAudit {
+            tenant_id: tenant,
+            audit: &audit,
+        })?;
+        lines += 1;
     }
-    Ok((n, last))
+    let horizon = query.filter.until.unwrap_or(Timestamp::from_micros(i64::MAX));
+    let mut role_events = Vec::new();
+    for (k, event) in old_role_events(db, tenant, horizon)? {
+        line(ExportLine::RoleEvent(&event))?;
+        lines += 1;
+        role_events.push(k);
+    }
+    Ok(Exported {
+        lines,
+        last,
+        role_events,
+    })
 }

@@ -75,6 +75,11 @@ async fn export_writes_every_older_entry_of_every_tenant_and_nothing_newer() {
             .as_object_mut()
             .and_then(|o| o.remove("tenant_id"))
             .unwrap_or_default();
+        let kind = without_tenant
+            .as_object_mut()
+            .and_then(|o| o.remove("kind"))
+            .unwrap_or_default();
+        assert_eq!(kind, "seat_audit");
         assert_eq!(&without_tenant, entry);
         let owner = if ds.contains(&entry["seat_id"].as_u64().unwrap_or_default()) {
             d

@@ -53,6 +53,15 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
     assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
     assert_eq!(app.reclaim(seats[0], None).await.status, 200);
     app.purchase(d, 2).await;
+    let r = app
+        .post(
+            "/api/v1/roles",
+            json!({"user_id": "sam", "tenant_id": s, "role": "manager"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let role_events = app.get(&format!("/api/v1/roles/events?tenantId={s}")).await.body;
+    assert_eq!(role_events.as_array().map(Vec::len), Some(1), "{role_events}");
     let school_before = trail(&app, s).await;
     let district_only = 2;
     assert_eq!(school_before.len(), 5);
@@ -72,8 +81,28 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
         .collect();
     assert_eq!(
         lines.len(),
-        5 + district_only,
+        5 + district_only + 1,
         "nothing is purged that was not exported"
+    );
+    // Role grants and deactivations are part of the trail too.
+    let role_line = lines
+        .iter()
+        .find(|l| l["kind"] == "role_event")
+        .cloned()
+        .unwrap_or_default();
+    let mut role_line_fields = role_line.clone();
+    if let Some(o) = role_line_fields.as_object_mut() {
+        o.remove("kind");
+    }
+    assert_eq!(role_line_fields, role_events[0]);
+    assert_eq!(
+        app.get(&format!("/api/v1/roles/events?tenantId={s}")).await.body,
+        json!([])
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/roles?tenantId={s}")).await.body[0]["user_id"],
+        "sam",
+        "the role itself stays"
     );
     for entry in &school_before {
         let line = lines
@@ -81,6 +110,7 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
             .find(|l| l["id"] == entry["id"])
             .unwrap_or_else(|| panic!("{entry} not exported"));
         assert_eq!(line["tenant_id"], s);
+        assert_eq!(line["kind"], "seat_audit");
         assert_eq!(line["reason"], entry["reason"]);
     }
     assert_eq!(
