@@ -157,8 +157,11 @@ async fn group_commit(store: Arc<Store>, writers: usize, duration: Duration, nex
                     reason: "Seat allocated to learner".into(),
                     created_at: now,
                 };
+                // What the actor does per transition: one chain link, then
+                // the seat, the audit entry and its trail key in one batch.
+                let hash = tenant_service::store::records::chain(&[0; 32], tenant, &audit);
                 let seq = store
-                    .put_seat_change(seat, &record, &audit)
+                    .put_seat_change(tenant, seat, &record, &audit, hash)
                     .unwrap_or_else(|e| panic!("put: {e}"));
                 store.durable(seq).await.unwrap_or_else(|e| panic!("durable: {e}"));
                 latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
@@ -15,14 +15,47 @@ use serde::Deserialize;
 )]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if it exists).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8001.
     #[arg(long, env = "TENANT_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
     /// Directory holding the store.
-    #[arg(long, env = "TENANT_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "TENANT_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Without a command: run the service.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work on the audit trail offline (no service may be running on the data dir).
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit hash chains; print one JSON report per tenant. Exit 0 if
+    /// every chain is intact, 2 if one is not, 1 if the store cannot be read.
+    Verify {
+        /// Only this tenant (default: every tenant).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<u64>,
+    },
+    /// Write every audit entry older than a time, of every tenant, to a new
+    /// JSON Lines file (fsynced). Exit 0 on success, 1 otherwise.
+    Export {
+        /// Entries created before this: an RFC 3339 time or a date (UTC midnight).
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// The file to create (an existing file is never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +72,18 @@ pub struct Settings {
     /// Messages that may wait for one tenant's actor; more are answered 503.
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`: retention of the audit trail.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Entries older than this many days are exported, then purged (checked
+    /// at start and every hour). None: keep forever.
+    pub retention_days: Option<u64>,
+    /// Where retention writes its exports (default: `<data_dir>/audit-exports`).
+    pub export_dir: Option<PathBuf>,
 }
 
 /// How callers are identified.
@@ -94,6 +139,7 @@ impl Default for Settings {
             header_timeout_ms: 10_000,
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }

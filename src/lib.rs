@@ -13,6 +13,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod metrics;
 mod server;
 pub mod store;
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Settings};
+pub use config::{AuditCommand, Cli, Command, Settings};
 use engine::{Engine, RecoveryReport};
 pub use store::Faults;
 use store::Store;
@@ -55,6 +56,24 @@ pub enum StartError {
 pub enum ServeError {
     #[error("the store failed to flush to disk; stopped so nothing unsafe is acknowledged")]
     StoreFailed,
+}
+
+/// Audit retention: at start, then every hour.
+async fn retention_loop(engine: Arc<Engine>, keep_days: u64, export_dir: std::path::PathBuf) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match engine.retain(keep_days, export_dir.clone()).await {
+            Ok(report) if report.exported > 0 => tracing::info!(
+                exported = report.exported,
+                purged = report.purged,
+                file = ?report.file,
+                "audit retention: entries older than {keep_days} days exported, then purged"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "audit retention failed; nothing that was not exported was purged"),
+        }
+    }
 }
 
 impl App {
@@ -135,7 +154,20 @@ impl App {
             max_connections: self.settings.max_connections,
             header_timeout: Duration::from_millis(self.settings.header_timeout_ms),
         };
+        let retention = self.settings.audit.retention_days.map(|days| {
+            let engine = Arc::clone(&self.engine);
+            let dir = self
+                .settings
+                .audit
+                .export_dir
+                .clone()
+                .unwrap_or_else(|| self.settings.data_dir.join("audit-exports"));
+            tokio::spawn(retention_loop(engine, days, dir))
+        });
         server::serve(listener, routes, limits, stop).await;
+        if let Some(task) = retention {
+            task.abort();
+        }
         tracing::info!("stopped accepting; in-flight requests finished");
         self.engine.stop();
         if store_failed_rx.try_recv().is_ok() {

@@ -100,13 +100,19 @@ where
             let conn = http.serve_connection(stream, service.clone());
             let draining = draining.clone();
             tokio::spawn(async move {
-                tokio::pin!(conn);
-                let ended = tokio::select! {
-                    ended = conn.as_mut() => ended,
-                    () = until_set(draining) => {
-                        // Finish the request in flight (if any), then close.
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
+                // The connection (and the routes it holds, hence the engine
+                // and the store) is dropped before its slot is given back:
+                // once every slot is back, nothing here still holds the store,
+                // so a restart in the same process can take the data dir's lock.
+                let ended = {
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        ended = conn.as_mut() => ended,
+                        () = until_set(draining) => {
+                            // Finish the request in flight (if any), then close.
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
                     }
                 };
                 if let Err(e) = ended {

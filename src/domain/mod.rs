@@ -1,6 +1,8 @@
 //! Domain types: values that are valid by construction. Handlers parse raw
 //! request fields into these; the engine and the store only ever see them.
 
+mod alert;
+mod audit;
 mod caller;
 mod ids;
 mod seat;
@@ -8,9 +10,11 @@ mod tenant;
 mod text;
 mod time;
 
+pub use alert::{Alert, Direction, Percent, Threshold};
+pub use audit::{AuditFilter, AuditPage, AuditQuery, Order, TrailPos};
 pub use caller::Caller;
 pub use ids::{AuditId, EventId, Id, RoleId, SeatId, TenantId};
-pub use seat::{Audit, Seat, SeatCount, SeatState, SeatSummary};
+pub use seat::{Audit, Seat, SeatCount, SeatState, SeatSummary, Transition};
 pub use tenant::{Role, RoleChange, RoleEvent, RoleKind, Tenant, TenantKind, TenantPatch};
 pub use text::{LearnerId, Reason, TenantName, UserId};
 pub use time::Timestamp;

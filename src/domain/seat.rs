@@ -26,6 +26,14 @@ impl std::fmt::Display for SeatState {
     }
 }
 
+/// Kinds of seat transition (metrics labels, per-minute stats), in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Purchase = 0,
+    Allocate = 1,
+    Reclaim = 2,
+}
+
 /// How many seats one purchase may buy: 1 to 100,000 (district scale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeatCount(u32);

@@ -19,6 +19,13 @@ impl Timestamp {
         self.0
     }
 
+    /// An RFC 3339 time with an offset (`2026-09-01T08:00:00Z`, `...+02:00`).
+    pub fn parse_rfc3339(field: &str, raw: &str) -> Result<Self, crate::error::Error> {
+        DateTime::parse_from_rfc3339(raw.trim())
+            .map(|t| Self(t.timestamp_micros()))
+            .map_err(|_| crate::error::Error::invalid(field, "must be an RFC 3339 time with an offset"))
+    }
+
     pub fn rfc3339(self) -> String {
         DateTime::<Utc>::from_timestamp_micros(self.0)
             .unwrap_or_default()

@@ -9,15 +9,21 @@ use std::sync::Arc;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, Context, Handler, Message};
 
-use crate::domain::{Audit, AuditId, Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp, UserId};
+use crate::domain::Transition;
+use crate::domain::{
+    Alert, Audit, AuditId, Id, LearnerId, Percent, Reason, Seat, SeatCount, SeatId, TenantId, Threshold, Timestamp,
+    UserId,
+};
 use crate::error::Error;
-use crate::store::records::BlockRecord;
-use crate::store::{IdSpace, Seq, Store};
+use crate::metrics::Metrics;
+use crate::store::records::{chain, BlockRecord, DaySnapshot, Hash};
+use crate::store::{ChainHead, IdSpace, Seq, Store};
 
 use super::directory::PublishedCounts;
 use super::mailbox::Slotted;
-use super::pool::{SeatChange, SeatPool};
+use super::pool::{Counts, SeatChange, SeatPool};
 use super::router::SeatRouter;
+use super::stats::{day_of, MinuteCounts, MinuteStats};
 
 /// A reply and the write sequence it depends on.
 pub struct Pending<T> {
@@ -34,15 +40,40 @@ impl<A: Actor, M: Message<Result = Pending<T>>, T: 'static> MessageResponse<A, M
     }
 }
 
+/// What a tenant actor resumes from, besides its pool (`Default`: a new tenant).
+#[derive(Default)]
+pub struct Restored {
+    /// The end of the tenant's audit trail.
+    pub head: Option<ChainHead>,
+    pub stats: MinuteStats,
+    pub threshold: Option<Percent>,
+}
+
 pub struct TenantActor {
     tenant: TenantId,
     pool: SeatPool,
     store: Arc<Store>,
     router: Arc<SeatRouter>,
+    metrics: Arc<Metrics>,
     /// Sequence of this actor's latest write; every reply waits for it.
     last_write: Seq,
     /// Where summaries read this pool's counters (updated with each change).
     published: Arc<PublishedCounts>,
+    /// The tenant's audit hash chain after its latest stored entry.
+    head: Hash,
+    /// The latest time this actor handed out. Audit times never go below it,
+    /// even if the wall clock steps back, so the tenant's trail keys (time,
+    /// then id) sort in write order, which is the chain's order.
+    clock: Timestamp,
+    /// Transitions per minute over the last day (`GET /seats/stats`).
+    stats: MinuteStats,
+    /// Utilization alert threshold. Kept here so that a crossing is decided
+    /// in the same step as the change that crosses it.
+    threshold: Option<Percent>,
+    /// The day of the latest change (None: never changed). When a change
+    /// comes on a later day, the counts as they were are stored as that
+    /// day's snapshot first (utilization history).
+    day: Option<i64>,
 }
 
 impl TenantActor {
@@ -52,19 +83,35 @@ impl TenantActor {
         store: Arc<Store>,
         router: Arc<SeatRouter>,
         published: Arc<PublishedCounts>,
+        metrics: Arc<Metrics>,
+        restored: Restored,
     ) -> Self {
+        let Restored { head, stats, threshold } = restored;
+        let day = head.map(|h| day_of(h.at));
         TenantActor {
             tenant,
             pool,
             store,
             router,
+            metrics,
             last_write: 0,
             published,
+            head: head.map_or([0; 32], |h| h.hash),
+            clock: head.map_or(Timestamp::from_micros(i64::MIN), |h| h.at),
+            stats,
+            threshold,
+            day,
         }
     }
 
     fn publish(&self) {
         self.published.set(self.pool.counts(), self.last_write);
+    }
+
+    /// The wall clock, never earlier than a time already handed out.
+    fn now(&mut self) -> Timestamp {
+        self.clock = Timestamp::now().max(self.clock);
+        self.clock
     }
 
     fn reply<T>(&self, value: Result<T, Error>) -> Pending<T> {
@@ -83,10 +130,23 @@ impl TenantActor {
             first_seat,
             count: n,
             first_audit,
-            created_at: Timestamp::now(),
+            created_at: self.now(),
             changed_by: by,
         };
-        self.last_write = self.store.put_block(&block)?;
+        self.roll_day(block.created_at)?;
+        let head = (0..n).fold(self.head, |h, i| chain(&h, self.tenant, &block.purchase_audit(i)));
+        let before = self.pool.counts();
+        let after = Counts {
+            free: before.free + n,
+            ..before
+        };
+        let alert = self.alert(before, after, first_audit, block.created_at);
+        self.last_write = self.store.put_block(&block, head, alert.as_ref())?;
+        self.head = head;
+        self.raised(alert);
+        self.day = Some(day_of(block.created_at));
+        self.metrics.purchased(n);
+        self.stats.record(Transition::Purchase, block.created_at, n);
         self.router.insert(first_seat, n, self.tenant);
         self.pool.add_block(block);
         self.publish();
@@ -94,7 +154,7 @@ impl TenantActor {
     }
 
     /// Writes a checked change with its audit entry, then applies it.
-    fn commit(&mut self, change: SeatChange, by: UserId, reason: String) -> Result<Seat, Error> {
+    fn commit(&mut self, kind: Transition, change: SeatChange, by: UserId, reason: String) -> Result<Seat, Error> {
         let audit = Audit {
             id: self.id(IdSpace::Audit, 1)?,
             seat_id: change.seat,
@@ -107,11 +167,68 @@ impl TenantActor {
             created_at: change.after.updated_at,
         };
         let record = self.pool.record(&change.after);
-        self.last_write = self.store.put_seat_change(change.seat, &record, &audit)?;
+        self.roll_day(audit.created_at)?;
+        let head = chain(&self.head, self.tenant, &audit);
+        let before = self.pool.counts();
+        let after = before.moved(change.before.state, change.after.state);
+        let alert = self.alert(before, after, audit.id, audit.created_at);
+        self.last_write = self
+            .store
+            .put_transition(self.tenant, change.seat, &record, &audit, head, alert.as_ref())?;
+        self.head = head;
+        self.raised(alert);
+        self.day = Some(day_of(audit.created_at));
+        self.metrics.moved(kind, change.before.state, change.after.state);
+        self.stats.record(kind, audit.created_at, 1);
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         self.publish();
         seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
+    }
+
+    /// Before the first change of a new day: the counts at the end of the
+    /// previous day with changes become that day's snapshot.
+    fn roll_day(&mut self, at: Timestamp) -> Result<(), Error> {
+        if let Some(day) = self.day.filter(|d| *d < day_of(at)) {
+            let c = self.pool.counts();
+            let snapshot = DaySnapshot {
+                free: c.free,
+                reserved: c.reserved,
+                assigned: c.assigned,
+            };
+            self.last_write = self.store.put_day(self.tenant, day, &snapshot)?;
+        }
+        Ok(())
+    }
+
+    /// The alert a change of counts raises, if it crosses the threshold.
+    fn alert(&self, before: Counts, after: Counts, audit_id: AuditId, at: Timestamp) -> Option<Alert> {
+        let threshold = self.threshold?;
+        let (from, to) = (before.utilization(), after.utilization());
+        Alert::crossing(threshold, from, to).map(|direction| Alert {
+            tenant_id: self.tenant,
+            audit_id,
+            direction,
+            threshold_percent: threshold,
+            utilization_before: from,
+            utilization_after: to,
+            created_at: at,
+        })
+    }
+
+    /// Once the alert's write went through: log and count it.
+    fn raised(&self, alert: Option<Alert>) {
+        if let Some(a) = alert {
+            tracing::warn!(
+                tenant = %a.tenant_id,
+                threshold = a.threshold_percent.get(),
+                before = a.utilization_before,
+                after = a.utilization_after,
+                direction = ?a.direction,
+                "seat utilization crossed the alert threshold"
+            );
+            self.metrics.alert(a.direction);
+        }
     }
 
     fn id<I: Id>(&self, space: IdSpace, n: u64) -> Result<I, Error> {
@@ -148,6 +265,11 @@ message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId } -> Seat);
 message!(Reclaim { seat: SeatId, reason: Reason, by: UserId } -> Seat);
 message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
+message!(Head {} -> Hash);
+message!(SetThreshold { threshold: Threshold } -> Threshold);
+message!(GetThreshold {} -> Option<Percent>);
+message!(Today {} -> (Option<i64>, Counts));
+message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 
 impl Handler<Purchase> for TenantActor {
     type Result = Pending<Vec<Seat>>;
@@ -160,10 +282,11 @@ impl Handler<Purchase> for TenantActor {
 impl Handler<Allocate> for TenantActor {
     type Result = Pending<Seat>;
     fn handle(&mut self, msg: Allocate, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now();
         let value = self
             .pool
-            .allocate(msg.seat, msg.learner, Timestamp::now())
-            .and_then(|change| self.commit(change, msg.by, "Seat allocated to learner".into()));
+            .allocate(msg.seat, msg.learner, now)
+            .and_then(|change| self.commit(Transition::Allocate, change, msg.by, "Seat allocated to learner".into()));
         self.reply(value)
     }
 }
@@ -171,10 +294,11 @@ impl Handler<Allocate> for TenantActor {
 impl Handler<Reclaim> for TenantActor {
     type Result = Pending<Seat>;
     fn handle(&mut self, msg: Reclaim, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now();
         let value = self
             .pool
-            .reclaim(msg.seat, Timestamp::now())
-            .and_then(|change| self.commit(change, msg.by, msg.reason.into_string()));
+            .reclaim(msg.seat, now)
+            .and_then(|change| self.commit(Transition::Reclaim, change, msg.by, msg.reason.into_string()));
         self.reply(value)
     }
 }
@@ -199,5 +323,45 @@ impl Handler<GetBlock> for TenantActor {
             .cloned()
             .ok_or(Error::NotFound(crate::error::Missing::Seat));
         self.reply(block)
+    }
+}
+
+impl Handler<Head> for TenantActor {
+    type Result = Pending<Hash>;
+    fn handle(&mut self, _: Head, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.head))
+    }
+}
+
+impl Handler<Stats> for TenantActor {
+    type Result = Pending<Vec<(i64, MinuteCounts)>>;
+    fn handle(&mut self, msg: Stats, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.stats.between(msg.from, msg.to)))
+    }
+}
+
+impl Handler<SetThreshold> for TenantActor {
+    type Result = Pending<Threshold>;
+    fn handle(&mut self, msg: SetThreshold, _: &mut Context<Self>) -> Self::Result {
+        let value = self.store.put_threshold(&msg.threshold).map(|seq| {
+            self.last_write = seq;
+            self.threshold = msg.threshold.percent;
+            msg.threshold
+        });
+        self.reply(value)
+    }
+}
+
+impl Handler<GetThreshold> for TenantActor {
+    type Result = Pending<Option<Percent>>;
+    fn handle(&mut self, _: GetThreshold, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.threshold))
+    }
+}
+
+impl Handler<Today> for TenantActor {
+    type Result = Pending<(Option<i64>, Counts)>;
+    fn handle(&mut self, _: Today, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok((self.day, self.pool.counts())))
     }
 }

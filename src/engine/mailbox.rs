@@ -20,6 +20,7 @@ pub struct Mailbox {
     addr: Addr<TenantActor>,
     /// Free places in this actor's mailbox.
     slots: Arc<Semaphore>,
+    bound: usize,
 }
 
 impl Mailbox {
@@ -27,7 +28,13 @@ impl Mailbox {
         Mailbox {
             addr,
             slots: Arc::new(Semaphore::new(bound.max(1))),
+            bound: bound.max(1),
         }
+    }
+
+    /// Messages waiting for (or being handled by) the actor right now.
+    pub fn depth(&self) -> usize {
+        self.bound.saturating_sub(self.slots.available_permits())
     }
 
     /// Sends `msg` if the mailbox has room; the reply is not yet durable.

@@ -11,6 +11,7 @@ mod directory;
 mod mailbox;
 pub mod pool;
 mod router;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,20 +20,23 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::domain::{
-    Audit, Caller, Id, LearnerId, Reason, Role, RoleChange, RoleEvent, RoleId, RoleKind, Seat, SeatCount, SeatId,
-    SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp, UserId,
+    Alert, Audit, AuditPage, AuditQuery, Caller, Id, LearnerId, Percent, Reason, Role, RoleChange, RoleEvent, RoleId,
+    RoleKind, Seat, SeatCount, SeatId, SeatSummary, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Threshold,
+    Timestamp, Transition, UserId,
 };
 use crate::error::{Error, Missing};
-use crate::store::{IdSpace, Recovered, Seq, Store};
+use crate::metrics::Metrics;
+use crate::store::{ChainReport, IdSpace, Recovered, RetainReport, Seq, Store};
 
 use access::Access;
 pub use access::Action;
-use actor::{Pending, TenantActor};
+use actor::{Pending, Restored, TenantActor};
 use arbiters::Arbiters;
 use directory::{Directory, PublishedCounts, Roles, TenantEntry};
 use mailbox::Mailbox;
 pub use pool::SeatPool;
 use router::SeatRouter;
+use stats::MinuteStats;
 
 /// What recovery found, for the start-up log.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +59,87 @@ pub struct Me {
     pub tenants: Vec<Reach>,
 }
 
+/// `GET /district/{id}/summary`: the top level is a SeatSummary of the
+/// district's own and its schools' seats together.
+#[derive(Debug, Serialize)]
+pub struct DistrictSummary {
+    #[serde(flatten)]
+    pub totals: SeatSummary,
+    /// The seats bought by the district itself.
+    pub own: SeatSummary,
+    /// One per school, in creation order.
+    pub schools: Vec<SeatSummary>,
+}
+
+/// `GET /seats/history`: one entry per day, oldest first, today last.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub tenant_id: TenantId,
+    pub days: Vec<DayUtilization>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DayUtilization {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    pub total_seats: u64,
+    pub free_seats: u64,
+    pub reserved_seats: u64,
+    pub assigned_seats: u64,
+    pub utilization_percentage: f64,
+}
+
+/// `GET /alerts`.
+#[derive(Debug, Serialize)]
+pub struct Alerts {
+    pub tenant_id: TenantId,
+    /// This tenant's threshold (its schools' may differ).
+    pub threshold_percent: Option<Percent>,
+    pub alerts: Vec<Alert>,
+}
+
+/// `GET /seats/stats`: seat transitions over a window of whole minutes.
+#[derive(Debug, Serialize)]
+pub struct SeatStats {
+    pub tenant_id: TenantId,
+    pub window_minutes: i64,
+    /// The start of the window's first minute.
+    pub from: Timestamp,
+    pub until: Timestamp,
+    /// Seats purchased, allocations and reclaims in the window.
+    pub purchases: u64,
+    pub allocations: u64,
+    pub reclaims: u64,
+    /// The same, averaged per minute of the window (2 decimals).
+    pub per_minute: Rates,
+    /// The minute with the most transitions (null when there were none).
+    pub peak_minute: Option<MinuteActivity>,
+    /// Every minute with activity, oldest first (idle minutes are left out).
+    pub minutes: Vec<MinuteActivity>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rates {
+    pub purchases: f64,
+    pub allocations: f64,
+    pub reclaims: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MinuteActivity {
+    /// The minute's start.
+    pub minute: Timestamp,
+    pub purchases: u64,
+    pub allocations: u64,
+    pub reclaims: u64,
+}
+
+impl MinuteActivity {
+    fn transitions(&self) -> u64 {
+        self.purchases + self.allocations + self.reclaims
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Reach {
     pub tenant_id: TenantId,
@@ -71,6 +156,11 @@ pub struct Engine {
     directory: Directory,
     router: Arc<SeatRouter>,
     spawner: Spawner,
+    metrics: Arc<Metrics>,
+    /// Held by a retention run and by a chain walk (each on a blocking
+    /// thread): a walk never sees a purge half done, and `stop` waits for a
+    /// purge in progress before the store closes.
+    retention: Arc<std::sync::Mutex<()>>,
 }
 
 /// Starts tenant actors (spread over the arbiters) and enters their tenants
@@ -81,10 +171,11 @@ struct Spawner {
     router: Arc<SeatRouter>,
     /// How many messages may wait for one tenant actor (`Settings::mailbox_bound`).
     mailbox_bound: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Spawner {
-    fn register(&self, directory: &Directory, tenant: Tenant, pool: SeatPool, seq: Seq) {
+    fn register(&self, directory: &Directory, tenant: Tenant, pool: SeatPool, seq: Seq, restored: Restored) {
         let counts = Arc::new(PublishedCounts::new(pool.counts()));
         let actor = TenantActor::new(
             tenant.id,
@@ -92,6 +183,8 @@ impl Spawner {
             Arc::clone(&self.store),
             Arc::clone(&self.router),
             Arc::clone(&counts),
+            Arc::clone(&self.metrics),
+            restored,
         );
         let actor = Mailbox::new(self.arbiters.spawn(actor), self.mailbox_bound);
         let (id, parent) = (tenant.id, tenant.parent_id);
@@ -127,7 +220,14 @@ impl Engine {
             roles,
             blocks,
             seats,
+            heads,
+            mut recent,
+            thresholds,
         } = recovered;
+        let thresholds: HashMap<TenantId, Percent> = thresholds
+            .into_iter()
+            .filter_map(|t| Some((t.tenant_id, t.percent?)))
+            .collect();
 
         let mut pools: HashMap<TenantId, SeatPool> = tenants.iter().map(|t| (t.id, SeatPool::new(t.id))).collect();
         let mut seat_total = 0;
@@ -144,17 +244,43 @@ impl Engine {
             }
         }
 
+        let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
+        {
+            let m = Arc::clone(&metrics);
+            store.on_flush(Box::new(move |batch, took| m.flushed(batch, took)));
+        }
+        let totals = pools.values().fold(pool::Counts::default(), |t, p| {
+            let c = p.counts();
+            pool::Counts {
+                free: t.free + c.free,
+                reserved: t.reserved + c.reserved,
+                assigned: t.assigned + c.assigned,
+            }
+        });
+        metrics.recovered(totals.free, totals.reserved, totals.assigned);
         let spawner = Spawner {
             arbiters,
             store: Arc::clone(&store),
             router: Arc::clone(&router),
             mailbox_bound,
+            metrics: Arc::clone(&metrics),
         };
         let directory = Directory::default();
         let tenant_count = tenants.len();
         for tenant in tenants {
             let pool = pools.remove(&tenant.id).unwrap_or_else(|| SeatPool::new(tenant.id));
-            spawner.register(&directory, tenant, pool, 0);
+            let restored = Restored {
+                head: heads.get(&tenant.id).copied(),
+                stats: {
+                    let mut stats = MinuteStats::default();
+                    for (at, kind, n) in recent.remove(&tenant.id).unwrap_or_default() {
+                        stats.record(kind, at, n);
+                    }
+                    stats
+                },
+                threshold: thresholds.get(&tenant.id).copied(),
+            };
+            spawner.register(&directory, tenant, pool, 0, restored);
         }
         let role_count = roles.len();
         {
@@ -176,6 +302,8 @@ impl Engine {
                 directory,
                 router,
                 spawner,
+                metrics,
+                retention: Arc::default(),
             },
             report,
         ))
@@ -183,12 +311,24 @@ impl Engine {
 
     /// Stops every actor. In-flight requests must have finished first.
     pub fn stop(&self) {
+        drop(self.retention.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         self.spawner.arbiters.stop();
         self.store.close();
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus exposition: counters kept as things happen, plus the
+    /// store's size and the mailboxes' depth read now (O(tenants)).
+    pub fn metrics_text(&self) -> String {
+        let depth = self.directory.tenants.iter().map(|e| e.actor.depth()).sum();
+        self.metrics.render(self.store.size_on_disk(), depth)
     }
 
     // ---- tenants -------------------------------------------------------
@@ -226,8 +366,13 @@ impl Engine {
             is_active: true,
         };
         let seq = self.store.put_tenant(&tenant)?;
-        self.spawner
-            .register(&self.directory, tenant.clone(), SeatPool::new(tenant.id), seq);
+        self.spawner.register(
+            &self.directory,
+            tenant.clone(),
+            SeatPool::new(tenant.id),
+            seq,
+            Restored::default(),
+        );
         self.store.durable(seq).await?;
         Ok(tenant)
     }
@@ -359,14 +504,207 @@ impl Engine {
 
     pub async fn summary(&self, caller: &Caller, tenant: TenantId) -> Result<SeatSummary, Error> {
         self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
-        // Counters as the actor last published them, read without a mailbox
-        // round trip; the wait covers the write they reflect (O(1), exact).
+        self.counted(tenant, Missing::Tenant).await
+    }
+
+    /// A district's seats: its own and its schools' together, its own alone,
+    /// and each school's (one actor message per tenant; no seat is scanned).
+    pub async fn district_summary(&self, caller: &Caller, district: TenantId) -> Result<DistrictSummary, Error> {
+        let children = match self.directory.tenants.get(&district) {
+            Some(entry) if entry.tenant.kind == TenantKind::District => entry.children.clone(),
+            _ => return Err(Error::NotFound(Missing::District)),
+        };
+        self.check(caller, Action::Read, district, Missing::District).await?;
+        let own = self.counted(district, Missing::District).await?;
+        let mut schools = Vec::with_capacity(children.len());
+        for school in children {
+            schools.push(self.counted(school, Missing::Tenant).await?);
+        }
+        let (mut free, mut reserved, mut assigned) = (own.free_seats, own.reserved_seats, own.assigned_seats);
+        for s in &schools {
+            free += s.free_seats;
+            reserved += s.reserved_seats;
+            assigned += s.assigned_seats;
+        }
+        let total = free + reserved + assigned;
+        Ok(DistrictSummary {
+            totals: SeatSummary {
+                tenant_id: district,
+                tenant_name: own.tenant_name.clone(),
+                total_seats: total,
+                free_seats: free,
+                reserved_seats: reserved,
+                assigned_seats: assigned,
+                utilization_percentage: SeatSummary::utilization(total, reserved, assigned),
+            },
+            own,
+            schools,
+        })
+    }
+
+    /// Transitions per minute over the last `minutes` (1 to 1,440) minutes,
+    /// in a tenant (a district's include its schools').
+    pub async fn seat_stats(&self, caller: &Caller, tenant: TenantId, minutes: i64) -> Result<SeatStats, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let mut scope = vec![tenant];
+        if let Some(entry) = self.directory.tenants.get(&tenant) {
+            scope.extend(entry.children.iter().copied());
+        }
+        let now = Timestamp::now();
+        let to = stats::minute_of(now);
+        let from = to - minutes + 1;
+        let mut merged: std::collections::BTreeMap<i64, stats::MinuteCounts> = Default::default();
+        for t in scope {
+            let Some(actor) = self.directory.actor(t) else { continue };
+            for (minute, counts) in self.ask(&actor, actor::Stats { from, to }).await? {
+                let sum = merged.entry(minute).or_default();
+                for (s, c) in sum.iter_mut().zip(counts) {
+                    *s += c;
+                }
+            }
+        }
+        let minute_view = |(minute, c): (i64, stats::MinuteCounts)| MinuteActivity {
+            minute: Timestamp::from_micros(minute.saturating_mul(60_000_000)),
+            purchases: c[Transition::Purchase as usize],
+            allocations: c[Transition::Allocate as usize],
+            reclaims: c[Transition::Reclaim as usize],
+        };
+        let active: Vec<MinuteActivity> = merged.into_iter().map(minute_view).collect();
+        let total = |f: fn(&MinuteActivity) -> u64| active.iter().map(f).sum::<u64>();
+        let (purchases, allocations, reclaims) =
+            (total(|m| m.purchases), total(|m| m.allocations), total(|m| m.reclaims));
+        let rate = |n: u64| (n as f64 / minutes as f64 * 100.0).round() / 100.0;
+        // The busiest minute by transitions; the earliest wins a tie.
+        let peak_minute = active
+            .iter()
+            .fold(None::<&MinuteActivity>, |best, m| match best {
+                Some(b) if b.transitions() >= m.transitions() => Some(b),
+                _ => Some(m),
+            })
+            .cloned();
+        Ok(SeatStats {
+            tenant_id: tenant,
+            window_minutes: minutes,
+            from: Timestamp::from_micros(from.saturating_mul(60_000_000)),
+            until: now,
+            purchases,
+            allocations,
+            reclaims,
+            per_minute: Rates {
+                purchases: rate(purchases),
+                allocations: rate(allocations),
+                reclaims: rate(reclaims),
+            },
+            peak_minute,
+            minutes: active,
+        })
+    }
+
+    /// Sets (or, with `None`, clears) a tenant's utilization alert threshold.
+    /// Setting it raises no alert by itself: alerts come from changes.
+    pub async fn set_threshold(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        percent: Option<Percent>,
+    ) -> Result<Threshold, Error> {
+        self.check(caller, Action::ManageTenant, tenant, Missing::Tenant)
+            .await?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        let threshold = Threshold {
+            tenant_id: tenant,
+            percent,
+            updated_by: caller.user.clone(),
+            updated_at: Timestamp::now(),
+        };
+        self.ask(&actor, actor::SetThreshold { threshold }).await
+    }
+
+    /// A tenant's threshold and its alerts, with its schools' for a district
+    /// (ordered by the audit id of the change that raised them).
+    pub async fn alerts(&self, caller: &Caller, tenant: TenantId) -> Result<Alerts, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        let threshold_percent = self.ask(&actor, actor::GetThreshold {}).await?;
+        let mut scope = vec![tenant];
+        if let Some(entry) = self.directory.tenants.get(&tenant) {
+            scope.extend(entry.children.iter().copied());
+        }
+        let mut alerts = Vec::new();
+        for t in scope {
+            alerts.extend(self.store.alerts(t)?);
+        }
+        alerts.sort_by_key(|a| a.audit_id);
+        self.store.durable(self.store.latest()).await?;
+        Ok(Alerts {
+            tenant_id: tenant,
+            threshold_percent,
+            alerts,
+        })
+    }
+
+    /// A tenant's seat counts at the end of each of the last `days` days
+    /// (today: now), summed over its schools for a district.
+    pub async fn history(&self, caller: &Caller, tenant: TenantId, days: i64) -> Result<History, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let mut scope = vec![tenant];
+        if let Some(entry) = self.directory.tenants.get(&tenant) {
+            scope.extend(entry.children.iter().copied());
+        }
+        let today = stats::day_of(Timestamp::now());
+        let from = today - days + 1;
+        let mut sums = vec![pool::Counts::default(); days as usize];
+        for t in scope {
+            let Some(actor) = self.directory.actor(t) else { continue };
+            let (day, current) = self.ask(&actor, actor::Today {}).await?;
+            let snapshots: Vec<(i64, pool::Counts)> = self
+                .store
+                .days(t, from, today)?
+                .into_iter()
+                .map(|(d, s)| {
+                    let counts = pool::Counts {
+                        free: s.free,
+                        reserved: s.reserved,
+                        assigned: s.assigned,
+                    };
+                    (d, counts)
+                })
+                .collect();
+            for (sum, (_, c)) in sums
+                .iter_mut()
+                .zip(stats::day_series(from, today, &snapshots, day, current))
+            {
+                sum.free += c.free;
+                sum.reserved += c.reserved;
+                sum.assigned += c.assigned;
+            }
+        }
+        self.store.durable(self.store.latest()).await?;
+        let days = (from..=today)
+            .zip(sums)
+            .map(|(day, c)| DayUtilization {
+                date: chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+                    .map(|d| d.date_naive().to_string())
+                    .unwrap_or_default(),
+                total_seats: c.total(),
+                free_seats: c.free,
+                reserved_seats: c.reserved,
+                assigned_seats: c.assigned,
+                utilization_percentage: c.utilization(),
+            })
+            .collect();
+        Ok(History {
+            tenant_id: tenant,
+            days,
+        })
+    }
+
+    /// A tenant's counters as a summary, once they (and its name) are
+    /// durable: as the actor last published them, read without a mailbox
+    /// round trip; the wait covers the write they reflect (O(1), exact).
+    async fn counted(&self, tenant: TenantId, missing: Missing) -> Result<SeatSummary, Error> {
         let (meta, counts, seq) = {
-            let entry = self
-                .directory
-                .tenants
-                .get(&tenant)
-                .ok_or(Error::NotFound(Missing::Tenant))?;
+            let entry = self.directory.tenants.get(&tenant).ok_or(Error::NotFound(missing))?;
             let (counts, written) = entry.counts.get();
             (entry.tenant.clone(), counts, written.max(entry.seq))
         };
@@ -392,6 +730,92 @@ impl Engine {
         // flight; wait for everything written so far.
         self.store.durable(self.store.latest()).await?;
         Ok(entries)
+    }
+
+    /// A page of the audit trail: one seat's, or a tenant's (a district's
+    /// includes its schools'), filtered and in time order.
+    pub async fn audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, Error> {
+        let store = Arc::clone(&self.store);
+        let read = match (query.seat, query.tenant) {
+            (Some(seat), scope) => {
+                let (owner, actor) = self.seat_owner(seat)?;
+                self.check(caller, Action::ReadAudit, owner, Missing::Seat).await?;
+                if let Some(scope) = scope {
+                    self.check(caller, Action::ReadAudit, scope, Missing::Tenant).await?;
+                    if scope != owner && self.directory.district_of(owner) != Some(scope) {
+                        return Ok(AuditPage {
+                            items: Vec::new(),
+                            next_cursor: None,
+                        });
+                    }
+                }
+                let block = self.ask(&actor, actor::GetBlock { seat }).await?;
+                tokio::task::spawn_blocking(move || store.seat_audit_page(seat, &block, &query)).await
+            }
+            (None, Some(tenant)) => {
+                self.check(caller, Action::ReadAudit, tenant, Missing::Tenant).await?;
+                let mut scope = vec![tenant];
+                if let Some(entry) = self.directory.tenants.get(&tenant) {
+                    scope.extend(entry.children.iter().copied());
+                }
+                // A page steps over up to `SCAN_BUDGET` entries on disk: off
+                // the async workers.
+                tokio::task::spawn_blocking(move || store.audit_page(&scope, &query)).await
+            }
+            (None, None) => return Err(Error::Invalid("query parameter tenantId or seatId is required".into())),
+        };
+        let page = read.map_err(|e| Error::Internal(anyhow::anyhow!("audit read task: {e}")))??;
+        // The scan read sled directly and may have seen writes still in
+        // flight; wait for everything written so far.
+        self.store.durable(self.store.latest()).await?;
+        Ok(page)
+    }
+
+    /// Walks a tenant's audit hash chain (O(its trail), off the async
+    /// workers) and names the first entry that does not match.
+    pub async fn verify_audit(&self, caller: &Caller, tenant: TenantId) -> Result<ChainReport, Error> {
+        self.check(caller, Action::ReadAudit, tenant, Missing::Tenant).await?;
+        let actor = self.directory.actor(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        // Read before the walk: every entry it covers is already in sled, so
+        // it must be one of the links walked (see `store::verify`).
+        let head = self.ask(&actor, actor::Head {}).await?;
+        let store = Arc::clone(&self.store);
+        let lock = Arc::clone(&self.retention);
+        let report = tokio::task::spawn_blocking(move || {
+            let _walking = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.verify_chain(tenant, Some(head))
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("audit verify task: {e}")))??;
+        self.store.durable(self.store.latest()).await?;
+        Ok(report)
+    }
+
+    /// Exports, then purges, the audit entries older than `keep_days` days
+    /// (see `store::retain`), and waits until the purge is durable.
+    pub async fn retain(&self, keep_days: u64, export_dir: std::path::PathBuf) -> Result<RetainReport, Error> {
+        let keep = i64::try_from(keep_days)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400_000_000);
+        let horizon = Timestamp::from_micros(Timestamp::now().micros().saturating_sub(keep));
+        // A barrier: a change whose time was taken before the horizon but
+        // not yet written could land behind the export pass and be purged
+        // unexported. Each actor handles one message at a time, so once
+        // every actor has answered one, every such change is written.
+        let actors: Vec<Mailbox> = self.directory.tenants.iter().map(|e| e.actor.clone()).collect();
+        for actor in actors {
+            self.ask(&actor, actor::GetThreshold {}).await?;
+        }
+        let store = Arc::clone(&self.store);
+        let lock = Arc::clone(&self.retention);
+        let (report, seq) = tokio::task::spawn_blocking(move || {
+            let _purging = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.retain(horizon, &export_dir)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("audit retention task: {e}")))??;
+        self.store.durable(seq).await?;
+        Ok(report)
     }
 
     // ---- roles ----------------------------------------------------------

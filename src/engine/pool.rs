@@ -61,6 +61,18 @@ impl Counts {
         self.free + self.reserved + self.assigned
     }
 
+    /// Utilization in percent, as `SeatSummary` shows it.
+    pub fn utilization(self) -> f64 {
+        crate::domain::SeatSummary::utilization(self.total(), self.reserved, self.assigned)
+    }
+
+    /// The counts after one seat moves from `from` to `to`.
+    pub fn moved(mut self, from: SeatState, to: SeatState) -> Counts {
+        *self.slot_mut(from) -= 1;
+        *self.slot_mut(to) += 1;
+        self
+    }
+
     fn slot_mut(&mut self, state: SeatState) -> &mut u64 {
         match state {
             SeatState::Free => &mut self.free,

@@ -2,8 +2,10 @@
 //! them, logs every request, and installs the one `recover` that turns every
 //! rejection into the contract's `{"detail", "error_code"}` body.
 
+mod audit;
 mod extract;
 mod health;
+mod metrics;
 mod roles;
 mod seats;
 mod tenants;
@@ -50,19 +52,30 @@ pub struct Ctx {
 /// Every route of the service, with error mapping and request logging.
 pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let body_limit = ctx.body_limit;
+    let engine = Arc::clone(&ctx.engine);
     // Hot routes first: warp tries routes in order, and seat allocations and
     // summary polls are most of the traffic on the first morning of term.
     let api = seats::routes(&ctx)
         .or(tenants::routes(&ctx))
         .unify()
         .or(roles::routes(&ctx))
+        .unify()
+        .or(audit::routes(&ctx))
         .unify();
     health::routes()
         .map(|r| Box::new(r) as Box<dyn Reply>)
+        .or(metrics::routes(&ctx))
+        .unify()
         .or(api)
         .unify()
         .recover(move |rejection| recover(rejection, body_limit))
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
+            engine.metrics().request(
+                info.method().as_str(),
+                info.path(),
+                info.status().as_u16(),
+                info.elapsed(),
+            );
             tracing::info!(
                 target: "tenant_service::request",
                 method = %info.method(),

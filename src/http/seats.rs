@@ -11,6 +11,7 @@ use super::extract::{caller, json, query, query_id, with_engine};
 use super::{created, ok, respond, Answer, Ctx};
 use crate::domain::{Caller, Id, LearnerId, Reason, SeatCount, SeatId, TenantId};
 use crate::engine::Engine;
+use crate::error::Error;
 
 #[derive(Deserialize)]
 struct PurchaseBody {
@@ -59,6 +60,20 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(with_engine(ctx.engine.clone()))
         .then(summary)
         .map(respond);
+    let stats = warp::path!("api" / "v1" / "seats" / "stats")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(query())
+        .and(with_engine(ctx.engine.clone()))
+        .then(stats)
+        .map(respond);
+    let history = warp::path!("api" / "v1" / "seats" / "history")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(query())
+        .and(with_engine(ctx.engine.clone()))
+        .then(history)
+        .map(respond);
     let seat = warp::path!("api" / "v1" / "seats" / String)
         .and(warp::get())
         .and(caller(ctx.auth.clone()))
@@ -78,6 +93,10 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .or(reclaim)
         .unify()
         .or(purchase)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(history)
         .unify()
         .or(seat)
         .unify()
@@ -107,6 +126,53 @@ async fn reclaim(caller: Caller, body: ReclaimBody, engine: Arc<Engine>) -> Answ
 async fn summary(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
     let tenant = query_id::<TenantId>(&query, "tenantId")?;
     Ok(ok(&engine.summary(&caller, tenant).await?))
+}
+
+async fn stats(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
+    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+    let minutes = window_minutes(query.get("window").map(String::as_str))?;
+    Ok(ok(&engine.seat_stats(&caller, tenant, minutes).await?))
+}
+
+async fn history(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
+    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+    let days = match query.get("days") {
+        None => 30,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=366).contains(n))
+            .ok_or_else(|| Error::invalid("days", "must be an integer from 1 to 366"))?,
+    };
+    Ok(ok(&engine.history(&caller, tenant, days).await?))
+}
+
+/// `15m`, `1h`, `24h`...: 1 minute to 24 hours; default 1 hour.
+fn window_minutes(raw: Option<&str>) -> Result<i64, Error> {
+    let bad = || {
+        Error::invalid(
+            "window",
+            "must be minutes or hours such as 15m, 1h or 24h (at most 24h)",
+        )
+    };
+    let Some(raw) = raw else { return Ok(60) };
+    let raw = raw.trim();
+    let (digits, per_unit) = match (raw.strip_suffix('m'), raw.strip_suffix('h')) {
+        (Some(d), _) => (d, 1),
+        (_, Some(d)) => (d, 60),
+        _ => return Err(bad()),
+    };
+    let minutes = Some(digits)
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<i64>().ok())
+        .and_then(|n| n.checked_mul(per_unit))
+        .ok_or_else(bad)?;
+    if (1..=24 * 60).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(bad())
+    }
 }
 
 async fn seat(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {

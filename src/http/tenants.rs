@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
-use super::extract::{caller, json, with_engine};
+use std::collections::HashMap;
+
+use super::extract::{caller, json, query, query_id, with_engine};
 use super::{created, ok, respond, Answer, Ctx};
-use crate::domain::{Caller, Id, Tenant, TenantId, TenantName, TenantPatch};
+use crate::domain::{Caller, Id, Percent, Tenant, TenantId, TenantName, TenantPatch};
 use crate::engine::Engine;
 
 #[derive(Deserialize)]
@@ -20,6 +22,12 @@ struct NameBody {
 struct UpdateBody {
     name: Option<String>,
     is_active: Option<bool>,
+}
+
+/// `percent` absent or null clears the threshold.
+#[derive(Deserialize)]
+struct ThresholdBody {
+    percent: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +51,12 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(with_engine(ctx.engine.clone()))
         .then(get_district)
         .map(respond);
+    let district_summary = warp::path!("api" / "v1" / "district" / String / "summary")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(with_engine(ctx.engine.clone()))
+        .then(district_summary)
+        .map(respond);
     let create_school = warp::path!("api" / "v1" / "district" / String / "schools")
         .and(warp::post())
         .and(caller(ctx.auth.clone()))
@@ -63,8 +77,28 @@ pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(with_engine(ctx.engine.clone()))
         .then(update_tenant)
         .map(respond);
+    let set_threshold = warp::path!("api" / "v1" / "tenant" / String / "alert-threshold")
+        .and(warp::put())
+        .and(caller(ctx.auth.clone()))
+        .and(json::<ThresholdBody>(ctx.body_limit))
+        .and(with_engine(ctx.engine.clone()))
+        .then(set_threshold)
+        .map(respond);
+    let alerts = warp::path!("api" / "v1" / "alerts")
+        .and(warp::get())
+        .and(caller(ctx.auth.clone()))
+        .and(query())
+        .and(with_engine(ctx.engine.clone()))
+        .then(alerts)
+        .map(respond);
     create_district
+        .or(set_threshold)
+        .unify()
+        .or(alerts)
+        .unify()
         .or(get_district)
+        .unify()
+        .or(district_summary)
         .unify()
         .or(create_school)
         .unify()
@@ -86,6 +120,11 @@ async fn get_district(id: String, caller: Caller, engine: Arc<Engine>) -> Answer
     Ok(ok(&DistrictView { district, children }))
 }
 
+async fn district_summary(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    Ok(ok(&engine.district_summary(&caller, id).await?))
+}
+
 async fn create_school(id: String, caller: Caller, body: NameBody, engine: Arc<Engine>) -> Answer {
     let id = TenantId::parse_str(&id)?;
     let name = TenantName::parse(body.name)?;
@@ -104,4 +143,15 @@ async fn update_tenant(id: String, caller: Caller, body: UpdateBody, engine: Arc
         is_active: body.is_active,
     };
     Ok(ok(&engine.update_tenant(&caller, id, patch).await?))
+}
+
+async fn set_threshold(id: String, caller: Caller, body: ThresholdBody, engine: Arc<Engine>) -> Answer {
+    let id = TenantId::parse_str(&id)?;
+    let percent = body.percent.map(Percent::parse).transpose()?;
+    Ok(ok(&engine.set_threshold(&caller, id, percent).await?))
+}
+
+async fn alerts(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
+    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+    Ok(ok(&engine.alerts(&caller, tenant).await?))
 }

@@ -7,9 +7,9 @@
 //! sequence as durable. Everything queued while a flush runs rides the next one,
 //! so the disk is asked once per batch, not once per request.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -49,7 +49,12 @@ pub struct GroupCommit {
     durable: watch::Sender<Durable>,
     /// Batch statistics for the bench suite and logs: flushes done, writes covered.
     stats: Mutex<FlushStats>,
+    /// Told of every good flush (writes covered, time taken): the metrics.
+    /// Set once, after start; the flusher thread calls it outside any lock.
+    observer: OnceLock<FlushObserver>,
 }
+
+pub type FlushObserver = Box<dyn Fn(u64, Duration) + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FlushStats {
@@ -67,6 +72,7 @@ impl GroupCommit {
             wake: Condvar::new(),
             durable,
             stats: Mutex::new(FlushStats::default()),
+            observer: OnceLock::new(),
         });
         let flusher = Arc::clone(&commit);
         let handle = std::thread::Builder::new()
@@ -126,6 +132,11 @@ impl GroupCommit {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Registers the one flush observer; later calls are ignored.
+    pub fn observe(&self, observer: FlushObserver) {
+        let _ = self.observer.set(observer);
+    }
+
     /// Asks the flusher to make everything written durable and exit.
     pub fn stop(&self) {
         self.lock().stopping = true;
@@ -155,15 +166,20 @@ impl GroupCommit {
                     self.durable.send_replace(Durable::Failed);
                     return;
                 }
-                let micros = started.elapsed().as_micros() as u64;
+                let took = started.elapsed();
+                let micros = took.as_micros() as u64;
                 {
                     let mut s = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                     s.flushes += 1;
                     s.writes += upto - flushed;
                     s.flush_micros += micros;
                 }
+                let batch = upto - flushed;
                 flushed = upto;
                 self.durable.send_replace(Durable::Upto(upto));
+                if let Some(observe) = self.observer.get() {
+                    observe(batch, took);
+                }
             }
             if stopping && self.lock().written == flushed {
                 return;

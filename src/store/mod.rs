@@ -6,23 +6,35 @@
 //! a replicated log would be a second implementation of these methods.
 
 mod commit;
+mod export;
 mod faults;
 pub mod records;
+mod retain;
+mod trail;
+mod verify;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::domain::{Audit, Id, Role, RoleEvent, SeatId, SeatState, Tenant, TenantId};
+use crate::domain::{
+    Alert, Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Threshold, Timestamp,
+    Transition,
+};
 use crate::error::Error;
-pub use commit::{Durable, FlushStats};
+pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
+pub use export::{export_dir, ExportError};
 pub use faults::Faults;
 use records::{
-    decode, encode, key, BlockRecord, DecodeError, RoleEntry, RoleEntryRef, SeatEntry, SeatEntryRef, SeatRecord,
+    decode, encode, key, BlockEntry, BlockEntryRef, BlockRecord, DaySnapshot, DecodeError, Hash, RoleEntry,
+    RoleEntryRef, SeatEntry, SeatEntryRef, SeatRecord, TrailEntry,
 };
+pub use retain::RetainReport;
+pub use verify::{BadEntry, ChainReport};
 
-/// sled's page cache (see `open_with`).
+/// sled's page cache (see `open_db`).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A group-commit sequence number: wait for it before answering.
@@ -56,12 +68,33 @@ pub struct Recovered {
     pub roles: Vec<Role>,
     pub blocks: Vec<BlockRecord>,
     pub seats: Vec<(SeatId, SeatRecord)>,
+    /// Where each tenant's audit trail ends (tenants with an empty trail: absent).
+    pub heads: HashMap<TenantId, ChainHead>,
+    /// Each tenant's seat transitions of the last `RECENT` (for per-minute
+    /// stats): when, what, how many seats.
+    pub recent: HashMap<TenantId, Vec<(Timestamp, Transition, u64)>>,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// How far back start-up reads each tenant's trail to rebuild per-minute stats.
+pub const RECENT: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// The end of a tenant's audit trail: the time of its last entry (the actor's
+/// clock never goes below it) and the chain hash after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    pub at: Timestamp,
+    pub hash: Hash,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("data dir {0} is in use by another tenant-service process (its lock is held)")]
     Locked(PathBuf),
+    #[error("tenant {tenant} is not in the store in data dir {path}")]
+    NoTenant { tenant: TenantId, path: PathBuf },
+    #[error("data dir {0} does not exist or is not a directory")]
+    NoDataDir(PathBuf),
     #[error("cannot open the store in data dir {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("cannot read the store in data dir {path}: {source}")]
@@ -88,25 +121,7 @@ impl Store {
 
     /// `open`, with failures injected behind the writes and flushes.
     pub fn open_with(dir: &Path, faults: Arc<Faults>) -> Result<(Arc<Store>, Recovered), OpenError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // The group-commit thread flushes whenever writes are pending;
-            // sled's own timer would only add fsyncs.
-            .flush_every_ms(None)
-            // Memory holds every seat already (the pools); sled's page cache
-            // only serves audit reads and start-up scans. Its 1 GiB default
-            // would keep the whole start-up scan resident.
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| match &source {
-                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
-                    OpenError::Locked(dir.to_path_buf())
-                }
-                _ => OpenError::Open {
-                    path: dir.to_path_buf(),
-                    source,
-                },
-            })?;
+        let db = open_db(dir)?;
         let read_err = |source| OpenError::Decode {
             path: dir.to_path_buf(),
             source,
@@ -127,40 +142,41 @@ impl Store {
         }
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
         let seats: Vec<(SeatId, SeatEntry)> = scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?;
-        // Trail keys a crash kept from following their commit point.
-        let mut restored = 0;
-        for (seat, entry) in &seats {
-            let k = records::audit_key(*seat, entry.last_audit.id);
-            if !db.contains_key(k).map_err(open_err)? {
-                db.insert(k, encode(&entry.last_audit)).map_err(open_err)?;
-                restored += 1;
-            }
-        }
-        for entry in &roles {
-            let e = &entry.last_event;
-            let k = records::role_event_key(e.tenant_id, e.id);
-            if !db.contains_key(k).map_err(open_err)? {
-                db.insert(k, encode(e)).map_err(open_err)?;
-                restored += 1;
-            }
-        }
+        let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
+        let restored = restore_followers(&db, &seats, &blocks, &roles).map_err(open_err)?;
         if restored > 0 {
-            sled::Tree::flush(&db).map_err(|source| OpenError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            sled::Tree::flush(&db).map_err(open_err)?;
             tracing::warn!(restored, "restored trail entries of the last changes before a crash");
         }
+        let tenants: Vec<Tenant> = scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?;
+        let heads = tenants
+            .iter()
+            .filter_map(|t| chain_head(&db, t.id).transpose().map(|h| h.map(|h| (t.id, h))))
+            .collect::<Result<_, ScanError>>()
+            .map_err(|e| e.into_open(dir))?;
+        let since = Timestamp::from_micros(Timestamp::now().micros() - RECENT.as_micros() as i64);
+        let recent = tenants
+            .iter()
+            .map(|t| Ok((t.id, recent(&db, t.id, since)?)))
+            .collect::<Result<_, ScanError>>()
+            .map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
-            tenants: scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?,
+            recent,
+            thresholds: scan(&db, records::THRESHOLD).map_err(|e| e.into_open(dir))?,
+            tenants,
             roles: roles.into_iter().map(|e| e.role).collect(),
-            blocks: scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?,
+            blocks: blocks.into_iter().map(|e| e.block).collect(),
             seats: seats.into_iter().map(|(id, e)| (id, e.seat)).collect(),
+            heads,
         };
         // Audit entries are not needed to rebuild memory, but a corrupt or
         // unknown-version entry must stop the start like any other record:
         // otherwise it would surface later as a failed audit read, or never.
         check::<Audit>(&db, records::AUDIT).map_err(|e| e.into_open(dir))?;
+        check::<TrailEntry>(&db, records::TRAIL).map_err(|e| e.into_open(dir))?;
+        check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
+        check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
+        check::<records::Checkpoint>(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
 
         // sled's flush ends in sync_file_range, which neither flushes the
         // disk's write cache nor the file's metadata (sled issue #1452); an
@@ -236,49 +252,147 @@ impl Store {
             .collect()
     }
 
-    pub fn put_block(&self, block: &BlockRecord) -> Result<Seq, Error> {
-        self.put(key(records::BLOCK, block.first_seat.get()), encode(block))
+    /// A purchase block and its tenant-trail entry (`hash`: the chain after
+    /// the block's last derived audit entry), in one atomic batch.
+    pub fn put_block(&self, block: &BlockRecord, hash: Hash, alert: Option<&Alert>) -> Result<Seq, Error> {
+        self.writable()?;
+        // The block's key is the commit point (as in `put_transition`).
+        let entry = BlockEntryRef { block, hash, alert };
+        self.db
+            .insert(key(records::BLOCK, block.first_seat.get()), encode(&entry))
+            .map_err(unavailable)?;
+        for (k, v) in entry.followers() {
+            self.db.insert(k, v).map_err(unavailable)?;
+        }
+        Ok(self.commit.wrote())
     }
 
-    /// A seat's new state and its audit entry. The seat key carries the
-    /// entry and is written first: it is the commit point (a crash after it
-    /// and before the history key is repaired on start; sled recovers its log
-    /// in order, so the history key never survives without the seat key).
-    pub fn put_seat_change(&self, seat: SeatId, record: &SeatRecord, audit: &Audit) -> Result<Seq, Error> {
+    /// A seat's new state, its audit entry and the tenant-trail entry that
+    /// points at it (with the chain `hash` after it).
+    pub fn put_seat_change(
+        &self,
+        tenant: TenantId,
+        seat: SeatId,
+        record: &SeatRecord,
+        audit: &Audit,
+        hash: Hash,
+    ) -> Result<Seq, Error> {
+        self.put_transition(tenant, seat, record, audit, hash, None)
+    }
+
+    /// `put_seat_change`, with the alert the change raised (if any): an alert
+    /// exists exactly when its change does.
+    ///
+    /// The seat's key is the commit point: it carries everything the change
+    /// writes and is written first; the audit, trail and alert keys follow,
+    /// and on start any a crash kept from being written is restored from it
+    /// (sled recovers its log in order, so they never survive without it).
+    /// One key per commit point instead of a sled `Batch`: the first batch
+    /// switches sled to a process-wide write lock and a second log write per
+    /// batch for good (see BENCHMARKS.md).
+    pub fn put_transition(
+        &self,
+        tenant: TenantId,
+        seat: SeatId,
+        record: &SeatRecord,
+        audit: &Audit,
+        hash: Hash,
+        alert: Option<&Alert>,
+    ) -> Result<Seq, Error> {
         self.writable()?;
         let entry = SeatEntryRef {
             seat: record,
             last_audit: audit,
+            tenant,
+            hash,
+            alert,
         };
         self.db
             .insert(key(records::SEAT, seat.get()), encode(&entry))
             .map_err(unavailable)?;
+        for (k, v) in entry.followers(seat) {
+            self.db.insert(k, v).map_err(unavailable)?;
+        }
+        Ok(self.commit.wrote())
+    }
+
+    /// A tenant's counts at the end of `day` (written once, when the first
+    /// change of a later day comes).
+    pub fn put_day(&self, tenant: TenantId, day: i64, snapshot: &DaySnapshot) -> Result<Seq, Error> {
+        self.writable()?;
         self.db
-            .insert(records::audit_key(seat, audit.id), encode(audit))
+            .insert(records::history_key(tenant, day), encode(snapshot))
             .map_err(unavailable)?;
         Ok(self.commit.wrote())
+    }
+
+    /// A tenant's day snapshots for days `from..=to`, oldest first, preceded
+    /// by the latest one before `from` (what those first days carry forward).
+    pub fn days(&self, tenant: TenantId, from: i64, to: i64) -> Result<Vec<(i64, DaySnapshot)>, Error> {
+        let read = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(i64, DaySnapshot), Error> {
+            let (k, v) = item.map_err(unavailable)?;
+            let day =
+                records::history_key_day(&k).ok_or_else(|| Error::Internal(anyhow::anyhow!("bad history key")))?;
+            Ok((day, decode(&k, &v).map_err(|e| Error::Internal(e.into()))?))
+        };
+        let start = records::history_key(tenant, from);
+        let mut out = Vec::new();
+        if let Some(item) = self.db.range(records::history_key(tenant, i64::MIN)..start).next_back() {
+            out.push(read(item)?);
+        }
+        for item in self.db.range(start..=records::history_key(tenant, to)) {
+            out.push(read(item)?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_threshold(&self, threshold: &Threshold) -> Result<Seq, Error> {
+        self.put(key(records::THRESHOLD, threshold.tenant_id.get()), encode(threshold))
+    }
+
+    /// A tenant's alerts, oldest first (they are few: one per crossing).
+    pub fn alerts(&self, tenant: TenantId) -> Result<Vec<Alert>, Error> {
+        self.db
+            .scan_prefix(key(records::ALERT, tenant.get()))
+            .map(|item| {
+                let (k, v) = item.map_err(unavailable)?;
+                decode(&k, &v).map_err(|e| Error::Internal(e.into()))
+            })
+            .collect()
     }
 
     /// A seat's audit entries, oldest first: the purchase entry derived from
     /// its block, then the stored entries (their keys sort by audit id).
     pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, Error> {
         let offset = seat.get() - block.first_seat.get();
-        let mut out = vec![Audit {
-            id: block.first_audit.offset(offset),
-            seat_id: seat,
-            previous_state: None,
-            new_state: SeatState::Free,
-            previous_learner_id: None,
-            new_learner_id: None,
-            changed_by: block.changed_by.clone(),
-            reason: "Seat purchased".into(),
-            created_at: block.created_at,
-        }];
+        let purged = retain::checkpoint(&self.db, block.tenant_id)?
+            .is_some_and(|cp| (block.created_at, block.first_audit.get()) <= (cp.at, cp.audit_id));
+        let mut out = Vec::new();
+        if !purged {
+            out.push(block.purchase_audit(offset));
+        }
         for item in self.db.scan_prefix(records::audit_prefix(seat)) {
             let (k, v) = item.map_err(unavailable)?;
             out.push(decode(&k, &v).map_err(|e| Error::Internal(e.into()))?);
         }
         Ok(out)
+    }
+
+    /// A page of audit entries from the trails of `tenants` (a district and
+    /// its schools, or one tenant), merged in time order.
+    pub fn audit_page(&self, tenants: &[TenantId], query: &AuditQuery) -> Result<AuditPage, Error> {
+        trail::page(&self.db, tenants, query, trail::SCAN_BUDGET)
+    }
+
+    /// A page of one seat's audit entries.
+    pub fn seat_audit_page(&self, seat: SeatId, block: &BlockRecord, query: &AuditQuery) -> Result<AuditPage, Error> {
+        Ok(trail::seat_page(self.seat_audit(seat, block)?, query))
+    }
+
+    /// Walks a tenant's audit hash chain (O(its trail)); `head` is the link
+    /// the tenant's actor holds, which must be on the chain.
+    pub fn verify_chain(&self, tenant: TenantId, head: Option<Hash>) -> Result<ChainReport, Error> {
+        verify::walk(&self.db, tenant, head).map_err(unavailable)
     }
 
     /// Resolves when the write numbered `seq` (and all before it) is on disk.
@@ -302,6 +416,11 @@ impl Store {
 
     pub fn flush_stats(&self) -> FlushStats {
         self.commit.stats()
+    }
+
+    /// Calls `observer` after every good flush (for the metrics).
+    pub fn on_flush(&self, observer: FlushObserver) {
+        self.commit.observe(observer);
     }
 
     pub fn size_on_disk(&self) -> u64 {
@@ -350,6 +469,52 @@ impl Flush for Disk {
     }
 }
 
+/// Writes the keys that follow a commit point when a crash came between them
+/// (see `put_transition`), except those a retention run has purged since.
+/// Returns how many it wrote.
+fn restore_followers(
+    db: &sled::Db,
+    seats: &[(SeatId, SeatEntry)],
+    blocks: &[BlockEntry],
+    roles: &[RoleEntry],
+) -> Result<usize, sled::Error> {
+    let mut purged_upto: HashMap<TenantId, u64> = HashMap::new();
+    let mut horizon = |tenant: TenantId| -> Result<u64, sled::Error> {
+        if let Some(&id) = purged_upto.get(&tenant) {
+            return Ok(id);
+        }
+        let id = db
+            .get(key(records::CHECKPOINT, tenant.get()))?
+            .and_then(|v| decode::<records::Checkpoint>(&[records::CHECKPOINT], &v).ok())
+            .map_or(0, |c| c.audit_id);
+        purged_upto.insert(tenant, id);
+        Ok(id)
+    };
+    let mut followers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for (seat, entry) in seats {
+        if entry.last_audit.id.get() > horizon(entry.tenant)? {
+            followers.extend(entry.as_ref().followers(*seat));
+        }
+    }
+    for entry in blocks {
+        if entry.block.first_audit.get() + entry.block.count > horizon(entry.block.tenant_id)? + 1 {
+            followers.extend(entry.as_ref().followers());
+        }
+    }
+    for entry in roles {
+        let e = &entry.last_event;
+        followers.push((records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e)));
+    }
+    let mut restored = 0;
+    for (k, v) in followers {
+        if !db.contains_key(&k)? {
+            db.insert(k, v)?;
+            restored += 1;
+        }
+    }
+    Ok(restored)
+}
+
 fn unavailable<E: std::fmt::Display>(e: E) -> Error {
     Error::StoreUnavailable(anyhow::anyhow!("{e}"))
 }
@@ -372,6 +537,138 @@ impl ScanError {
             },
         }
     }
+}
+
+/// `tenant-service audit verify`: walks the chains of one tenant or of all,
+/// straight from a data dir that no running service holds (sled's lock says
+/// so if one does). Reads only; no recovery, so it also runs on a store
+/// whose records would stop a start.
+pub fn verify_dir(dir: &Path, tenant: Option<TenantId>) -> Result<Vec<ChainReport>, OpenError> {
+    if !dir.is_dir() {
+        return Err(OpenError::NoDataDir(dir.to_path_buf()));
+    }
+    let db = open_db(dir)?;
+    let open_err = |source| OpenError::Open {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let tenants: Vec<TenantId> = match tenant {
+        Some(t) if !db.contains_key(key(records::TENANT, t.get())).map_err(open_err)? => {
+            return Err(OpenError::NoTenant {
+                tenant: t,
+                path: dir.to_path_buf(),
+            })
+        }
+        Some(t) => vec![t],
+        None => db
+            .scan_prefix([records::TENANT])
+            .keys()
+            .map(|k| k.map(|k| records::key_id(&k).and_then(TenantId::new)))
+            .filter_map(Result::transpose)
+            .collect::<Result<_, _>>()
+            .map_err(open_err)?,
+    };
+    tenants
+        .into_iter()
+        .map(|t| verify::walk(&db, t, None).map_err(open_err))
+        .collect()
+}
+
+fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
+    sled::Config::new()
+        .path(dir)
+        // The group-commit thread flushes whenever writes are pending;
+        // sled's own timer would only add fsyncs.
+        .flush_every_ms(None)
+        // Memory holds every seat already (the pools); sled's page cache
+        // only serves audit reads and start-up scans. Its 1 GiB default
+        // would keep the whole start-up scan resident.
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .map_err(|source| match &source {
+            sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+                OpenError::Locked(dir.to_path_buf())
+            }
+            _ => OpenError::Open {
+                path: dir.to_path_buf(),
+                source,
+            },
+        })
+}
+
+/// A tenant's transitions since `since`, from its trail (time-ordered keys:
+/// one range). A changed seat's kind is in its audit record.
+fn recent(db: &sled::Db, tenant: TenantId, since: Timestamp) -> Result<Vec<(Timestamp, Transition, u64)>, ScanError> {
+    let from = records::trail_bound(tenant, since, 0);
+    let to = records::trail_bound(tenant, Timestamp::from_micros(i64::MAX), u64::MAX);
+    let corrupt = |k: &[u8], reason: &str| {
+        ScanError::Decode(DecodeError::Corrupt {
+            key: records::show_key(k),
+            reason: reason.into(),
+        })
+    };
+    let mut out = Vec::new();
+    for item in db.range(from..=to) {
+        let (k, v) = item.map_err(ScanError::Sled)?;
+        let (at, id) = records::trail_key_parts(&k).ok_or_else(|| corrupt(&k, "bad key"))?;
+        match decode::<TrailEntry>(&k, &v).map_err(ScanError::Decode)? {
+            TrailEntry::Block { first_seat, .. } => {
+                let bk = key(records::BLOCK, first_seat.get());
+                let v = db
+                    .get(bk)
+                    .map_err(ScanError::Sled)?
+                    .ok_or_else(|| corrupt(&k, "names a missing block"))?;
+                let block: BlockRecord = decode(&bk, &v).map_err(ScanError::Decode)?;
+                out.push((at, Transition::Purchase, block.count));
+            }
+            TrailEntry::Seat { seat, .. } => {
+                let audit_id = crate::domain::AuditId::new(id).ok_or_else(|| corrupt(&k, "audit id 0"))?;
+                let ak = records::audit_key(seat, audit_id);
+                let v = db
+                    .get(ak)
+                    .map_err(ScanError::Sled)?
+                    .ok_or_else(|| corrupt(&k, "names a missing audit record"))?;
+                let audit: Audit = decode(&ak, &v).map_err(ScanError::Decode)?;
+                let kind = if audit.new_state == crate::domain::SeatState::Free {
+                    Transition::Reclaim
+                } else {
+                    Transition::Allocate
+                };
+                out.push((at, kind, 1));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A tenant's last trail entry: one reverse seek.
+fn chain_head(db: &sled::Db, tenant: TenantId) -> Result<Option<ChainHead>, ScanError> {
+    let Some(item) = db.scan_prefix(records::trail_prefix(tenant)).next_back() else {
+        // Everything purged: the chain goes on from the checkpoint.
+        let k = key(records::CHECKPOINT, tenant.get());
+        return match db.get(k).map_err(ScanError::Sled)? {
+            None => Ok(None),
+            Some(v) => {
+                let cp: records::Checkpoint = decode(&k, &v).map_err(ScanError::Decode)?;
+                Ok(Some(ChainHead {
+                    at: cp.at,
+                    hash: cp.hash,
+                }))
+            }
+        };
+    };
+    let (k, v) = item.map_err(ScanError::Sled)?;
+    let entry: TrailEntry = decode(&k, &v).map_err(ScanError::Decode)?;
+    let (at, _) = records::trail_key_parts(&k).ok_or_else(|| {
+        ScanError::Decode(DecodeError::Corrupt {
+            key: records::show_key(&k),
+            reason: "bad key".into(),
+        })
+    })?;
+    Ok(Some(ChainHead {
+        at,
+        hash: *entry.hash(),
+    }))
 }
 
 fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T>, ScanError> {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Audit, AuditId, EventId, Id, LearnerId, Role, RoleEvent, SeatId, SeatState, TenantId, Timestamp, UserId,
+    Alert, Audit, AuditId, EventId, Id, LearnerId, Role, RoleEvent, SeatId, SeatState, TenantId, Timestamp, UserId,
 };
 
 /// The format version of every record written by this build.
@@ -22,6 +22,15 @@ pub const SEAT: u8 = b'S';
 pub const AUDIT: u8 = b'A';
 pub const LEASE: u8 = b'L';
 pub const ROLE_EVENT: u8 = b'E';
+/// A tenant's audit trail in order: one small entry per stored audit record
+/// and one per purchase block (see `TrailEntry`).
+pub const TRAIL: u8 = b'X';
+/// A tenant's alert threshold (key `key(THRESHOLD, tenant)`).
+pub const THRESHOLD: u8 = b'W';
+/// Alerts, keyed by tenant then the audit id of the change that raised them.
+pub const ALERT: u8 = b'Y';
+/// A tenant's seat counts at the end of a day (`history_key`).
+pub const HISTORY: u8 = b'H';
 
 pub fn key(kind: u8, id: u64) -> [u8; 9] {
     let mut k = [kind; 9];
@@ -42,6 +51,91 @@ pub fn role_event_key(tenant: TenantId, event: EventId) -> [u8; 17] {
     k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
     k[9..].copy_from_slice(&event.get().to_be_bytes());
     k
+}
+
+/// A tenant's trail entry: tenant, then time, then audit id, so that one
+/// tenant's trail is one prefix, a time window is one key range, and ties in
+/// time keep id order. The actor never lets its clock run backwards (see
+/// `TenantActor::now`), so key order is also the order of writes, which is
+/// the order of the hash chain.
+pub fn trail_key(tenant: TenantId, at: Timestamp, audit: AuditId) -> [u8; 25] {
+    let mut k = [TRAIL; 25];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..17].copy_from_slice(&time_bytes(at));
+    k[17..].copy_from_slice(&audit.get().to_be_bytes());
+    k
+}
+
+/// The first key of a tenant's trail at or after `at` (with the lowest id).
+pub fn trail_bound(tenant: TenantId, at: Timestamp, audit: u64) -> [u8; 25] {
+    let mut k = [TRAIL; 25];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..17].copy_from_slice(&time_bytes(at));
+    k[17..].copy_from_slice(&audit.to_be_bytes());
+    k
+}
+
+pub fn trail_prefix(tenant: TenantId) -> [u8; 9] {
+    key(TRAIL, tenant.get())
+}
+
+/// The time and audit id in a trail key.
+pub fn trail_key_parts(key: &[u8]) -> Option<(Timestamp, u64)> {
+    let time = u64::from_be_bytes(key.get(9..17)?.try_into().ok()?);
+    let id = u64::from_be_bytes(key.get(17..25)?.try_into().ok()?);
+    Some((Timestamp::from_micros((time ^ SIGN) as i64), id))
+}
+
+const SIGN: u64 = 1 << 63;
+
+/// Signed microseconds as bytes that sort like the numbers (sign bit flipped).
+fn time_bytes(at: Timestamp) -> [u8; 8] {
+    ((at.micros() as u64) ^ SIGN).to_be_bytes()
+}
+
+pub fn alert_key(tenant: TenantId, audit: AuditId) -> [u8; 17] {
+    let mut k = [ALERT; 17];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..].copy_from_slice(&audit.get().to_be_bytes());
+    k
+}
+
+/// Where a tenant's purged trail ended (`key(CHECKPOINT, tenant)`).
+pub const CHECKPOINT: u8 = b'K';
+
+/// What retention left of a tenant's purged entries: the position of the
+/// last one and the chain link after it, so the remaining chain still
+/// verifies (it starts from `hash` instead of zeros).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub at: Timestamp,
+    pub audit_id: u64,
+    pub hash: Hash,
+    /// Entries purged so far, all purges together.
+    pub purged: u64,
+}
+
+/// A tenant's day snapshot: tenant, then the day (days since 1970-01-01,
+/// sign flipped so that keys sort like days).
+pub fn history_key(tenant: TenantId, day: i64) -> [u8; 17] {
+    let mut k = [HISTORY; 17];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..].copy_from_slice(&((day as u64) ^ SIGN).to_be_bytes());
+    k
+}
+
+/// The day in a `history_key`.
+pub fn history_key_day(key: &[u8]) -> Option<i64> {
+    let raw = u64::from_be_bytes(key.get(9..17)?.try_into().ok()?);
+    Some((raw ^ SIGN) as i64)
+}
+
+/// A tenant's seat counts at the end of a day on which they changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaySnapshot {
+    pub free: u64,
+    pub reserved: u64,
+    pub assigned: u64,
 }
 
 pub fn audit_prefix(seat: SeatId) -> [u8; 9] {
@@ -117,18 +211,104 @@ impl BlockRecord {
     pub fn contains(&self, seat: SeatId) -> bool {
         (self.first_seat.get()..self.first_seat.get() + self.count).contains(&seat.get())
     }
+
+    /// The purchase audit entry of the seat `offset` places into the block.
+    pub fn purchase_audit(&self, offset: u64) -> Audit {
+        Audit {
+            id: self.first_audit.offset(offset),
+            seat_id: self.first_seat.offset(offset),
+            previous_state: None,
+            new_state: SeatState::Free,
+            previous_learner_id: None,
+            new_learner_id: None,
+            changed_by: self.changed_by.clone(),
+            reason: "Seat purchased".into(),
+            created_at: self.created_at,
+        }
+    }
 }
 
-/// What is stored under a seat's key: its state and the audit entry of the
-/// change that produced it. This key is a transition's commit point: it is
-/// written first, the audit history key after it, and on start any history
-/// key a crash kept from being written is restored from here. (One key per
-/// commit point instead of a sled `Batch`: the first batch switches sled to a
-/// process-wide write lock and a second log write per batch; see BENCHMARKS.md.)
+/// A SHA-256 link of a tenant's audit hash chain.
+pub type Hash = [u8; 32];
+
+/// One entry of a tenant's trail (key `trail_key`). Written in the same batch
+/// as the record it points at. It holds no copy of the audit entry (that stays
+/// under its `A` key, where a seat's history is read), only where to find it
+/// and the chain hash after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrailEntry {
+    /// A stored audit record, under `audit_key(seat, id)` (id from the trail key).
+    Seat { seat: SeatId, hash: Hash },
+    /// A purchase: its derived entries (ids `first_audit..first_audit + count`
+    /// of the block under `key(BLOCK, first_seat)`) in id order. No other
+    /// audit id falls inside that range (a purchase leases it whole), so in
+    /// key order a block's entries are never interleaved with others.
+    /// `hash` is the chain hash after its last entry.
+    Block { first_seat: SeatId, hash: Hash },
+}
+
+impl TrailEntry {
+    pub fn hash(&self) -> &Hash {
+        match self {
+            TrailEntry::Seat { hash, .. } | TrailEntry::Block { hash, .. } => hash,
+        }
+    }
+}
+
+/// The next link of a tenant's chain: SHA-256 over the previous hash, the
+/// tenant and the entry's stored encoding (bincode is deterministic for a
+/// given value, and it is what `A` records hold after their version byte).
+pub fn chain(prev: &Hash, tenant: TenantId, audit: &Audit) -> Hash {
+    use sha2::{Digest, Sha256};
+    /// Feeds bincode's output straight into the hasher: a 100,000-seat
+    /// purchase hashes 100,000 entries, so no buffer per entry.
+    struct Feed(Sha256);
+    impl std::io::Write for Feed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(Sha256::new());
+    feed.0.update(prev);
+    feed.0.update(tenant.get().to_be_bytes());
+    // As in `encode`: a derived record into an infallible writer cannot fail.
+    if let Err(e) = bincode::serialize_into(&mut feed, audit) {
+        unreachable!("bincode cannot encode a derived record: {e}");
+    }
+    feed.0.finalize().into()
+}
+
+/// What is stored under a seat's key: its state and everything the change
+/// that produced it wrote (audit entry, tenant-trail link, alert). This key
+/// is a transition's commit point: written first, the other keys after it,
+/// and on start any of them a crash kept from being written is restored from
+/// here. (One key per commit point instead of a sled `Batch`: the first batch
+/// switches sled to a process-wide write lock and a second log write per
+/// batch; see BENCHMARKS.md.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeatEntry {
     pub seat: SeatRecord,
     pub last_audit: Audit,
+    pub tenant: TenantId,
+    /// The tenant's chain hash after `last_audit`.
+    pub hash: Hash,
+    pub alert: Option<Alert>,
+}
+
+impl SeatEntry {
+    pub fn as_ref(&self) -> SeatEntryRef<'_> {
+        SeatEntryRef {
+            seat: &self.seat,
+            last_audit: &self.last_audit,
+            tenant: self.tenant,
+            hash: self.hash,
+            alert: self.alert.as_ref(),
+        }
+    }
 }
 
 /// `SeatEntry` by reference, for writing without cloning (same encoding).
@@ -136,6 +316,73 @@ pub struct SeatEntry {
 pub struct SeatEntryRef<'a> {
     pub seat: &'a SeatRecord,
     pub last_audit: &'a Audit,
+    pub tenant: TenantId,
+    pub hash: Hash,
+    pub alert: Option<&'a Alert>,
+}
+
+impl SeatEntryRef<'_> {
+    /// The keys written after the commit point, with their values.
+    pub fn followers(&self, seat: SeatId) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let audit = self.last_audit;
+        let mut out = vec![
+            (audit_key(seat, audit.id).to_vec(), encode(audit)),
+            (
+                trail_key(self.tenant, audit.created_at, audit.id).to_vec(),
+                encode(&TrailEntry::Seat { seat, hash: self.hash }),
+            ),
+        ];
+        if let Some(alert) = self.alert {
+            out.push((alert_key(alert.tenant_id, alert.audit_id).to_vec(), encode(alert)));
+        }
+        out
+    }
+}
+
+/// What is stored under a block's key: the `BlockRecord` followed by the
+/// purchase's trail link and alert (the block's commit point, as for seats).
+/// Readers that need only the block decode a `BlockRecord` from the same
+/// bytes: bincode reads the leading fields and leaves the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockEntry {
+    pub block: BlockRecord,
+    pub hash: Hash,
+    pub alert: Option<Alert>,
+}
+
+impl BlockEntry {
+    pub fn as_ref(&self) -> BlockEntryRef<'_> {
+        BlockEntryRef {
+            block: &self.block,
+            hash: self.hash,
+            alert: self.alert.as_ref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct BlockEntryRef<'a> {
+    pub block: &'a BlockRecord,
+    pub hash: Hash,
+    pub alert: Option<&'a Alert>,
+}
+
+impl BlockEntryRef<'_> {
+    /// The keys written after the commit point, with their values.
+    pub fn followers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let b = self.block;
+        let mut out = vec![(
+            trail_key(b.tenant_id, b.created_at, b.first_audit).to_vec(),
+            encode(&TrailEntry::Block {
+                first_seat: b.first_seat,
+                hash: self.hash,
+            }),
+        )];
+        if let Some(alert) = self.alert {
+            out.push((alert_key(alert.tenant_id, alert.audit_id).to_vec(), encode(alert)));
+        }
+        out
+    }
 }
 
 /// A role and the event that produced its current version (the same
@@ -190,6 +437,19 @@ mod tests {
             decode::<SeatRecord>(b"S1", &bytes[..3]),
             Err(DecodeError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn trail_keys_sort_by_tenant_then_time_then_id() {
+        let t = |n| TenantId::new(n).unwrap_or_else(|| unreachable!());
+        let a = |n| AuditId::new(n).unwrap_or_else(|| unreachable!());
+        let at = Timestamp::from_micros;
+        assert!(trail_key(t(1), at(5), a(9)) < trail_key(t(1), at(6), a(1)));
+        assert!(trail_key(t(1), at(5), a(1)) < trail_key(t(1), at(5), a(2)));
+        assert!(trail_key(t(1), at(-5), a(1)) < trail_key(t(1), at(0), a(1)));
+        assert!(trail_key(t(1), at(i64::MAX), a(u64::MAX)) < trail_key(t(2), at(i64::MIN), a(1)));
+        assert_eq!(trail_key_parts(&trail_key(t(3), at(-7), a(11))), Some((at(-7), 11)));
+        assert!(trail_key(t(1), at(5), a(1)).starts_with(&trail_prefix(t(1))));
     }
 
     #[test]

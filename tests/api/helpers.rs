@@ -265,3 +265,19 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// Opens a stopped service's store with sled directly. A store just closed
+/// (by this process or a child) may still hold its lock for a moment while
+/// sled's background threads let go, so a busy lock is retried for a while.
+pub fn open_sled(data: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::Config::new().path(data).open() {
+            Ok(db) => return db,
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open {}: {e}", data.display()),
+        }
+    }
+}

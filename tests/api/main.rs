@@ -1,16 +1,22 @@
 //! HTTP tests against the real server: one binary, one module per concern.
 
+mod analytics;
+mod audit;
 mod auth;
 mod bad_input;
 mod concurrency;
 mod contract;
 mod crash;
+mod export;
 mod faults;
 mod helpers;
 mod hostile;
 mod load;
+mod metrics;
 mod overload;
 mod process;
 mod restart;
+mod retention;
 mod rules;
 mod startup;
+mod tamper;

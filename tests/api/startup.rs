@@ -11,16 +11,14 @@ use std::time::Duration;
 use serde_json::json;
 use tenant_service::store::records::{self, key, FORMAT};
 
+use super::helpers::open_sled;
 use super::process::{Server, BIN};
 
 type Dump = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Every key and value in the store, read with sled directly.
 fn dump(data: &Path) -> Dump {
-    let db = sled::Config::new()
-        .path(data)
-        .open()
-        .unwrap_or_else(|e| panic!("open {}: {e}", data.display()));
+    let db = open_sled(data);
     db.iter()
         .map(|kv| {
             let (k, v) = kv.unwrap_or_else(|e| panic!("scan: {e}"));
@@ -31,10 +29,7 @@ fn dump(data: &Path) -> Dump {
 
 /// Replaces one value, with sled directly, and flushes.
 fn overwrite(data: &Path, key: &[u8], value: Vec<u8>) {
-    let db = sled::Config::new()
-        .path(data)
-        .open()
-        .unwrap_or_else(|e| panic!("open {}: {e}", data.display()));
+    let db = open_sled(data);
     assert!(
         db.insert(key, value).unwrap_or_else(|e| panic!("{e}")).is_some(),
         "no record under {}",
@@ -98,6 +93,11 @@ async fn corrupted_or_unknown_version_records_stop_the_start_and_are_kept() {
         .find(|k| k.first() == Some(&records::AUDIT))
         .cloned()
         .unwrap_or_else(|| panic!("no audit record"));
+    let trail_key = pristine
+        .keys()
+        .find(|k| k.first() == Some(&records::TRAIL))
+        .cloned()
+        .unwrap_or_else(|| panic!("no trail record"));
 
     let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
         (
@@ -123,6 +123,12 @@ async fn corrupted_or_unknown_version_records_stop_the_start_and_are_kept() {
             audit_key.clone(),
             vec![FORMAT + 1],
             "format version 2",
+        ),
+        (
+            "trail entry, garbage",
+            trail_key.clone(),
+            vec![FORMAT, 7, 0, 0, 0],
+            "corrupted",
         ),
     ];
     for (what, k, bad, problem) in cases {

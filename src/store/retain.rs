@@ -1,0 +1,242 @@
+//! Audit retention: entries older than a horizon are exported to a new JSON
+//! Lines file (fsynced, with its directory), then purged from the store,
+//! leaving each tenant a checkpoint so that what remains of its chain still
+//! verifies. Only what the export wrote is purged.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, RoleEvent, TenantId, Timestamp, TrailPos};
+use crate::error::Error;
+
+use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, TrailEntry};
+use super::trail::TrailReader;
+use super::{unavailable, Seq, Store};
+
+/// Deletes per atomic batch: each batch moves the checkpoint with it, so a
+/// purge cut short (crash, failed write) leaves a consistent store.
+const PURGE_CHUNK: usize = 10_000;
+
+/// One line of an export: a SeatAudit object (`"kind": "seat_audit"`, with
+/// the tenant it belongs to) or a role grant or deactivation
+/// (`"kind": "role_event"`, the object `/roles/events` shows).
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportLine<'a> {
+    SeatAudit {
+        tenant_id: TenantId,
+        #[serde(flatten)]
+        audit: &'a Audit,
+    },
+    RoleEvent(&'a RoleEvent),
+}
+
+/// What one tenant's export wrote.
+pub struct Exported {
+    pub lines: u64,
+    /// The position of the last trail entry stepped over.
+    pub last: Option<TrailPos>,
+    /// The keys of the role events written.
+    pub role_events: Vec<sled::IVec>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RetainReport {
+    pub exported: u64,
+    pub purged: u64,
+    /// The export file, when anything was old enough.
+    pub file: Option<PathBuf>,
+}
+
+/// The checkpoint of a tenant's purged entries, if any were purged.
+pub fn checkpoint(db: &sled::Db, tenant: TenantId) -> Result<Option<Checkpoint>, Error> {
+    let k = key(records::CHECKPOINT, tenant.get());
+    match db.get(k).map_err(unavailable)? {
+        None => Ok(None),
+        Some(v) => decode(&k, &v).map(Some).map_err(|e| Error::Internal(e.into())),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(anyhow::anyhow!("{e}"))
+}
+
+impl Store {
+    /// Exports, then purges, every tenant's entries created before
+    /// `horizon`. Returns what it did and the last write to wait for.
+    pub fn retain(&self, horizon: Timestamp, export_dir: &Path) -> Result<(RetainReport, Seq), Error> {
+        let mut tenants = Vec::new();
+        for k in self.db.scan_prefix([records::TENANT]).keys() {
+            tenants.extend(records::key_id(&k.map_err(unavailable)?).and_then(TenantId::new));
+        }
+        let query = AuditQuery {
+            tenant: None,
+            seat: None,
+            filter: AuditFilter {
+                until: Some(horizon),
+                ..AuditFilter::default()
+            },
+            order: Order::Asc,
+            limit: usize::MAX,
+            after: None,
+        };
+        // 1. Export, remembering how far each tenant's export went. The
+        // file is made only when something is old enough.
+        let mut report = RetainReport::default();
+        let old_enough = tenants.iter().try_fold(false, |found, &t| -> Result<bool, Error> {
+            Ok(found
+                || TrailReader::new(&self.db, t, &query)?.next_step()?.is_some()
+                || !old_role_events(&self.db, t, horizon)?.is_empty())
+        })?;
+        if !old_enough {
+            return Ok((report, 0));
+        }
+        std::fs::create_dir_all(export_dir).map_err(internal)?;
+        let path = export_dir.join(format!(
+            "audit-before-{}-{}.jsonl",
+            horizon.micros(),
+            Timestamp::now().micros()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| internal(format!("cannot create {}: {e}", path.display())))?;
+        let mut writer = std::io::BufWriter::new(file);
+        let mut reached: Vec<(TenantId, TrailPos)> = Vec::new();
+        let mut role_events = Vec::new();
+        for &tenant in &tenants {
+            let exported = export_tenant(&self.db, tenant, &query, &mut writer)?;
+            report.exported += exported.lines;
+            reached.extend(exported.last.map(|pos| (tenant, pos)));
+            role_events.extend(exported.role_events);
+        }
+        // The export is on disk (file and its name) before anything is purged.
+        let file = writer.into_inner().map_err(|e| internal(e.into_error()))?;
+        file.sync_all().map_err(internal)?;
+        std::fs::File::open(export_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(internal)?;
+        report.file = Some(path);
+
+        // 2. Purge up to where each export reached, chunk by chunk.
+        let mut seq = 0;
+        for (tenant, upto) in reached {
+            let mut cp = checkpoint(&self.db, tenant)?.unwrap_or(Checkpoint {
+                at: Timestamp::from_micros(i64::MIN),
+                audit_id: 0,
+                hash: [0; 32],
+                purged: 0,
+            });
+            let before = cp.purged;
+            let start = records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0);
+            let end = records::trail_bound(tenant, upto.at, upto.id);
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0usize;
+                for item in self.db.range(start..=end).take(PURGE_CHUNK) {
+                    let (k, v) = item.map_err(unavailable)?;
+                    let (at, id) = records::trail_key_parts(&k).ok_or_else(|| internal("bad trail key"))?;
+                    let entry: TrailEntry = decode(&k, &v).map_err(internal)?;
+                    match &entry {
+                        TrailEntry::Seat { seat, .. } => {
+                            let audit = crate::domain::AuditId::new(id).ok_or_else(|| internal("audit id 0"))?;
+                            batch.remove(&records::audit_key(*seat, audit));
+                            cp.purged += 1;
+                        }
+                        TrailEntry::Block { first_seat, .. } => {
+                            // The block stays: it is the seats' identity.
+                            let bk = key(records::BLOCK, first_seat.get());
+                            let v = self
+                                .db
+                                .get(bk)
+                                .map_err(unavailable)?
+                                .ok_or_else(|| internal("block missing"))?;
+                            let block: BlockRecord = decode(&bk, &v).map_err(internal)?;
+                            cp.purged += block.count;
+                        }
+                    }
+                    batch.remove(k.as_ref());
+                    cp.at = at;
+                    cp.audit_id = id;
+                    cp.hash = *entry.hash();
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                batch.insert(&key(records::CHECKPOINT, tenant.get()), encode(&cp));
+                self.writable()?;
+                self.db.apply_batch(batch).map_err(unavailable)?;
+                seq = self.commit.wrote();
+            }
+            report.purged += cp.purged - before;
+        }
+        // Role events are not chained: exactly the exported keys go.
+        for chunk in role_events.chunks(PURGE_CHUNK) {
+            let mut batch = sled::Batch::default();
+            for k in chunk {
+                batch.remove(k.as_ref());
+            }
+            self.writable()?;
+            self.db.apply_batch(batch).map_err(unavailable)?;
+            seq = self.commit.wrote();
+            report.purged += chunk.len() as u64;
+        }
+        Ok((report, seq))
+    }
+}
+
+/// A tenant's role events created before `horizon` (they are few: grants
+/// and deactivations), with their keys.
+fn old_role_events(db: &sled::Db, tenant: TenantId, horizon: Timestamp) -> Result<Vec<(sled::IVec, RoleEvent)>, Error> {
+    let mut out = Vec::new();
+    for item in db.scan_prefix(key(records::ROLE_EVENT, tenant.get())) {
+        let (k, v) = item.map_err(unavailable)?;
+        let event: RoleEvent = decode(&k, &v).map_err(internal)?;
+        if event.created_at < horizon {
+            out.push((k, event));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a tenant's audit entries that `query` selects, in trail order,
+/// then its role events created before the query's `until` (all of them
+/// without one), as export lines.
+pub fn export_tenant<W: Write>(
+    db: &sled::Db,
+    tenant: TenantId,
+    query: &AuditQuery,
+    out: &mut W,
+) -> Result<Exported, Error> {
+    let mut line = |l: ExportLine| -> Result<(), Error> {
+        serde_json::to_writer(&mut *out, &l).map_err(internal)?;
+        out.write_all(b"\n").map_err(internal)
+    };
+    let mut reader = TrailReader::new(db, tenant, query)?;
+    let (mut lines, mut last) = (0, None);
+    while let Some(step) = reader.next_step()? {
+        last = Some(step.pos);
+        let Some(audit) = step.audit else { continue };
+        line(ExportLine::SeatAudit {
+            tenant_id: tenant,
+            audit: &audit,
+        })?;
+        lines += 1;
+    }
+    let horizon = query.filter.until.unwrap_or(Timestamp::from_micros(i64::MAX));
+    let mut role_events = Vec::new();
+    for (k, event) in old_role_events(db, tenant, horizon)? {
+        line(ExportLine::RoleEvent(&event))?;
+        lines += 1;
+        role_events.push(k);
+    }
+    Ok(Exported {
+        lines,
+        last,
+        role_events,
+    })
+}

@@ -1,0 +1,167 @@
+//! Audit retention: export, then purge, then the chain still verifies from
+//! the checkpoint, and the trail goes on after it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tenant_service::Faults;
+
+use super::helpers::*;
+
+async fn with_retention(dir: Arc<tempfile::TempDir>, days: Option<u64>) -> TestApp {
+    TestApp::spawn_with_faults(dir, |s| s.audit.retention_days = days, Arc::new(Faults::none())).await
+}
+
+async fn trail(app: &TestApp, tenant: u64) -> Vec<Value> {
+    let r = app.get(&format!("/api/v1/audit?tenantId={tenant}&limit=1000")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn verify(app: &TestApp, tenant: u64) -> Value {
+    let r = app.get(&format!("/api/v1/audit/verify?tenantId={tenant}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+fn exports(app: &TestApp) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(app.data_dir().join("audit-exports"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Waits until the tenant's trail is empty (the purge at start is done).
+async fn purged(app: &TestApp, tenant: u64) {
+    for _ in 0..250 {
+        if trail(app, tenant).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("tenant {tenant}'s trail was not purged");
+}
+
+#[tokio::test]
+async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seats = app.purchase(s, 3).await;
+    assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
+    assert_eq!(app.reclaim(seats[0], None).await.status, 200);
+    app.purchase(d, 2).await;
+    let r = app
+        .post(
+            "/api/v1/roles",
+            json!({"user_id": "sam", "tenant_id": s, "role": "manager"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let role_events = app.get(&format!("/api/v1/roles/events?tenantId={s}")).await.body;
+    assert_eq!(role_events.as_array().map(Vec::len), Some(1), "{role_events}");
+    let school_before = trail(&app, s).await;
+    let district_only = 2;
+    assert_eq!(school_before.len(), 5);
+    assert_eq!(verify(&app, s).await["entries"], 5);
+
+    // Keep 0 days: at start, everything before now is exported, then purged.
+    let dir = app.stop().await;
+    let app = with_retention(dir, Some(0)).await;
+    purged(&app, s).await;
+    purged(&app, d).await;
+    let files = exports(&app);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let lines: Vec<Value> = std::fs::read_to_string(&files[0])
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        5 + district_only + 1,
+        "nothing is purged that was not exported"
+    );
+    // Role grants and deactivations are part of the trail too.
+    let role_line = lines
+        .iter()
+        .find(|l| l["kind"] == "role_event")
+        .cloned()
+        .unwrap_or_default();
+    let mut role_line_fields = role_line.clone();
+    if let Some(o) = role_line_fields.as_object_mut() {
+        o.remove("kind");
+    }
+    assert_eq!(role_line_fields, role_events[0]);
+    assert_eq!(
+        app.get(&format!("/api/v1/roles/events?tenantId={s}")).await.body,
+        json!([])
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/roles?tenantId={s}")).await.body[0]["user_id"],
+        "sam",
+        "the role itself stays"
+    );
+    for entry in &school_before {
+        let line = lines
+            .iter()
+            .find(|l| l["id"] == entry["id"])
+            .unwrap_or_else(|| panic!("{entry} not exported"));
+        assert_eq!(line["tenant_id"], s);
+        assert_eq!(line["kind"], "seat_audit");
+        assert_eq!(line["reason"], entry["reason"]);
+    }
+    assert_eq!(
+        verify(&app, s).await,
+        json!({"tenant_id": s, "entries": 0, "purged_entries": 5, "intact": true, "first_bad_entry": null})
+    );
+    assert_eq!(verify(&app, d).await["purged_entries"], 2);
+    assert_eq!(
+        app.audit(seats[1]).await,
+        Vec::<Value>::new(),
+        "the purchase entry is purged too"
+    );
+    // Seats themselves are untouched.
+    assert_eq!(app.summary(s).await["total_seats"], 3);
+
+    // The chain goes on from the checkpoint, in memory and after a restart.
+    assert_eq!(app.allocate(seats[2], "l2").await.status, 200);
+    let v = verify(&app, s).await;
+    assert_eq!(
+        (v["entries"].clone(), v["intact"].clone()),
+        (json!(1), json!(true)),
+        "{v}"
+    );
+    let dir = app.stop().await;
+    let app = with_retention(dir, None).await;
+    assert_eq!(verify(&app, s).await["intact"], true);
+    assert_eq!(app.reclaim(seats[2], None).await.status, 200);
+    let v = verify(&app, s).await;
+    assert_eq!(
+        (v["entries"].clone(), v["purged_entries"].clone(), v["intact"].clone()),
+        (json!(2), json!(5), json!(true)),
+        "{v}"
+    );
+    assert_eq!(trail(&app, s).await.len(), 2);
+
+    // A second purge adds to the checkpoint and writes a second export.
+    let dir = app.stop().await;
+    let app = with_retention(dir, Some(0)).await;
+    purged(&app, s).await;
+    assert_eq!(exports(&app).len(), 2);
+    let v = verify(&app, s).await;
+    assert_eq!(
+        (v["entries"].clone(), v["purged_entries"].clone(), v["intact"].clone()),
+        (json!(0), json!(7), json!(true)),
+        "{v}"
+    );
+    // With a long retention nothing recent is touched.
+    assert_eq!(app.allocate(seats[0], "l3").await.status, 200);
+    let dir = app.stop().await;
+    let app = with_retention(dir, Some(30)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(trail(&app, s).await.len(), 1);
+    assert_eq!(exports(&app).len(), 2);
+}
