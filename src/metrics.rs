@@ -47,19 +47,19 @@ const ROUTES: &[&str] = &[
 
 /// The route template a path matches, or `"other"` (unknown paths).
 pub fn route_of(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.split('/').collect();
-    ROUTES
-        .iter()
-        .find(|template| {
-            let parts: Vec<&str> = template.split('/').collect();
-            parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(&segments)
-                    .all(|(t, s)| *t == *s || (*t == "{id}" && !s.is_empty()))
-        })
-        .copied()
-        .unwrap_or("other")
+    // Runs on every request: walks template and path together, allocating
+    // nothing.
+    let matches = |template: &str| {
+        let (mut t, mut p) = (template.split('/'), path.split('/'));
+        loop {
+            match (t.next(), p.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a == b || (a == "{id}" && !b.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    ROUTES.iter().find(|t| matches(t)).copied().unwrap_or("other")
 }
 
 /// Standard methods by name; anything else (hostile input) is one label.

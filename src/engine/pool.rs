@@ -16,18 +16,27 @@ use crate::store::records::{BlockRecord, SeatRecord};
 pub struct Slot {
     pub state: SeatState,
     pub learner: Option<LearnerId>,
-    pub reserved_at: Option<Timestamp>,
-    pub assigned_at: Option<Timestamp>,
+    /// When the seat was reserved or assigned (which one, `state` says). One
+    /// field for both keeps a slot at 48 bytes instead of 64: at a million
+    /// seats that is the difference the memory budget needs.
+    pub held_since: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
 
 impl Slot {
+    pub fn reserved_at(&self) -> Option<Timestamp> {
+        self.held_since.filter(|_| self.state == SeatState::Reserved)
+    }
+
+    pub fn assigned_at(&self) -> Option<Timestamp> {
+        self.held_since.filter(|_| self.state == SeatState::Assigned)
+    }
+
     fn free(at: Timestamp) -> Self {
         Slot {
             state: SeatState::Free,
             learner: None,
-            reserved_at: None,
-            assigned_at: None,
+            held_since: None,
             updated_at: at,
         }
     }
@@ -153,8 +162,7 @@ impl SeatPool {
         let after = Slot {
             state: SeatState::Assigned,
             learner: Some(learner),
-            reserved_at: None,
-            assigned_at: Some(at),
+            held_since: Some(at),
             updated_at: at,
         };
         Ok(SeatChange {
@@ -186,8 +194,11 @@ impl SeatPool {
         let slot = Slot {
             state: record.state,
             learner: record.learner_id,
-            reserved_at: record.reserved_at,
-            assigned_at: record.assigned_at,
+            held_since: match record.state {
+                SeatState::Reserved => record.reserved_at,
+                SeatState::Assigned => record.assigned_at,
+                SeatState::Free => None,
+            },
             updated_at: record.updated_at,
         };
         self.set(seat, slot);
@@ -199,8 +210,8 @@ impl SeatPool {
             tenant_id: self.tenant,
             state: slot.state,
             learner_id: slot.learner.clone(),
-            reserved_at: slot.reserved_at,
-            assigned_at: slot.assigned_at,
+            reserved_at: slot.reserved_at(),
+            assigned_at: slot.assigned_at(),
             updated_at: slot.updated_at,
         }
     }
@@ -289,8 +300,8 @@ fn view(tenant: TenantId, id: SeatId, block: &BlockRecord, slot: &Slot) -> Seat 
         tenant_id: tenant,
         state: slot.state,
         learner_id: slot.learner.clone(),
-        reserved_at: slot.reserved_at,
-        assigned_at: slot.assigned_at,
+        reserved_at: slot.reserved_at(),
+        assigned_at: slot.assigned_at(),
         created_at: block.created_at,
         updated_at: slot.updated_at,
     }
@@ -324,6 +335,11 @@ mod tests {
 
     fn at(n: i64) -> Timestamp {
         Timestamp::from_micros(n)
+    }
+
+    #[test]
+    fn a_slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
     }
 
     #[test]
