@@ -151,11 +151,25 @@ async fn a_trail_entry_lost_after_its_commit_point_is_restored_on_start() {
         let removed = db
             .remove(records::audit_key(seat_id, audit_id))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(removed.is_some(), "the trail key was where expected");
+        assert!(removed.is_some(), "the audit key was where expected");
+        // The tenant-trail key (and chain link) of that change: the newest
+        // under the tenant's trail prefix.
+        let mut prefix = vec![records::TRAIL];
+        prefix.extend_from_slice(&t.to_be_bytes());
+        let (newest, _) = db
+            .scan_prefix(&prefix)
+            .next_back()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("no trail key for tenant {t}"));
+        db.remove(newest).unwrap_or_else(|e| panic!("{e}"));
         db.flush().unwrap_or_else(|e| panic!("{e}"));
     }
 
     let app = TestApp::spawn_in(dir).await;
     assert_eq!(app.audit(seat).await, before);
     assert_eq!(app.seat(seat).await["learner_id"], "l1");
+    let page = app.get(&format!("/api/v1/audit?tenantId={t}&order=desc&limit=1")).await;
+    assert_eq!(page.body["items"][0]["id"].as_u64(), Some(last), "{}", page.body);
+    let verified = app.get(&format!("/api/v1/audit/verify?tenantId={t}")).await;
+    assert_eq!(verified.body["intact"], true, "{}", verified.body);
 }
