@@ -253,7 +253,8 @@ impl Store {
     }
 
     /// A purchase block and its tenant-trail entry (`hash`: the chain after
-    /// the block's last derived audit entry), in one atomic batch.
+    /// the block's last derived audit entry); the block key is the commit
+    /// point and carries the trail link and alert (see `BlockEntry`).
     pub fn put_block(&self, block: &BlockRecord, hash: Hash, alert: Option<&Alert>) -> Result<Seq, Error> {
         self.writable()?;
         // The block's key is the commit point (as in `put_transition`).

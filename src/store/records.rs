@@ -231,8 +231,9 @@ impl BlockRecord {
 /// A SHA-256 link of a tenant's audit hash chain.
 pub type Hash = [u8; 32];
 
-/// One entry of a tenant's trail (key `trail_key`). Written in the same batch
-/// as the record it points at. It holds no copy of the audit entry (that stays
+/// One entry of a tenant's trail (key `trail_key`). Written right after the
+/// commit-point record it points at, and restored from it on start if a
+/// crash came between (see `SeatEntry`). It holds no copy of the audit entry (that stays
 /// under its `A` key, where a seat's history is read), only where to find it
 /// and the chain hash after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
