@@ -12,7 +12,7 @@ use crate::domain::{Caller, RoleKind, TenantId, UserId};
 use crate::error::{Error, Missing};
 use crate::store::Seq;
 
-use super::directory::Directory;
+use super::directory::{Directory, Roles};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,11 +90,18 @@ impl Access {
         if !self.enforce || caller.platform_admin {
             return (Ok(()), tenant_seq);
         }
-        let seq = tenant_seq.max(directory.roles_read().latest_for(&caller.user));
-        let verdict = match effective_role(directory, &caller.user, tenant, district) {
+        // One read of the role index for the whole decision (every request
+        // takes it, on every core).
+        let roles = directory.roles_read();
+        let seq = tenant_seq.max(roles.latest_for(&caller.user));
+        let verdict = match role_in(&roles, &caller.user, tenant, district) {
             Some(role) if rank(role) >= rank(action.least()) => Ok(()),
             Some(_) => Err(Error::Forbidden(name(action.least()))),
-            None if has_role_in_district(directory, &caller.user, district) => {
+            None if roles
+                .active_tenants(&caller.user)
+                .into_iter()
+                .any(|t| directory.district_of(t) == Some(district)) =>
+            {
                 Err(Error::Forbidden(name(action.least())))
             }
             None => Err(Error::NotFound(hidden)),
@@ -124,7 +131,10 @@ impl Access {
 
 /// The strongest active role the user holds in the tenant or in its district.
 pub fn effective_role(directory: &Directory, user: &UserId, tenant: TenantId, district: TenantId) -> Option<RoleKind> {
-    let roles = directory.roles_read();
+    role_in(&directory.roles_read(), user, tenant, district)
+}
+
+fn role_in(roles: &Roles, user: &UserId, tenant: TenantId, district: TenantId) -> Option<RoleKind> {
     let held = |t: TenantId| roles.active_role(user, t);
     let here = held(tenant);
     let above = if district != tenant { held(district) } else { None };
@@ -132,9 +142,4 @@ pub fn effective_role(directory: &Directory, user: &UserId, tenant: TenantId, di
         (Some(a), Some(b)) => Some(if rank(a) >= rank(b) { a } else { b }),
         (a, b) => a.or(b),
     }
-}
-
-fn has_role_in_district(directory: &Directory, user: &UserId, district: TenantId) -> bool {
-    let tenants = directory.roles_read().active_tenants(user);
-    tenants.into_iter().any(|t| directory.district_of(t) == Some(district))
 }

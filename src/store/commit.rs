@@ -7,8 +7,12 @@
 //! sequence as durable. Everything queued while a flush runs rides the next one,
 //! so the disk is asked once per batch, not once per request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
+
+/// `GroupCommit::upto` after a failed flush.
+const FAILED: u64 = u64::MAX;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -47,6 +51,10 @@ pub struct GroupCommit {
     pending: Mutex<Pending>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
+    /// The same watermark as `durable` (`u64::MAX` once failed), for the fast
+    /// path of every request: a plain load, where the watch channel's borrow
+    /// is a lock that every core would bounce between them.
+    upto: AtomicU64,
     /// Batch statistics for the bench suite and logs: flushes done, writes covered.
     stats: Mutex<FlushStats>,
     /// Told of every good flush (writes covered, time taken): the metrics.
@@ -71,6 +79,7 @@ impl GroupCommit {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             durable,
+            upto: AtomicU64::new(0),
             stats: Mutex::new(FlushStats::default()),
             observer: OnceLock::new(),
         });
@@ -100,12 +109,16 @@ impl GroupCommit {
     }
 
     pub fn has_failed(&self) -> bool {
-        self.state() == Durable::Failed
+        self.upto.load(Ordering::Acquire) == FAILED
     }
 
     /// Resolves when `seq` is on disk (at once if it already is), or with
     /// `Err` if the store failed before it got there.
     pub async fn wait(&self, seq: u64) -> Result<(), ()> {
+        let upto = self.upto.load(Ordering::Acquire);
+        if upto >= seq && upto != FAILED {
+            return Ok(());
+        }
         match self.state() {
             Durable::Upto(done) if done >= seq => return Ok(()),
             Durable::Failed => return Err(()),
@@ -163,6 +176,7 @@ impl GroupCommit {
                 let started = Instant::now();
                 if let Err(e) = target.flush() {
                     tracing::error!(error = %e, "flush failed; the store stops accepting writes");
+                    self.upto.store(FAILED, Ordering::Release);
                     self.durable.send_replace(Durable::Failed);
                     return;
                 }
@@ -176,6 +190,7 @@ impl GroupCommit {
                 }
                 let batch = upto - flushed;
                 flushed = upto;
+                self.upto.store(upto, Ordering::Release);
                 self.durable.send_replace(Durable::Upto(upto));
                 if let Some(observe) = self.observer.get() {
                     observe(batch, took);

@@ -78,7 +78,20 @@ impl TestApp {
     }
 
     async fn start(dir: Arc<tempfile::TempDir>, settings: Settings, faults: Arc<Faults>) -> TestApp {
-        let app = App::open_with_faults(&settings, faults).unwrap_or_else(|e| panic!("open: {e}"));
+        // An in-process restart can find sled's file lock still held for a
+        // moment after the previous instance dropped its store (sled releases
+        // it from its own IO threads). A new process never meets this: the OS
+        // drops the lock at exit. So only "locked" is waited out, boundedly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let app = loop {
+            match App::open_with_faults(&settings, Arc::clone(&faults)) {
+                Ok(app) => break app,
+                Err(e) if e.to_string().contains("in use by another") && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("open: {e}"),
+            }
+        };
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
