@@ -243,8 +243,13 @@ impl Store {
 
     /// A tenant's role grants and deactivations, oldest first.
     pub fn role_events(&self, tenant: TenantId) -> Result<Vec<RoleEvent>, Error> {
+        self.tenant_records(records::ROLE_EVENT, tenant)
+    }
+
+    /// Every record of a kind keyed by tenant first, in key order.
+    fn tenant_records<T: serde::de::DeserializeOwned>(&self, kind: u8, tenant: TenantId) -> Result<Vec<T>, Error> {
         self.db
-            .scan_prefix(key(records::ROLE_EVENT, tenant.get()))
+            .scan_prefix(key(kind, tenant.get()))
             .map(|item| {
                 let (k, v) = item.map_err(unavailable)?;
                 decode(&k, &v).map_err(|e| Error::Internal(e.into()))
@@ -353,13 +358,7 @@ impl Store {
 
     /// A tenant's alerts, oldest first (they are few: one per crossing).
     pub fn alerts(&self, tenant: TenantId) -> Result<Vec<Alert>, Error> {
-        self.db
-            .scan_prefix(key(records::ALERT, tenant.get()))
-            .map(|item| {
-                let (k, v) = item.map_err(unavailable)?;
-                decode(&k, &v).map_err(|e| Error::Internal(e.into()))
-            })
-            .collect()
+        self.tenant_records(records::ALERT, tenant)
     }
 
     /// A seat's audit entries, oldest first: the purchase entry derived from
