@@ -12,7 +12,7 @@ use crate::domain::{Caller, RoleKind, TenantId, UserId};
 use crate::error::{Error, Missing};
 use crate::store::Seq;
 
-use super::directory::{Directory, Roles};
+use super::directory::{Directory, Roles, Scope};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,7 +84,12 @@ impl Access {
         tenant: TenantId,
         hidden: Missing,
     ) -> (Result<(), Error>, Seq) {
-        let Some((district, tenant_seq)) = directory.scope(tenant) else {
+        let Some(Scope {
+            district,
+            seq: tenant_seq,
+            ..
+        }) = directory.scope(tenant)
+        else {
             return (Err(Error::NotFound(hidden)), 0);
         };
         if !self.enforce || caller.platform_admin {

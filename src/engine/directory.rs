@@ -35,6 +35,15 @@ impl PublishedCounts {
     }
 }
 
+/// What every authorization and write check needs to know about a tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    pub district: TenantId,
+    pub writable: bool,
+    /// The latest write to the tenant or its district.
+    pub seq: Seq,
+}
+
 pub struct TenantEntry {
     pub tenant: Tenant,
     /// The write that produced `tenant`'s current value.
@@ -153,25 +162,35 @@ impl Directory {
         })
     }
 
-    /// A tenant's district, and the latest write to either of them.
-    pub fn scope(&self, id: TenantId) -> Option<(TenantId, Seq)> {
-        let district = self.district_of(id)?;
-        let seq = |t: TenantId| self.tenants.get(&t).map_or(0, |e| e.seq);
-        Some((district, seq(id).max(seq(district))))
-    }
-
-    /// Writes are refused in an inactive tenant, and in a school of an
-    /// inactive district. Returns the write the answer depends on.
-    pub fn writable(&self, id: TenantId) -> (Result<(), crate::error::Error>, Seq) {
-        let state = |t: TenantId| self.tenants.get(&t).map_or((false, 0), |e| (e.tenant.is_active, e.seq));
-        let district = self.district_of(id).unwrap_or(id);
-        let ((here, s1), (above, s2)) = (state(id), state(district));
-        let verdict = if here && above {
-            Ok(())
-        } else {
-            Err(crate::error::Error::TenantInactive)
+    /// A tenant's district, whether writes are allowed, and the latest write
+    /// to either of them: one read of each entry, on every request.
+    pub fn scope(&self, id: TenantId) -> Option<Scope> {
+        let (district, active, seq) = {
+            let e = self.tenants.get(&id)?;
+            let district = match e.tenant.kind {
+                TenantKind::District => id,
+                TenantKind::School => e.tenant.parent_id.unwrap_or(id),
+            };
+            (district, e.tenant.is_active, e.seq)
         };
-        (verdict, s1.max(s2))
+        if district == id {
+            return Some(Scope {
+                district,
+                writable: active,
+                seq,
+            });
+        }
+        let (above, above_seq) = self
+            .tenants
+            .get(&district)
+            .map_or((false, 0), |e| (e.tenant.is_active, e.seq));
+        Some(Scope {
+            district,
+            // Writes are refused in an inactive tenant, and in a school of an
+            // inactive district.
+            writable: active && above,
+            seq: seq.max(above_seq),
+        })
     }
 
     pub fn actor(&self, id: TenantId) -> Option<Mailbox> {

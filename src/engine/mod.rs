@@ -1025,9 +1025,13 @@ impl Engine {
 
     /// Refuses writes to inactive tenants (once that state is durable).
     async fn writable(&self, tenant: TenantId) -> Result<(), Error> {
-        let (verdict, seq) = self.directory.writable(tenant);
-        self.store.durable(seq).await?;
-        verdict
+        let scope = self.directory.scope(tenant).ok_or(Error::NotFound(Missing::Tenant))?;
+        self.store.durable(scope.seq).await?;
+        if scope.writable {
+            Ok(())
+        } else {
+            Err(Error::TenantInactive)
+        }
     }
 
     /// The tenant that owns a seat, and its actor.
