@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use dashmap::DashMap;
+
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -47,19 +49,60 @@ const ROUTES: &[&str] = &[
 
 /// The route template a path matches, or `"other"` (unknown paths).
 pub fn route_of(path: &str) -> &'static str {
-    // Runs on every request: walks template and path together, allocating
-    // nothing.
-    let matches = |template: &str| {
-        let (mut t, mut p) = (template.split('/'), path.split('/'));
-        loop {
-            match (t.next(), p.next()) {
-                (None, None) => return true,
-                (Some(a), Some(b)) if a == b || (a == "{id}" && !b.is_empty()) => {}
-                _ => return false,
-            }
-        }
+    ROUTES.get(route_index(path)).copied().unwrap_or("other")
+}
+
+/// The index in `ROUTES` of the template a path matches; `ROUTES.len()` for
+/// unknown paths. Runs on every request: one pass over the path, no
+/// allocation (a linear walk over the templates was 5 % of a summary's CPU).
+fn route_index(path: &str) -> usize {
+    const OTHER: usize = ROUTES.len();
+    let Some(rest) = path.strip_prefix('/') else {
+        return OTHER;
     };
-    ROUTES.iter().find(|t| matches(t)).copied().unwrap_or("other")
+    let mut segs = [""; 6];
+    let mut n = 0;
+    for seg in rest.split('/') {
+        if n == segs.len() {
+            return OTHER;
+        }
+        segs[n] = seg;
+        n += 1;
+    }
+    let id = |s: &str| !s.is_empty();
+    // Indices into ROUTES; the unit test below checks every template maps to itself.
+    match segs[..n] {
+        [""] => 0,
+        ["health"] => 1,
+        ["metrics"] => 2,
+        ["api", "v1", ref tail @ ..] => match *tail {
+            ["health"] => 3,
+            ["district"] => 4,
+            ["district", d] if id(d) => 5,
+            ["district", d, "schools"] if id(d) => 6,
+            ["district", d, "summary"] if id(d) => 7,
+            ["tenant", t] if id(t) => 8,
+            ["tenant", t, "alert-threshold"] if id(t) => 9,
+            ["alerts"] => 10,
+            ["seats", "purchase"] => 11,
+            ["seats", "allocate"] => 12,
+            ["seats", "reclaim"] => 13,
+            ["seats", "summary"] => 14,
+            ["seats", "stats"] => 15,
+            ["seats", "history"] => 16,
+            ["seats", s] if id(s) => 17,
+            ["seats", s, "audit"] if id(s) => 18,
+            ["roles"] => 19,
+            ["roles", "events"] => 20,
+            ["roles", r, "deactivate"] if id(r) => 21,
+            ["users", u, "tenants"] if id(u) => 22,
+            ["me"] => 23,
+            ["audit"] => 24,
+            ["audit", "verify"] => 25,
+            _ => OTHER,
+        },
+        _ => OTHER,
+    }
 }
 
 /// Standard methods by name; anything else (hostile input) is one label.
@@ -87,7 +130,12 @@ fn state_index(state: SeatState) -> usize {
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
-    latency: HistogramVec,
+    /// `requests` resolved by (route index, method, status) on first use, so
+    /// a request costs one map read and an atomic add, not a label hash,
+    /// a lock and a status string.
+    request_counters: DashMap<(usize, &'static str, u16), IntCounter>,
+    /// By route index (`ROUTES`, then "other").
+    latency: Vec<Histogram>,
     /// By `Transition`.
     transitions: [IntCounter; 3],
     /// By `state_index`.
@@ -168,9 +216,15 @@ impl Metrics {
         registry.register(Box::new(mailbox_depth.clone()))?;
         let transitions = ["purchase", "allocate", "reclaim"].map(|k| transitions_vec.with_label_values(&[k]));
         let seats = ["free", "reserved", "assigned"].map(|s| seats_vec.with_label_values(&[s]));
+        let latency = ROUTES
+            .iter()
+            .chain(std::iter::once(&"other"))
+            .map(|route| latency.with_label_values(&[route]))
+            .collect();
         Ok(Metrics {
             registry,
             requests,
+            request_counters: DashMap::new(),
             latency,
             transitions,
             seats,
@@ -183,12 +237,22 @@ impl Metrics {
     }
 
     pub fn request(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
-        let route = route_of(path);
-        let status = status.to_string();
-        self.requests
-            .with_label_values(&[route, method_label(method), status.as_str()])
-            .inc();
-        self.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        let route = route_index(path);
+        let method = method_label(method);
+        match self.request_counters.get(&(route, method, status)) {
+            Some(counter) => counter.inc(),
+            None => {
+                let label = ROUTES.get(route).copied().unwrap_or("other");
+                let counter = self
+                    .requests
+                    .with_label_values(&[label, method, status.to_string().as_str()]);
+                counter.inc();
+                self.request_counters.insert((route, method, status), counter);
+            }
+        }
+        if let Some(h) = self.latency.get(route) {
+            h.observe(elapsed.as_secs_f64());
+        }
     }
 
     /// Seats restored on start.
@@ -250,5 +314,18 @@ mod tests {
         assert_eq!(route_of("/api/v1/seats/"), "other");
         assert_eq!(route_of("/../../etc/passwd"), "other");
         assert_eq!(method_label("BREW"), "other");
+    }
+
+    #[test]
+    fn every_template_maps_to_itself() {
+        for template in ROUTES {
+            let path = template.replace("{id}", "7");
+            assert_eq!(route_of(&path), *template, "{path}");
+            assert_eq!(route_of(&format!("{path}/x/y/z/w")), "other");
+        }
+        assert_eq!(route_of("/health/"), "other");
+        assert_eq!(route_of("/api/v1/district//schools"), "other");
+        assert_eq!(route_of("health"), "other");
+        assert_eq!(route_of(""), "other");
     }
 }
