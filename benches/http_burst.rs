@@ -22,8 +22,19 @@
 //! Environment: BENCH_SLICE_MS (measured milliseconds per slice, default
 //! 1000), BENCH_ROUNDS (default 4), BENCH_CLIENT_THREADS (client runtime
 //! workers, default 2), and for profiling one part alone BENCH_CONNS (e.g.
-//! `64`), BENCH_ONLY (`allocate` or `summary`) and BENCH_NO_CEILING=1 (skip
-//! the `/health` slices, e.g. under `perf record`).
+//! `64`), BENCH_ONLY (`allocate`, `summary`, `refused`, `roles`, comma
+//! separated) and BENCH_NO_CEILING=1 (skip the `/health` slices, e.g. under
+//! `perf record`).
+//!
+//! Besides rates, each row reports the CPU time of the whole process (server
+//! and client, getrusage) per request and the cores it kept busy: where the
+//! ratio to the ceiling is set by CPU, not by waiting. The `refused` row is
+//! the allocate request with everything but its write: the same body, route,
+//! role check and actor round trip, for a seat already held, so the actor
+//! refuses it and nothing is written (400). Allocate minus refused is what
+//! the durable write costs inside the server. For the allocate slices the
+//! group commit's own figures (flushes, writes per flush, time flushing) are
+//! read from `/metrics` before and after each slice.
 
 mod common;
 
@@ -32,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{allocate_req, drive, f0, f2, pct, summary_req, table, Req, Run, Server};
+use common::{allocate_req, drive, f0, f1, f2, pct, summary_req, table, Req, Run, Server};
 
 const CONNS: [usize; 3] = [8, 32, 64];
 const WARMUP: Duration = Duration::from_millis(200);
@@ -80,6 +91,7 @@ impl Total {
         t.errors += run.errors;
         t.all_ok += run.all_ok;
         t.elapsed += run.elapsed;
+        t.cpu += run.cpu;
         t.latencies.extend(run.latencies);
         for s in run.error_samples {
             if t.error_samples.len() < 3 {
@@ -92,6 +104,45 @@ impl Total {
     fn finish(mut self) -> Total {
         self.run.latencies.sort_unstable();
         self
+    }
+}
+
+/// The group commit's counters, from `/metrics`.
+#[derive(Default, Clone, Copy)]
+struct Flushes {
+    count: f64,
+    writes: f64,
+    seconds: f64,
+}
+
+impl Flushes {
+    async fn read(addr: SocketAddr) -> Flushes {
+        let body = common::call(addr, Req::get("/metrics"), 200).await;
+        let text = String::from_utf8_lossy(&body);
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Flushes {
+            count: value("tenant_group_commit_flush_seconds_count"),
+            writes: value("tenant_group_commit_batch_size_sum"),
+            seconds: value("tenant_group_commit_flush_seconds_sum"),
+        }
+    }
+
+    fn since(self, before: Flushes) -> Flushes {
+        Flushes {
+            count: self.count - before.count,
+            writes: self.writes - before.writes,
+            seconds: self.seconds - before.seconds,
+        }
+    }
+
+    fn add(&mut self, other: Flushes) {
+        self.count += other.count;
+        self.writes += other.writes;
+        self.seconds += other.seconds;
     }
 }
 
@@ -111,7 +162,7 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| CONNS.to_vec());
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,roles".into());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
     let server = Server::start();
@@ -122,7 +173,7 @@ fn main() {
 
     let mut rows: Vec<Row> = Vec::new();
     let started = Instant::now();
-    let (assigned_seen, assigned_expected, seats_bought, buying) = client.block_on(async {
+    let (assigned_seen, assigned_expected, seats_bought, buying, flush_rows) = client.block_on(async {
         let school = common::setup(addr, "Bench District").await;
         let mut seats = Seats {
             free: Vec::new(),
@@ -135,6 +186,9 @@ fn main() {
         // any measured window, with a wide margin) and a fresh learner.
         let mut best_rate = 15_000.0f64;
         let mut allocated = 0u64;
+        // Seats the allocate slices handed out, for the refused slices.
+        let mut held: Vec<u64> = Vec::new();
+        let mut flush_rows: Vec<Vec<String>> = Vec::new();
         let mut learners_used = 0usize;
         for &conns in conn_counts.iter().filter(|_| phase("allocate")) {
             let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
@@ -144,6 +198,7 @@ fn main() {
             let list = Arc::new(std::mem::take(&mut seats.free));
             let cursor = Arc::new(AtomicUsize::new(0));
             let (mut ceiling, mut alloc) = (Total::default(), Total::default());
+            let mut flushes = Flushes::default();
             for round in 0..rounds {
                 for part in order(round) {
                     let disk = disk_written();
@@ -159,8 +214,10 @@ fn main() {
                             let seat = *list.get(i)?;
                             Some(allocate_req(seat, &format!("learner-{:08}", base + i)))
                         };
+                        let before = Flushes::read(addr).await;
                         let run = drive(addr, conns, WARMUP, slice, 200, next).await;
                         alloc.add(run, disk_written() - disk);
+                        flushes.add(Flushes::read(addr).await.since(before));
                     }
                 }
             }
@@ -169,8 +226,18 @@ fn main() {
                 eprintln!("warning: allocate at {conns} connections ran out of seats");
             }
             learners_used += used;
+            held.extend_from_slice(&list[..used]);
             seats.free = list[used..].to_vec();
             allocated += alloc.run.all_ok;
+            // The slice windows include warm-ups: flushes/s is over that time.
+            let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
+            flush_rows.push(vec![
+                conns.to_string(),
+                f0(flushes.count / window),
+                f1(flushes.writes / flushes.count.max(1.0)),
+                f2(flushes.seconds * 1000.0 / flushes.count.max(1.0)),
+                pct(flushes.seconds / window),
+            ]);
             best_rate = best_rate.max(alloc.run.rate());
             push_pair(&mut rows, conns, "POST /seats/allocate", ceiling, alloc);
         }
@@ -195,6 +262,41 @@ fn main() {
                 }
             }
             push_pair(&mut rows, conns, "GET /seats/summary", ceiling, summary);
+        }
+
+        // The same request minus its write: seats already held, so the actor
+        // refuses each one (400) after the same parsing, role check and
+        // round trip, and nothing is written.
+        if phase("refused") && !held.is_empty() {
+            let conns = 64;
+            let held = Arc::new(std::mem::take(&mut held));
+            let (mut ceiling, mut refused) = (Total::default(), Total::default());
+            for round in 0..rounds {
+                for part in order(round) {
+                    let disk = disk_written();
+                    if part == 0 {
+                        if !no_ceiling {
+                            let run = drive(addr, conns, WARMUP, slice, 200, health).await;
+                            ceiling.add(run, disk_written() - disk);
+                        }
+                    } else {
+                        let held = Arc::clone(&held);
+                        let next = move |c: usize, i: u64| {
+                            let seat = held[(c * 7919 + i as usize) % held.len()];
+                            Some(allocate_req(seat, &format!("refused-{c}-{i}")))
+                        };
+                        let run = drive(addr, conns, WARMUP, slice, 400, next).await;
+                        refused.add(run, disk_written() - disk);
+                    }
+                }
+            }
+            push_pair(
+                &mut rows,
+                conns,
+                "POST /seats/allocate, refused (no write)",
+                ceiling,
+                refused,
+            );
         }
 
         // Role enforcement's cost (issue 5: within 10%): the same allocate
@@ -254,7 +356,7 @@ fn main() {
         let body = common::call(addr, summary_req(school), 200).await;
         let summary: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
         let assigned = summary["assigned_seats"].as_u64().unwrap_or(u64::MAX);
-        (assigned, allocated, seats.bought, seats.buying)
+        (assigned, allocated, seats.bought, seats.buying, flush_rows)
     });
     let total = started.elapsed();
     drop(client);
@@ -275,6 +377,8 @@ fn main() {
                 f2(run.max_ms()),
                 run.errors.to_string(),
                 r.ceiling.map_or("-".to_string(), |c| pct(run.rate() / c)),
+                f1(run.cpu_us_per_req()),
+                f2(run.cores_busy()),
                 f0(r.total.disk as f64 / run.all_ok.max(1) as f64),
             ]
         })
@@ -301,10 +405,19 @@ fn main() {
             "max ms",
             "errors",
             "of ceiling",
+            "CPU µs/req",
+            "cores busy",
             "disk B/req",
         ],
         &table_rows,
     );
+    if !flush_rows.is_empty() {
+        table(
+            "Group commit during the allocate slices (from /metrics; per second of slice incl. warm-up)",
+            &["conns", "flushes/s", "writes/flush", "mean flush ms", "time flushing"],
+            &flush_rows,
+        );
+    }
     for r in rows.iter().filter(|r| !r.total.run.error_samples.is_empty()) {
         println!(
             "errors at {} × {}: {:?}",

@@ -3,12 +3,19 @@
 //!
 //! `cargo bench --bench store_commit`
 //!
-//! A transition is what an allocation writes: `put_seat_change` (two plain
-//! inserts: the seat's key carrying its audit entry, the commit point, then
-//! the audit history key) and then `durable(seq)`,
+//! A transition is what an allocation writes: `put_seat_change` (three plain
+//! inserts: the seat's key, the commit point, carrying the audit entry and
+//! chain link; then the audit key and the trail key) and then `durable(seq)`,
 //! i.e. the writer waits until a flush covers its write. Writers are tokio
 //! tasks on a multi-thread runtime, each on its own seats, for a fixed time at
 //! 1, 8 and 64 concurrent writers.
+//!
+//! The floor: the same, but each write is the smallest record the store
+//! writes (`put_day`: one 24-byte value under one key), at 64 writers. No
+//! design that keeps sled and group commit can make a durable transition
+//! cheaper than that; its CPU time per write is the figure that bounds how
+//! close a durable allocation can come to `GET /health` (BENCHMARKS.md).
+//! CPU time is the whole process's (getrusage) over the run, per write.
 //!
 //! The raw rate appends a small record to a file in the same directory and
 //! calls `sync_data` (fdatasync) after each, single writer: what one fsync per
@@ -45,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use common::{f0, f1, f2, f3, proc_io, table};
 use tenant_service::domain::{Audit, AuditId, Id, LearnerId, SeatId, SeatState, TenantId, Timestamp, UserId};
-use tenant_service::store::records::{self, SeatRecord};
+use tenant_service::store::records::{self, DaySnapshot, SeatRecord};
 use tenant_service::store::{IdSpace, Store};
 
 const WRITERS: [usize; 3] = [1, 8, 64];
@@ -91,8 +98,19 @@ fn raw_fsync(dir: &Path, name: &str, duration: Duration) -> Raw {
     Raw { ops, elapsed, worst }
 }
 
+/// What each writer writes per transition.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// What an allocation writes.
+    SeatChange,
+    /// One small key: the floor.
+    Floor,
+}
+
 struct Commit {
+    what: Kind,
     writers: usize,
+    cpu: Duration,
     ops: u64,
     elapsed: Duration,
     flushes: u64,
@@ -116,13 +134,20 @@ impl Commit {
     }
 }
 
-async fn group_commit(store: Arc<Store>, writers: usize, duration: Duration, next_seat: Arc<AtomicU64>) -> Commit {
+async fn group_commit(
+    store: Arc<Store>,
+    what: Kind,
+    writers: usize,
+    duration: Duration,
+    next_seat: Arc<AtomicU64>,
+) -> Commit {
     let stop = Arc::new(AtomicBool::new(false));
     let before = store.flush_stats();
     let disk_before = proc_io(std::process::id(), "write_bytes").unwrap_or(0);
     let tenant: TenantId = id(1);
     let by = UserId::parse("bench_admin").unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
+    let cpu_before = common::cpu_time();
     let mut tasks = Vec::new();
     for _ in 0..writers {
         let store = Arc::clone(&store);
@@ -133,6 +158,20 @@ async fn group_commit(store: Arc<Store>, writers: usize, duration: Duration, nex
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let n = next_seat.fetch_add(1, Ordering::Relaxed);
+                if what == Kind::Floor {
+                    let t = Instant::now();
+                    let day = DaySnapshot {
+                        free: n,
+                        reserved: 0,
+                        assigned: 0,
+                    };
+                    let seq = store
+                        .put_day(tenant, n as i64, &day)
+                        .unwrap_or_else(|e| panic!("put: {e}"));
+                    store.durable(seq).await.unwrap_or_else(|e| panic!("durable: {e}"));
+                    latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    continue;
+                }
                 let seat: SeatId = id(n);
                 let learner = LearnerId::parse(&format!("learner-{n:08}")).unwrap_or_else(|e| panic!("{e}"));
                 let t = Instant::now();
@@ -177,13 +216,16 @@ async fn group_commit(store: Arc<Store>, writers: usize, duration: Duration, nex
     }
     // Every transition counted was durable when its writer got it back.
     let elapsed = started.elapsed();
+    let cpu = common::cpu_time().saturating_sub(cpu_before);
     let after = store.flush_stats();
     let disk_bytes = proc_io(std::process::id(), "write_bytes")
         .unwrap_or(0)
         .saturating_sub(disk_before);
     latencies.sort_unstable();
     Commit {
+        what,
         writers,
+        cpu,
         ops: latencies.len() as u64,
         elapsed,
         flushes: after.flushes - before.flushes,
@@ -241,8 +283,11 @@ fn sled_group_commit(dir: &Path, what: &str, writers: usize, batch: bool, durati
     // (written, durable)
     let state = Arc::new((Mutex::new((0u64, 0u64)), Condvar::new(), Condvar::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    // The flusher outlives the writers: a writer that wrote just before
+    // `stop` still waits for its flush.
+    let writers_done = Arc::new(AtomicBool::new(false));
     let flusher = {
-        let (db, state, stop) = (db.clone(), Arc::clone(&state), Arc::clone(&stop));
+        let (db, state, stop) = (db.clone(), Arc::clone(&state), Arc::clone(&writers_done));
         std::thread::spawn(move || {
             let mut flushes = 0u64;
             loop {
@@ -313,6 +358,7 @@ fn sled_group_commit(dir: &Path, what: &str, writers: usize, batch: bool, durati
         .map(|t| t.join().unwrap_or_else(|_| panic!("writer panicked")))
         .sum();
     let elapsed = started.elapsed();
+    writers_done.store(true, Ordering::Relaxed);
     let flushes = flusher.join().unwrap_or_else(|_| panic!("flusher panicked"));
     drop(db);
     let _ = std::fs::remove_dir_all(&path);
@@ -338,9 +384,14 @@ fn main() {
     let rt = common::runtime("writers", 0);
     let next_seat = Arc::new(AtomicU64::new(1));
     let mut runs = Vec::new();
-    for writers in WRITERS {
+    let plan = WRITERS
+        .iter()
+        .map(|&w| (Kind::SeatChange, w))
+        .chain([(Kind::Floor, 64)]);
+    for (what, writers) in plan {
         runs.push(rt.block_on(group_commit(
             Arc::clone(&store),
+            what,
             writers,
             duration,
             Arc::clone(&next_seat),
@@ -409,10 +460,11 @@ fn main() {
     );
     table(
         &format!(
-            "Group commit: durable transitions/s (put_seat_change + durable); ratio = rate ÷ raw fsync rate ({} ops/s, the better of before and after)",
+            "Group commit: durable transitions/s (a write + durable); CPU = the whole process, per transition; ratio = rate ÷ raw fsync rate ({} ops/s, the better of before and after)",
             f0(raw)
         ),
         &[
+            "write",
             "writers",
             "transitions/s",
             "ratio",
@@ -423,11 +475,17 @@ fn main() {
             "p99 ms",
             "p99.9 ms",
             "disk B/transition",
+            "CPU µs/transition",
+            "cores busy",
         ],
         &runs
             .iter()
             .map(|r| {
                 vec![
+                    match r.what {
+                        Kind::SeatChange => "put_seat_change (3 keys)".to_string(),
+                        Kind::Floor => "floor: put_day (1 key)".to_string(),
+                    },
                     r.writers.to_string(),
                     f0(r.rate()),
                     format!("{}×", f2(r.rate() / raw)),
@@ -438,6 +496,8 @@ fn main() {
                     f2(r.pct_ms(0.99)),
                     f2(r.pct_ms(0.999)),
                     f0(r.disk_bytes as f64 / r.ops.max(1) as f64),
+                    f1(r.cpu.as_secs_f64() * 1e6 / r.ops.max(1) as f64),
+                    f2(r.cpu.as_secs_f64() / r.elapsed.as_secs_f64()),
                 ]
             })
             .collect::<Vec<_>>(),

@@ -44,6 +44,19 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// CPU time (user + system) used so far by every thread of this process:
+/// server, load client, sled's threads. Divided by the requests of a window,
+/// it is what one request costs the machine, whatever thread paid for it.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 // ---- the server ----------------------------------------------------------------
 
 /// The real application (App::open + App::serve) on 127.0.0.1:0, on its own
@@ -311,6 +324,8 @@ pub struct Run {
     /// Successes including those outside the measured window (warm-up, tail).
     pub all_ok: u64,
     pub elapsed: Duration,
+    /// CPU time the whole process (server and client) used in the window.
+    pub cpu: Duration,
     /// Latency of every successful request, in microseconds, sorted.
     pub latencies: Vec<u32>,
     /// First few error descriptions, for the report.
@@ -329,6 +344,16 @@ impl Run {
         }
         let i = ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len()) - 1;
         f64::from(self.latencies[i]) / 1000.0
+    }
+
+    /// CPU microseconds (all threads, server and client) per successful request.
+    pub fn cpu_us_per_req(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+    }
+
+    /// Cores kept busy on average during the window.
+    pub fn cores_busy(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.elapsed.as_secs_f64()
     }
 
     pub fn max_ms(&self) -> f64 {
@@ -415,11 +440,14 @@ where
     tokio::time::sleep(warmup).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_before = cpu_time();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
+    let cpu = cpu_time().saturating_sub(cpu_before);
     let elapsed = started.elapsed();
     let mut total = Run {
         elapsed,
+        cpu,
         ..Run::default()
     };
     for t in tasks {
