@@ -51,7 +51,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{f0, f1, f2, f3, proc_io, table};
-use tenant_service::domain::{Audit, AuditId, Id, LearnerId, SeatId, SeatState, TenantId, Timestamp, UserId};
+use tenant_service::domain::{
+    Audit, AuditId, Id, LearnerId, SeatId, SeatState, Tenant, TenantId, TenantKind, TenantName, Timestamp, UserId,
+};
 use tenant_service::store::records::{self, DaySnapshot, SeatRecord};
 use tenant_service::store::{IdSpace, Store};
 
@@ -105,6 +107,8 @@ enum Kind {
     SeatChange,
     /// One small key: the floor.
     Floor,
+    /// What an allocation writes, after a retention purge.
+    AfterPurge,
 }
 
 struct Commit {
@@ -388,6 +392,19 @@ fn main() {
         .iter()
         .map(|&w| (Kind::SeatChange, w))
         .chain([(Kind::Floor, 64)]);
+    // The transitions need their tenant for retention to find them.
+    let now = Timestamp::now();
+    store
+        .put_tenant(&Tenant {
+            id: id(1),
+            name: TenantName::parse("Bench School".into()).unwrap_or_else(|e| panic!("{e}")),
+            kind: TenantKind::School,
+            parent_id: None,
+            created_at: now,
+            updated_at: now,
+            is_active: true,
+        })
+        .unwrap_or_else(|e| panic!("tenant: {e}"));
     for (what, writers) in plan {
         runs.push(rt.block_on(group_commit(
             Arc::clone(&store),
@@ -397,6 +414,25 @@ fn main() {
             Arc::clone(&next_seat),
         )));
     }
+    // Retention purges every transition written so far (export first), then
+    // the same 64 writers run again: purging must not slow later writes.
+    let exports = temp.path().join("exports");
+    let purge_started = Instant::now();
+    let (purge, seq) = store
+        .retain(Timestamp::now(), &exports)
+        .unwrap_or_else(|e| panic!("retain: {e}"));
+    rt.block_on(store.durable(seq))
+        .unwrap_or_else(|e| panic!("durable: {e}"));
+    let purge_took = purge_started.elapsed();
+    let mut after_purge = rt.block_on(group_commit(
+        Arc::clone(&store),
+        Kind::SeatChange,
+        64,
+        duration,
+        Arc::clone(&next_seat),
+    ));
+    after_purge.what = Kind::AfterPurge;
+    runs.push(after_purge);
     store.close();
     drop(store);
     drop(rt);
@@ -485,6 +521,7 @@ fn main() {
                     match r.what {
                         Kind::SeatChange => "put_seat_change (3 keys)".to_string(),
                         Kind::Floor => "floor: put_day (1 key)".to_string(),
+                        Kind::AfterPurge => "put_seat_change, after a retention purge".to_string(),
                     },
                     r.writers.to_string(),
                     f0(r.rate()),
@@ -501,6 +538,11 @@ fn main() {
                 ]
             })
             .collect::<Vec<_>>(),
+    );
+    println!(
+        "retention purge before the last row: {} entries exported and purged in {:.2} s",
+        purge.purged,
+        purge_took.as_secs_f64()
     );
     table(
         "Diagnostic: sled alone, one thread, 1 s each and one flush at the end (log writes = write syscalls from /proc/self/io)",

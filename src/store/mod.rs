@@ -14,6 +14,7 @@ mod trail;
 mod verify;
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -143,6 +144,10 @@ impl Store {
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
         let seats: Vec<(SeatId, SeatEntry)> = scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?;
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
+        let finished = retain::finish_purges(&db).map_err(open_err)?;
+        if finished > 0 {
+            tracing::warn!(keys = finished, "finished a retention purge a crash cut short");
+        }
         let restored = restore_followers(&db, &seats, &blocks, &roles).map_err(open_err)?;
         if restored > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
@@ -365,15 +370,20 @@ impl Store {
     /// its block, then the stored entries (their keys sort by audit id).
     pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, Error> {
         let offset = seat.get() - block.first_seat.get();
-        let purged = retain::checkpoint(&self.db, block.tenant_id)?
-            .is_some_and(|cp| (block.created_at, block.first_audit.get()) <= (cp.at, cp.audit_id));
+        let checkpoint = retain::checkpoint(&self.db, block.tenant_id)?;
+        // Purged: at or before the checkpoint (its keys may still be there
+        // while a purge runs, or after a crash cut one short).
+        let purged = |at: Timestamp, id: u64| checkpoint.as_ref().is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id));
         let mut out = Vec::new();
-        if !purged {
+        if !purged(block.created_at, block.first_audit.get()) {
             out.push(block.purchase_audit(offset));
         }
         for item in self.db.scan_prefix(records::audit_prefix(seat)) {
             let (k, v) = item.map_err(unavailable)?;
-            out.push(decode(&k, &v).map_err(|e| Error::Internal(e.into()))?);
+            let audit: Audit = decode(&k, &v).map_err(|e| Error::Internal(e.into()))?;
+            if !purged(audit.created_at, audit.id.get()) {
+                out.push(audit);
+            }
         }
         Ok(out)
     }
@@ -599,8 +609,20 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
 /// A tenant's transitions since `since`, from its trail (time-ordered keys:
 /// one range). A changed seat's kind is in its audit record.
 fn recent(db: &sled::Db, tenant: TenantId, since: Timestamp) -> Result<Vec<(Timestamp, Transition, u64)>, ScanError> {
-    let from = records::trail_bound(tenant, since, 0);
-    let to = records::trail_bound(tenant, Timestamp::from_micros(i64::MAX), u64::MAX);
+    let mut from = Bound::Included(records::trail_bound(tenant, since, 0));
+    // Start-up runs `finish_purges` before this, but a checkpoint-covered key
+    // is never counted either way.
+    let through = db
+        .get(key(records::CHECKPOINT, tenant.get()))
+        .map_err(ScanError::Sled)?
+        .and_then(|v| decode::<records::Checkpoint>(&[records::CHECKPOINT], &v).ok())
+        .map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id));
+    if let (Some(through), Bound::Included(f)) = (through, &from) {
+        if *f <= through {
+            from = Bound::Excluded(through);
+        }
+    }
+    let to = Bound::Included(records::trail_bound(tenant, Timestamp::from_micros(i64::MAX), u64::MAX));
     let corrupt = |k: &[u8], reason: &str| {
         ScanError::Decode(DecodeError::Corrupt {
             key: records::show_key(k),
@@ -608,7 +630,7 @@ fn recent(db: &sled::Db, tenant: TenantId, since: Timestamp) -> Result<Vec<(Time
         })
     };
     let mut out = Vec::new();
-    for item in db.range(from..=to) {
+    for item in db.range((from, to)) {
         let (k, v) = item.map_err(ScanError::Sled)?;
         let (at, id) = records::trail_key_parts(&k).ok_or_else(|| corrupt(&k, "bad key"))?;
         match decode::<TrailEntry>(&k, &v).map_err(ScanError::Decode)? {

@@ -15,8 +15,10 @@ use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, TrailEn
 use super::trail::TrailReader;
 use super::{unavailable, Seq, Store};
 
-/// Deletes per atomic batch: each batch moves the checkpoint with it, so a
-/// purge cut short (crash, failed write) leaves a consistent store.
+/// Entries per checkpoint move: the checkpoint is written, then the chunk's
+/// keys removed, so a purge cut short (crash, failed write) leaves at most
+/// one chunk of covered keys behind, which readers skip and the next start
+/// removes.
 const PURGE_CHUNK: usize = 10_000;
 
 /// One line of an export: a SeatAudit object (`"kind": "seat_audit"`, with
@@ -48,6 +50,45 @@ pub struct RetainReport {
     pub purged: u64,
     /// The export file, when anything was old enough.
     pub file: Option<PathBuf>,
+}
+
+/// The trail key of the last entry a tenant's retention purged: readers
+/// start after it (keys it covers may outlive a crash until the next start).
+pub fn purged_through(db: &sled::Db, tenant: TenantId) -> Result<Option<[u8; 25]>, Error> {
+    Ok(checkpoint(db, tenant)?.map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id)))
+}
+
+/// Removes the keys a purge cut short left behind (see `Store::retain`):
+/// for each tenant with a checkpoint, every trail key up to it and the
+/// seat audit records those name. Returns how many keys it removed.
+pub fn finish_purges(db: &sled::Db) -> Result<usize, sled::Error> {
+    let mut removed = 0;
+    for item in db.scan_prefix([records::CHECKPOINT]) {
+        let (k, v) = item?;
+        let Some(tenant) = records::key_id(&k).and_then(TenantId::new) else {
+            continue;
+        };
+        // Unreadable checkpoints fail the start in `check`, before this.
+        let Ok(cp) = decode::<Checkpoint>(&k, &v) else { continue };
+        let start = records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0);
+        let end = records::trail_bound(tenant, cp.at, cp.audit_id);
+        let left: Vec<(sled::IVec, sled::IVec)> = db.range(start..=end).collect::<Result<_, _>>()?;
+        for (tk, tv) in left {
+            db.remove(&tk)?;
+            removed += 1;
+            let seat = match decode::<TrailEntry>(&tk, &tv) {
+                Ok(TrailEntry::Seat { seat, .. }) => seat,
+                _ => continue,
+            };
+            let id = records::trail_key_parts(&tk).and_then(|(_, id)| crate::domain::AuditId::new(id));
+            if let Some(id) = id {
+                if db.remove(records::audit_key(seat, id))?.is_some() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// The checkpoint of a tenant's purged entries, if any were purged.
@@ -134,16 +175,19 @@ impl Store {
             let start = records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0);
             let end = records::trail_bound(tenant, upto.at, upto.id);
             loop {
-                let mut batch = sled::Batch::default();
+                // Keys to remove, in order: each trail key before its audit
+                // record, so a reader that finds a trail key finds its record.
+                let mut doomed: Vec<sled::IVec> = Vec::new();
                 let mut n = 0usize;
                 for item in self.db.range(start..=end).take(PURGE_CHUNK) {
                     let (k, v) = item.map_err(unavailable)?;
                     let (at, id) = records::trail_key_parts(&k).ok_or_else(|| internal("bad trail key"))?;
                     let entry: TrailEntry = decode(&k, &v).map_err(internal)?;
+                    doomed.push(k.clone());
                     match &entry {
                         TrailEntry::Seat { seat, .. } => {
                             let audit = crate::domain::AuditId::new(id).ok_or_else(|| internal("audit id 0"))?;
-                            batch.remove(&records::audit_key(*seat, audit));
+                            doomed.push(records::audit_key(*seat, audit).as_slice().into());
                             cp.purged += 1;
                         }
                         TrailEntry::Block { first_seat, .. } => {
@@ -158,7 +202,6 @@ impl Store {
                             cp.purged += block.count;
                         }
                     }
-                    batch.remove(k.as_ref());
                     cp.at = at;
                     cp.audit_id = id;
                     cp.hash = *entry.hash();
@@ -167,21 +210,32 @@ impl Store {
                 if n == 0 {
                     break;
                 }
-                batch.insert(&key(records::CHECKPOINT, tenant.get()), encode(&cp));
+                // The checkpoint is the commit point, written first: from then
+                // on every reader skips what it covers, and a start after a
+                // crash removes whatever it covers that is still there
+                // (`finish_purges`). Plain writes, never a sled `Batch`: the
+                // first batch would put every later write in the process
+                // behind sled's global lock (see BENCHMARKS.md).
                 self.writable()?;
-                self.db.apply_batch(batch).map_err(unavailable)?;
+                self.db
+                    .insert(key(records::CHECKPOINT, tenant.get()), encode(&cp))
+                    .map_err(unavailable)?;
+                self.writable()?;
+                for k in doomed {
+                    self.db.remove(k).map_err(unavailable)?;
+                }
                 seq = self.commit.wrote();
             }
             report.purged += cp.purged - before;
         }
         // Role events are not chained: exactly the exported keys go.
+        // Each is its own record: one cut short by a crash stays, and the
+        // next run exports it again rather than losing it.
         for chunk in role_events.chunks(PURGE_CHUNK) {
-            let mut batch = sled::Batch::default();
-            for k in chunk {
-                batch.remove(k.as_ref());
-            }
             self.writable()?;
-            self.db.apply_batch(batch).map_err(unavailable)?;
+            for k in chunk {
+                self.db.remove(k).map_err(unavailable)?;
+            }
             seq = self.commit.wrote();
             report.purged += chunk.len() as u64;
         }

@@ -55,6 +55,14 @@ impl<'q> TrailReader<'q> {
             iter: None,
             block: None,
         };
+        // What retention purged is gone, even while (or after a crash cut
+        // short) its keys are being removed.
+        let purged = super::retain::purged_through(db, tenant)?;
+        if let Some(through) = purged {
+            if bound_key(&lower) <= &through {
+                lower = Bound::Excluded(through);
+            }
+        }
         if let Some(after) = query.after {
             let at = records::trail_bound(tenant, after.at, after.id);
             match query.order {
@@ -67,8 +75,11 @@ impl<'q> TrailReader<'q> {
                     let from = records::trail_bound(tenant, after.at, 0);
                     if let Some(item) = db.range(from..=at).next_back() {
                         let (k, v) = item.map_err(unavailable)?;
+                        let live = purged.is_none_or(|through| k.as_ref() > through.as_slice());
                         if let TrailEntry::Block { first_seat, .. } = decode(&k, &v).map_err(corrupt)? {
-                            reader.block = Some(reader.run(first_seat)?);
+                            if live {
+                                reader.block = Some(reader.run(first_seat)?);
+                            }
                         }
                     }
                 }

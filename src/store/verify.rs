@@ -2,6 +2,8 @@
 //! (which is write order), recomputing each link from the stored records.
 //! The first entry whose link does not match is named; nothing is written.
 
+use std::ops::Bound;
+
 use serde::Serialize;
 
 use crate::domain::{Id, SeatId, TenantId, Timestamp};
@@ -75,7 +77,14 @@ pub fn walk(db: &sled::Db, tenant: TenantId, head: Option<Hash>) -> Result<Chain
             reason,
         }),
     };
-    for item in db.scan_prefix(records::trail_prefix(tenant)) {
+    // Keys the checkpoint covers may remain while a purge runs or after a
+    // crash cut one short: the chain goes on from the checkpoint.
+    let start = match checkpoint {
+        Some(cp) => Bound::Excluded(records::trail_bound(tenant, cp.at, cp.audit_id)),
+        None => Bound::Included(records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0)),
+    };
+    let end = Bound::Included(records::trail_bound(tenant, Timestamp::from_micros(i64::MAX), u64::MAX));
+    for item in db.range((start, end)) {
         let (k, v) = item?;
         let Some((at, id)) = records::trail_key_parts(&k) else {
             return Ok(bad(

@@ -165,3 +165,80 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
     assert_eq!(trail(&app, s).await.len(), 1);
     assert_eq!(exports(&app).len(), 2);
 }
+
+/// Trail keys (and the seat audit records they name) still on disk for a
+/// tenant, read from the stopped server's store directly.
+async fn trail_keys_on_disk(dir: &std::path::Path, tenant: u64) -> usize {
+    // The stopped server's sled may take a moment to release its lock.
+    for _ in 0..500 {
+        if let Ok(db) = sled::Config::new().path(dir).open() {
+            let mut prefix = vec![b'X'];
+            prefix.extend_from_slice(&tenant.to_be_bytes());
+            return db.scan_prefix(prefix).count();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the store at {} stayed locked", dir.display());
+}
+
+#[tokio::test]
+async fn a_purge_cut_short_after_its_checkpoint_hides_what_it_covers_and_the_next_start_finishes_it() {
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seats = app.purchase(s, 3).await;
+    assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
+    assert_eq!(app.reclaim(seats[0], None).await.status, 200);
+    assert_eq!(trail(&app, s).await.len(), 5);
+    assert_eq!(app.audit(seats[0]).await.len(), 3);
+    let dir = app.stop().await;
+    let on_disk_before = trail_keys_on_disk(&dir.path().join("data"), s).await;
+    assert_eq!(on_disk_before, 3, "a purchase block and two seat changes");
+
+    // The purge at start writes its checkpoint (one write), then every
+    // removal fails: the store is left as a crash between them would leave it.
+    let faults = Arc::new(Faults::none());
+    faults.fail_writes_after(1);
+    let app = TestApp::spawn_with_faults(dir, |st| st.audit.retention_days = Some(0), Arc::clone(&faults)).await;
+    let mut v = verify(&app, s).await;
+    for _ in 0..250 {
+        if v["purged_entries"] == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        v = verify(&app, s).await;
+    }
+    assert_eq!(
+        v,
+        json!({"tenant_id": s, "entries": 0, "purged_entries": 5, "intact": true, "first_bad_entry": null})
+    );
+    assert_eq!(trail(&app, s).await, Vec::<Value>::new());
+    assert_eq!(app.audit(seats[0]).await, Vec::<Value>::new());
+    faults.heal_writes();
+    let dir = app.stop().await;
+    assert_eq!(
+        trail_keys_on_disk(&dir.path().join("data"), s).await,
+        3,
+        "the removals failed, so the covered keys are still there"
+    );
+
+    // The next start removes them; nothing visible changes, and the trail
+    // goes on from the checkpoint.
+    let app = with_retention(dir, None).await;
+    assert_eq!(verify(&app, s).await["intact"], true);
+    assert_eq!(trail(&app, s).await, Vec::<Value>::new());
+    assert_eq!(app.allocate(seats[1], "l2").await.status, 200);
+    let v = verify(&app, s).await;
+    assert_eq!(
+        (v["entries"].clone(), v["purged_entries"].clone(), v["intact"].clone()),
+        (json!(1), json!(5), json!(true)),
+        "{v}"
+    );
+    assert_eq!(app.summary(s).await["assigned_seats"], 1);
+    let dir = app.stop().await;
+    assert_eq!(
+        trail_keys_on_disk(&dir.path().join("data"), s).await,
+        1,
+        "only the new entry"
+    );
+}
