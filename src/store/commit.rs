@@ -45,6 +45,10 @@ struct Pending {
     /// flusher can sleep on the condvar without missing a wake-up.
     written: u64,
     stopping: bool,
+    /// The flusher is waiting on the condvar: only then does a write need to
+    /// wake it (a notify is a futex syscall, and while a flush runs, the
+    /// flusher looks at `written` again before it sleeps).
+    idle: bool,
 }
 
 pub struct GroupCommit {
@@ -95,7 +99,9 @@ impl GroupCommit {
     pub fn wrote(&self) -> u64 {
         let mut p = self.lock();
         p.written += 1;
-        self.wake.notify_one();
+        if p.idle {
+            self.wake.notify_one();
+        }
         p.written
     }
 
@@ -168,7 +174,9 @@ impl GroupCommit {
             let (upto, stopping) = {
                 let mut p = self.lock();
                 while p.written == flushed && !p.stopping {
+                    p.idle = true;
                     p = self.wake.wait(p).unwrap_or_else(PoisonError::into_inner);
+                    p.idle = false;
                 }
                 (p.written, p.stopping)
             };
