@@ -244,23 +244,11 @@ fn main() {
 
         for &conns in conn_counts.iter().filter(|_| phase("summary")) {
             let path = summary_req(school).path;
-            let (mut ceiling, mut summary) = (Total::default(), Total::default());
-            for round in 0..rounds {
-                for part in order(round) {
-                    let disk = disk_written();
-                    if part == 0 {
-                        if !no_ceiling {
-                            let run = drive(addr, conns, WARMUP, slice, 200, health).await;
-                            ceiling.add(run, disk_written() - disk);
-                        }
-                    } else {
-                        let path = path.clone();
-                        let next = move |_: usize, _: u64| Some(Req::get(path.clone()));
-                        let run = drive(addr, conns, WARMUP, slice, 200, next).await;
-                        summary.add(run, disk_written() - disk);
-                    }
-                }
-            }
+            let next = || {
+                let path = path.clone();
+                move |_: usize, _: u64| Some(Req::get(path.clone()))
+            };
+            let (ceiling, summary) = interleaved(addr, conns, rounds, slice, no_ceiling, 200, next).await;
             push_pair(&mut rows, conns, "GET /seats/summary", ceiling, summary);
         }
 
@@ -270,26 +258,14 @@ fn main() {
         if phase("refused") && !held.is_empty() {
             let conns = 64;
             let held = Arc::new(std::mem::take(&mut held));
-            let (mut ceiling, mut refused) = (Total::default(), Total::default());
-            for round in 0..rounds {
-                for part in order(round) {
-                    let disk = disk_written();
-                    if part == 0 {
-                        if !no_ceiling {
-                            let run = drive(addr, conns, WARMUP, slice, 200, health).await;
-                            ceiling.add(run, disk_written() - disk);
-                        }
-                    } else {
-                        let held = Arc::clone(&held);
-                        let next = move |c: usize, i: u64| {
-                            let seat = held[(c * 7919 + i as usize) % held.len()];
-                            Some(allocate_req(seat, &format!("refused-{c}-{i}")))
-                        };
-                        let run = drive(addr, conns, WARMUP, slice, 400, next).await;
-                        refused.add(run, disk_written() - disk);
-                    }
+            let next = || {
+                let held = Arc::clone(&held);
+                move |c: usize, i: u64| {
+                    let seat = held[(c * 7919 + i as usize) % held.len()];
+                    Some(allocate_req(seat, &format!("refused-{c}-{i}")))
                 }
-            }
+            };
+            let (ceiling, refused) = interleaved(addr, conns, rounds, slice, no_ceiling, 400, next).await;
             push_pair(
                 &mut rows,
                 conns,
@@ -435,6 +411,40 @@ fn main() {
         }
     );
     println!("whole bench: {:.1} s", total.as_secs_f64());
+}
+
+/// `rounds` rounds of one `/health` slice (unless `no_ceiling`) and one
+/// slice of the requests `next()` makes, in alternating order, each
+/// expecting `expect`: (the ceiling, the endpoint).
+async fn interleaved<F>(
+    addr: SocketAddr,
+    conns: usize,
+    rounds: usize,
+    slice: Duration,
+    no_ceiling: bool,
+    expect: u16,
+    next: impl Fn() -> F,
+) -> (Total, Total)
+where
+    F: Fn(usize, u64) -> Option<Req> + Send + Sync + 'static,
+{
+    let health = |_: usize, _: u64| Some(Req::get("/health"));
+    let (mut ceiling, mut measured) = (Total::default(), Total::default());
+    for round in 0..rounds {
+        for part in order(round) {
+            let disk = disk_written();
+            if part == 0 {
+                if !no_ceiling {
+                    let run = drive(addr, conns, WARMUP, slice, 200, health).await;
+                    ceiling.add(run, disk_written() - disk);
+                }
+            } else {
+                let run = drive(addr, conns, WARMUP, slice, expect, next()).await;
+                measured.add(run, disk_written() - disk);
+            }
+        }
+    }
+    (ceiling, measured)
 }
 
 /// Slice order in a round: `/health` first in even rounds, last in odd ones.

@@ -44,14 +44,21 @@ async fn purged(app: &TestApp, tenant: u64) {
     panic!("tenant {tenant}'s trail was not purged");
 }
 
-#[tokio::test]
-async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
-    let app = TestApp::spawn().await;
+/// A district and a school with three seats, one of them allocated and
+/// reclaimed: five trail entries in the school. Returns (district, school, seats).
+async fn school_with_history(app: &TestApp) -> (u64, u64, Vec<u64>) {
     let d = app.district("D").await;
     let s = app.school(d, "S").await;
     let seats = app.purchase(s, 3).await;
     assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
     assert_eq!(app.reclaim(seats[0], None).await.status, 200);
+    (d, s, seats)
+}
+
+#[tokio::test]
+async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
+    let app = TestApp::spawn().await;
+    let (d, s, seats) = school_with_history(&app).await;
     app.purchase(d, 2).await;
     let r = app
         .post(
@@ -184,11 +191,7 @@ async fn trail_keys_on_disk(dir: &std::path::Path, tenant: u64) -> usize {
 #[tokio::test]
 async fn a_purge_cut_short_after_its_checkpoint_hides_what_it_covers_and_the_next_start_finishes_it() {
     let app = TestApp::spawn().await;
-    let d = app.district("D").await;
-    let s = app.school(d, "S").await;
-    let seats = app.purchase(s, 3).await;
-    assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
-    assert_eq!(app.reclaim(seats[0], None).await.status, 200);
+    let (_, s, seats) = school_with_history(&app).await;
     assert_eq!(trail(&app, s).await.len(), 5);
     assert_eq!(app.audit(seats[0]).await.len(), 3);
     let dir = app.stop().await;
