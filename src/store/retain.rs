@@ -58,9 +58,8 @@ pub fn purged_through(db: &sled::Db, tenant: TenantId) -> Result<Option<[u8; 25]
     Ok(checkpoint(db, tenant)?.map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id)))
 }
 
-/// Removes the keys a purge cut short left behind (see `Store::retain`):
-/// for each tenant with a checkpoint, every trail key up to it and the
-/// seat audit records those name. Returns how many keys it removed.
+/// Removes the keys a purge cut short left behind (see `Store::retain`),
+/// for every tenant with a checkpoint. Returns how many keys it removed.
 pub fn finish_purges(db: &sled::Db) -> Result<usize, sled::Error> {
     let mut removed = 0;
     for item in db.scan_prefix([records::CHECKPOINT]) {
@@ -70,21 +69,28 @@ pub fn finish_purges(db: &sled::Db) -> Result<usize, sled::Error> {
         };
         // Unreadable checkpoints fail the start in `check`, before this.
         let Ok(cp) = decode::<Checkpoint>(&k, &v) else { continue };
-        let start = records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0);
-        let end = records::trail_bound(tenant, cp.at, cp.audit_id);
-        let left: Vec<(sled::IVec, sled::IVec)> = db.range(start..=end).collect::<Result<_, _>>()?;
-        for (tk, tv) in left {
-            db.remove(&tk)?;
-            removed += 1;
-            let seat = match decode::<TrailEntry>(&tk, &tv) {
-                Ok(TrailEntry::Seat { seat, .. }) => seat,
-                _ => continue,
-            };
-            let id = records::trail_key_parts(&tk).and_then(|(_, id)| crate::domain::AuditId::new(id));
-            if let Some(id) = id {
-                if db.remove(records::audit_key(seat, id))?.is_some() {
-                    removed += 1;
-                }
+        removed += remove_covered(db, tenant, &cp)?;
+    }
+    Ok(removed)
+}
+
+/// Removes every trail key a tenant's checkpoint covers, and the seat audit
+/// records those name: what a purge cut short left (none otherwise).
+fn remove_covered(db: &sled::Db, tenant: TenantId, cp: &Checkpoint) -> Result<usize, sled::Error> {
+    let start = records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0);
+    let end = records::trail_bound(tenant, cp.at, cp.audit_id);
+    let left: Vec<(sled::IVec, sled::IVec)> = db.range(start..=end).collect::<Result<_, _>>()?;
+    let mut removed = 0;
+    for (tk, tv) in left {
+        db.remove(&tk)?;
+        removed += 1;
+        let Ok(TrailEntry::Seat { seat, .. }) = decode::<TrailEntry>(&tk, &tv) else {
+            continue;
+        };
+        let id = records::trail_key_parts(&tk).and_then(|(_, id)| crate::domain::AuditId::new(id));
+        if let Some(id) = id {
+            if db.remove(records::audit_key(seat, id))?.is_some() {
+                removed += 1;
             }
         }
     }
@@ -165,7 +171,14 @@ impl Store {
         // 2. Purge up to where each export reached, chunk by chunk.
         let mut seq = 0;
         for (tenant, upto) in reached {
-            let mut cp = checkpoint(&self.db, tenant)?.unwrap_or(Checkpoint {
+            let existing = checkpoint(&self.db, tenant)?;
+            // Keys an earlier purge covered but could not remove (a failed
+            // write) go first, uncounted: the checkpoint counted them.
+            if let Some(cp) = &existing {
+                self.writable()?;
+                remove_covered(&self.db, tenant, cp).map_err(unavailable)?;
+            }
+            let mut cp = existing.unwrap_or(Checkpoint {
                 at: Timestamp::from_micros(i64::MIN),
                 audit_id: 0,
                 hash: [0; 32],

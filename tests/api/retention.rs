@@ -245,3 +245,56 @@ async fn a_purge_cut_short_after_its_checkpoint_hides_what_it_covers_and_the_nex
         "only the new entry"
     );
 }
+
+/// The store of a stopped server, opened directly (its lock may take a
+/// moment to be released).
+async fn open_store(dir: &std::path::Path, faults: Arc<Faults>) -> Arc<tenant_service::store::Store> {
+    for _ in 0..500 {
+        if let Ok((store, _)) = tenant_service::store::Store::open_with(dir, Arc::clone(&faults)) {
+            return store;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the store at {} stayed locked", dir.display());
+}
+
+#[tokio::test]
+async fn a_purge_after_one_cut_short_removes_its_leftovers_without_counting_them_again() {
+    use tenant_service::domain::{Id, TenantId, Timestamp};
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seats = app.purchase(s, 3).await;
+    assert_eq!(app.allocate(seats[0], "l1").await.status, 200);
+    let between = Timestamp::now();
+    assert_eq!(app.reclaim(seats[0], None).await.status, 200);
+    let dir = app.stop().await;
+    let faults = Arc::new(Faults::none());
+    let store = open_store(&dir.path().join("data"), Arc::clone(&faults)).await;
+    let tenant = TenantId::new(s).unwrap_or_else(|| panic!("tenant id {s}"));
+    let exports = dir.path().join("exports");
+
+    // First run: purchase and allocation are old enough; the checkpoint
+    // (4 entries: 3 seats bought, 1 allocation) is written, the removals fail.
+    faults.fail_writes_after(1);
+    assert!(store.retain(between, &exports).is_err());
+    faults.heal_writes();
+    let report = store
+        .verify_chain(tenant, None)
+        .unwrap_or_else(|e| panic!("verify: {e}"));
+    assert_eq!((report.entries, report.purged_entries, report.intact), (1, 4, true));
+
+    // Second run: the reclaim too. The leftovers go, counted once.
+    let (done, seq) = store
+        .retain(Timestamp::now(), &exports)
+        .unwrap_or_else(|e| panic!("retain: {e}"));
+    store.durable(seq).await.unwrap_or_else(|e| panic!("durable: {e}"));
+    assert_eq!((done.exported, done.purged), (1, 1), "{done:?}");
+    let report = store
+        .verify_chain(tenant, None)
+        .unwrap_or_else(|e| panic!("verify: {e}"));
+    assert_eq!((report.entries, report.purged_entries, report.intact), (0, 5, true));
+    store.close();
+    drop(store);
+    assert_eq!(trail_keys_on_disk(&dir.path().join("data"), s).await, 0);
+}
