@@ -180,7 +180,6 @@ fn main() {
             bought: 0,
             buying: Duration::ZERO,
         };
-        let health = |_: usize, _: u64| Some(Req::get("/health"));
 
         // Allocations: every request a fresh seat (bought beforehand, outside
         // any measured window, with a wide margin) and a fresh learner.
@@ -197,30 +196,15 @@ fn main() {
                 .await;
             let list = Arc::new(std::mem::take(&mut seats.free));
             let cursor = Arc::new(AtomicUsize::new(0));
-            let (mut ceiling, mut alloc) = (Total::default(), Total::default());
-            let mut flushes = Flushes::default();
-            for round in 0..rounds {
-                for part in order(round) {
-                    let disk = disk_written();
-                    if part == 0 {
-                        if !no_ceiling {
-                            let run = drive(addr, conns, WARMUP, slice, 200, health).await;
-                            ceiling.add(run, disk_written() - disk);
-                        }
-                    } else {
-                        let (list, cursor, base) = (Arc::clone(&list), Arc::clone(&cursor), learners_used);
-                        let next = move |_: usize, _: u64| {
-                            let i = cursor.fetch_add(1, Ordering::Relaxed);
-                            let seat = *list.get(i)?;
-                            Some(allocate_req(seat, &format!("learner-{:08}", base + i)))
-                        };
-                        let before = Flushes::read(addr).await;
-                        let run = drive(addr, conns, WARMUP, slice, 200, next).await;
-                        alloc.add(run, disk_written() - disk);
-                        flushes.add(Flushes::read(addr).await.since(before));
-                    }
+            let next = || {
+                let (list, cursor, base) = (Arc::clone(&list), Arc::clone(&cursor), learners_used);
+                move |_: usize, _: u64| {
+                    let i = cursor.fetch_add(1, Ordering::Relaxed);
+                    let seat = *list.get(i)?;
+                    Some(allocate_req(seat, &format!("learner-{:08}", base + i)))
                 }
-            }
+            };
+            let (ceiling, alloc, flushes) = interleaved(addr, conns, rounds, slice, no_ceiling, 200, next).await;
             let used = cursor.load(Ordering::Relaxed).min(list.len());
             if used >= list.len() {
                 eprintln!("warning: allocate at {conns} connections ran out of seats");
@@ -230,7 +214,6 @@ fn main() {
             seats.free = list[used..].to_vec();
             allocated += alloc.run.all_ok;
             // The slice windows include warm-ups: flushes/s is over that time.
-            let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
             flush_rows.push(vec![
                 conns.to_string(),
                 f0(flushes.count / window),
@@ -248,7 +231,7 @@ fn main() {
                 let path = path.clone();
                 move |_: usize, _: u64| Some(Req::get(path.clone()))
             };
-            let (ceiling, summary) = interleaved(addr, conns, rounds, slice, no_ceiling, 200, next).await;
+            let (ceiling, summary, _) = interleaved(addr, conns, rounds, slice, no_ceiling, 200, next).await;
             push_pair(&mut rows, conns, "GET /seats/summary", ceiling, summary);
         }
 
@@ -265,7 +248,7 @@ fn main() {
                     Some(allocate_req(seat, &format!("refused-{c}-{i}")))
                 }
             };
-            let (ceiling, refused) = interleaved(addr, conns, rounds, slice, no_ceiling, 400, next).await;
+            let (ceiling, refused, _) = interleaved(addr, conns, rounds, slice, no_ceiling, 400, next).await;
             push_pair(
                 &mut rows,
                 conns,
@@ -415,7 +398,8 @@ fn main() {
 
 /// `rounds` rounds of one `/health` slice (unless `no_ceiling`) and one
 /// slice of the requests `next()` makes, in alternating order, each
-/// expecting `expect`: (the ceiling, the endpoint).
+/// expecting `expect`: (the ceiling, the endpoint, the group commit's work
+/// during the endpoint's slices, read from `/metrics` outside them).
 async fn interleaved<F>(
     addr: SocketAddr,
     conns: usize,
@@ -424,12 +408,12 @@ async fn interleaved<F>(
     no_ceiling: bool,
     expect: u16,
     next: impl Fn() -> F,
-) -> (Total, Total)
+) -> (Total, Total, Flushes)
 where
     F: Fn(usize, u64) -> Option<Req> + Send + Sync + 'static,
 {
     let health = |_: usize, _: u64| Some(Req::get("/health"));
-    let (mut ceiling, mut measured) = (Total::default(), Total::default());
+    let (mut ceiling, mut measured, mut flushes) = (Total::default(), Total::default(), Flushes::default());
     for round in 0..rounds {
         for part in order(round) {
             let disk = disk_written();
@@ -439,12 +423,14 @@ where
                     ceiling.add(run, disk_written() - disk);
                 }
             } else {
+                let before = Flushes::read(addr).await;
                 let run = drive(addr, conns, WARMUP, slice, expect, next()).await;
                 measured.add(run, disk_written() - disk);
+                flushes.add(Flushes::read(addr).await.since(before));
             }
         }
     }
-    (ceiling, measured)
+    (ceiling, measured, flushes)
 }
 
 /// Slice order in a round: `/health` first in even rounds, last in odd ones.
