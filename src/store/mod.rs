@@ -182,6 +182,7 @@ impl Store {
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
         check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
         check::<records::Checkpoint>(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
+        check::<records::RolePurge>(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
 
         // sled's flush ends in sync_file_range, which neither flushes the
         // disk's write cache nor the file's metadata (sled issue #1452); an
@@ -248,7 +249,11 @@ impl Store {
 
     /// A tenant's role grants and deactivations, oldest first.
     pub fn role_events(&self, tenant: TenantId) -> Result<Vec<RoleEvent>, Error> {
-        self.tenant_records(records::ROLE_EVENT, tenant)
+        // Events a purge covers may be there while it runs.
+        let purged = retain::role_purge(&self.db, tenant)?;
+        let mut events: Vec<RoleEvent> = self.tenant_records(records::ROLE_EVENT, tenant)?;
+        events.retain(|e| purged.is_none_or(|before| e.created_at >= before));
+        Ok(events)
     }
 
     /// Every record of a kind keyed by tenant first, in key order.
@@ -488,32 +493,46 @@ fn restore_followers(
     blocks: &[BlockEntry],
     roles: &[RoleEntry],
 ) -> Result<usize, sled::Error> {
-    let mut purged_upto: HashMap<TenantId, u64> = HashMap::new();
-    let mut horizon = |tenant: TenantId| -> Result<u64, sled::Error> {
-        if let Some(&id) = purged_upto.get(&tenant) {
-            return Ok(id);
-        }
-        let id = db
-            .get(key(records::CHECKPOINT, tenant.get()))?
-            .and_then(|v| decode::<records::Checkpoint>(&[records::CHECKPOINT], &v).ok())
-            .map_or(0, |c| c.audit_id);
-        purged_upto.insert(tenant, id);
-        Ok(id)
+    // The trail position each tenant's retention purged through: a follower
+    // at or before it was purged, not lost. Compared as positions (time,
+    // then id): a block's trail key carries its first audit id.
+    let mut purged_through: HashMap<TenantId, Option<(Timestamp, u64)>> = HashMap::new();
+    let mut purged = |tenant: TenantId, at: Timestamp, id: u64| -> Result<bool, sled::Error> {
+        let through = match purged_through.get(&tenant) {
+            Some(&through) => through,
+            None => {
+                let through = db
+                    .get(key(records::CHECKPOINT, tenant.get()))?
+                    .and_then(|v| decode::<records::Checkpoint>(&[records::CHECKPOINT], &v).ok())
+                    .map(|c| (c.at, c.audit_id));
+                purged_through.insert(tenant, through);
+                through
+            }
+        };
+        Ok(through.is_some_and(|t| (at, id) <= t))
     };
     let mut followers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for (seat, entry) in seats {
-        if entry.last_audit.id.get() > horizon(entry.tenant)? {
+        let a = &entry.last_audit;
+        if !purged(entry.tenant, a.created_at, a.id.get())? {
             followers.extend(entry.as_ref().followers(*seat));
         }
     }
     for entry in blocks {
-        if entry.block.first_audit.get() + entry.block.count > horizon(entry.block.tenant_id)? + 1 {
+        let b = &entry.block;
+        if !purged(b.tenant_id, b.created_at, b.first_audit.get())? {
             followers.extend(entry.as_ref().followers());
         }
     }
     for entry in roles {
         let e = &entry.last_event;
-        followers.push((records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e)));
+        let purged_before = db
+            .get(key(records::ROLE_PURGE, e.tenant_id.get()))?
+            .and_then(|v| decode::<records::RolePurge>(&[records::ROLE_PURGE], &v).ok())
+            .map(|p| p.before);
+        if purged_before.is_none_or(|before| e.created_at >= before) {
+            followers.push((records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e)));
+        }
     }
     let mut restored = 0;
     for (k, v) in followers {

@@ -115,6 +115,18 @@ pub struct Checkpoint {
     pub purged: u64,
 }
 
+/// How far a tenant's role events were purged (`key(ROLE_PURGE, tenant)`).
+pub const ROLE_PURGE: u8 = b'P';
+
+/// Every role event of the tenant created before `before` was exported and
+/// purged. Written before the events are removed: readers skip what it
+/// covers, start-up removes any it covers that a crash kept, and a role's
+/// last event is not restored from the role's record when it covers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolePurge {
+    pub before: Timestamp,
+}
+
 /// A tenant's day snapshot: tenant, then the day (days since 1970-01-01,
 /// sign flipped so that keys sort like days).
 pub fn history_key(tenant: TenantId, day: i64) -> [u8; 17] {

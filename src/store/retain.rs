@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, RoleEvent, TenantId, Timestamp, TrailPos};
 use crate::error::Error;
 
-use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, TrailEntry};
+use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, RolePurge, TrailEntry};
 use super::trail::TrailReader;
 use super::{unavailable, Seq, Store};
 
@@ -52,14 +52,20 @@ pub struct RetainReport {
     pub file: Option<PathBuf>,
 }
 
+/// Whether a tenant's retention checkpoint covers the trail position (at, id).
+pub fn covers(db: &sled::Db, tenant: TenantId, at: Timestamp, id: u64) -> Result<bool, Error> {
+    Ok(checkpoint(db, tenant)?.is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id)))
+}
+
 /// The trail key of the last entry a tenant's retention purged: readers
 /// start after it (keys it covers may outlive a crash until the next start).
 pub fn purged_through(db: &sled::Db, tenant: TenantId) -> Result<Option<[u8; 25]>, Error> {
     Ok(checkpoint(db, tenant)?.map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id)))
 }
 
-/// Removes the keys a purge cut short left behind (see `Store::retain`),
-/// for every tenant with a checkpoint. Returns how many keys it removed.
+/// Removes the keys a purge cut short left behind (see `Store::retain`):
+/// trail and audit keys a checkpoint covers, role events a role-purge mark
+/// covers. Returns how many keys it removed.
 pub fn finish_purges(db: &sled::Db) -> Result<usize, sled::Error> {
     let mut removed = 0;
     for item in db.scan_prefix([records::CHECKPOINT]) {
@@ -70,6 +76,20 @@ pub fn finish_purges(db: &sled::Db) -> Result<usize, sled::Error> {
         // Unreadable checkpoints fail the start in `check`, before this.
         let Ok(cp) = decode::<Checkpoint>(&k, &v) else { continue };
         removed += remove_covered(db, tenant, &cp)?;
+    }
+    for item in db.scan_prefix([records::ROLE_PURGE]) {
+        let (k, v) = item?;
+        let Some(tenant) = records::key_id(&k) else { continue };
+        let Ok(mark) = decode::<RolePurge>(&k, &v) else {
+            continue;
+        };
+        for event in db.scan_prefix(key(records::ROLE_EVENT, tenant)) {
+            let (ek, ev) = event?;
+            if decode::<RoleEvent>(&ek, &ev).is_ok_and(|e| e.created_at < mark.before) {
+                db.remove(&ek)?;
+                removed += 1;
+            }
+        }
     }
     Ok(removed)
 }
@@ -82,17 +102,15 @@ fn remove_covered(db: &sled::Db, tenant: TenantId, cp: &Checkpoint) -> Result<us
     let left: Vec<(sled::IVec, sled::IVec)> = db.range(start..=end).collect::<Result<_, _>>()?;
     let mut removed = 0;
     for (tk, tv) in left {
-        db.remove(&tk)?;
-        removed += 1;
-        let Ok(TrailEntry::Seat { seat, .. }) = decode::<TrailEntry>(&tk, &tv) else {
-            continue;
-        };
+        // The audit record first, as in `Store::retain`.
         let id = records::trail_key_parts(&tk).and_then(|(_, id)| crate::domain::AuditId::new(id));
-        if let Some(id) = id {
+        if let (Ok(TrailEntry::Seat { seat, .. }), Some(id)) = (decode::<TrailEntry>(&tk, &tv), id) {
             if db.remove(records::audit_key(seat, id))?.is_some() {
                 removed += 1;
             }
         }
+        db.remove(&tk)?;
+        removed += 1;
     }
     Ok(removed)
 }
@@ -153,12 +171,14 @@ impl Store {
             .map_err(|e| internal(format!("cannot create {}: {e}", path.display())))?;
         let mut writer = std::io::BufWriter::new(file);
         let mut reached: Vec<(TenantId, TrailPos)> = Vec::new();
-        let mut role_events = Vec::new();
+        let mut role_events: Vec<(TenantId, Vec<sled::IVec>)> = Vec::new();
         for &tenant in &tenants {
             let exported = export_tenant(&self.db, tenant, &query, &mut writer)?;
             report.exported += exported.lines;
             reached.extend(exported.last.map(|pos| (tenant, pos)));
-            role_events.extend(exported.role_events);
+            if !exported.role_events.is_empty() {
+                role_events.push((tenant, exported.role_events));
+            }
         }
         // The export is on disk (file and its name) before anything is purged.
         let file = writer.into_inner().map_err(|e| internal(e.into_error()))?;
@@ -188,15 +208,16 @@ impl Store {
             let start = records::trail_bound(tenant, Timestamp::from_micros(i64::MIN), 0);
             let end = records::trail_bound(tenant, upto.at, upto.id);
             loop {
-                // Keys to remove, in order: each trail key before its audit
-                // record, so a reader that finds a trail key finds its record.
+                // Keys to remove, in order: each audit record before its trail
+                // key, so that a crash between them leaves the trail key,
+                // through which the next start finds and removes both (a
+                // reader that meets it finds the checkpoint covering it).
                 let mut doomed: Vec<sled::IVec> = Vec::new();
                 let mut n = 0usize;
                 for item in self.db.range(start..=end).take(PURGE_CHUNK) {
                     let (k, v) = item.map_err(unavailable)?;
                     let (at, id) = records::trail_key_parts(&k).ok_or_else(|| internal("bad trail key"))?;
                     let entry: TrailEntry = decode(&k, &v).map_err(internal)?;
-                    doomed.push(k.clone());
                     match &entry {
                         TrailEntry::Seat { seat, .. } => {
                             let audit = crate::domain::AuditId::new(id).ok_or_else(|| internal("audit id 0"))?;
@@ -215,6 +236,7 @@ impl Store {
                             cp.purged += block.count;
                         }
                     }
+                    doomed.push(k.clone());
                     cp.at = at;
                     cp.audit_id = id;
                     cp.hash = *entry.hash();
@@ -241,33 +263,49 @@ impl Store {
             }
             report.purged += cp.purged - before;
         }
-        // Role events are not chained: exactly the exported keys go.
-        // Each is its own record: one cut short by a crash stays, and the
-        // next run exports it again rather than losing it.
-        for chunk in role_events.chunks(PURGE_CHUNK) {
+        // Role events are not chained: the exported ones go, after the
+        // tenant's role-purge mark (the commit point, as the checkpoint is
+        // for the trail): every event before the horizon was exported.
+        for (tenant, keys) in role_events {
+            let before = role_purge(&self.db, tenant)?.map_or(horizon, |b| b.max(horizon));
             self.writable()?;
-            for k in chunk {
+            self.db
+                .insert(key(records::ROLE_PURGE, tenant.get()), encode(&RolePurge { before }))
+                .map_err(unavailable)?;
+            for k in &keys {
                 self.db.remove(k).map_err(unavailable)?;
             }
             seq = self.commit.wrote();
-            report.purged += chunk.len() as u64;
+            report.purged += keys.len() as u64;
         }
         Ok((report, seq))
     }
 }
 
 /// A tenant's role events created before `horizon` (they are few: grants
-/// and deactivations), with their keys.
+/// and deactivations), with their keys; none an earlier purge covered.
 fn old_role_events(db: &sled::Db, tenant: TenantId, horizon: Timestamp) -> Result<Vec<(sled::IVec, RoleEvent)>, Error> {
+    let purged = role_purge(db, tenant)?;
     let mut out = Vec::new();
     for item in db.scan_prefix(key(records::ROLE_EVENT, tenant.get())) {
         let (k, v) = item.map_err(unavailable)?;
         let event: RoleEvent = decode(&k, &v).map_err(internal)?;
-        if event.created_at < horizon {
+        if event.created_at < horizon && purged.is_none_or(|before| event.created_at >= before) {
             out.push((k, event));
         }
     }
     Ok(out)
+}
+
+/// Before when a tenant's role events were purged, if ever.
+pub fn role_purge(db: &sled::Db, tenant: TenantId) -> Result<Option<Timestamp>, Error> {
+    let k = key(records::ROLE_PURGE, tenant.get());
+    match db.get(k).map_err(unavailable)? {
+        None => Ok(None),
+        Some(v) => decode::<RolePurge>(&k, &v)
+            .map(|p| Some(p.before))
+            .map_err(|e| Error::Internal(e.into())),
+    }
 }
 
 /// Writes a tenant's audit entries that `query` selects, in trail order,

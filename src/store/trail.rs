@@ -182,9 +182,15 @@ impl<'q> TrailReader<'q> {
             match decode::<TrailEntry>(&k, &v).map_err(corrupt)? {
                 TrailEntry::Seat { seat, .. } => {
                     let Some(audit) = self.audit(seat, id)? else {
-                        // Purged (with its trail key, in one batch) since
-                        // the iterator read the key: as if never seen.
-                        if self.db.contains_key(&k).map_err(unavailable)? {
+                        // Purged since the iterator read the key (a purge
+                        // removes the record, then the trail key, after
+                        // writing the checkpoint): as if never seen.
+                        let tenant = records::key_id(&k).and_then(TenantId::new);
+                        let purged = match tenant {
+                            Some(t) => super::retain::covers(&self.db, t, at, id)?,
+                            None => false,
+                        };
+                        if !purged && self.db.contains_key(&k).map_err(unavailable)? {
                             return Err(corrupt(format!(
                                 "trail entry {} names a missing audit record",
                                 records::show_key(&k)

@@ -144,6 +144,11 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
     let dir = app.stop().await;
     let app = with_retention(dir, None).await;
     assert_eq!(verify(&app, s).await["intact"], true);
+    assert_eq!(
+        app.get(&format!("/api/v1/roles/events?tenantId={s}")).await.body,
+        json!([]),
+        "a restart does not bring back a purged role event (the role's last one)"
+    );
     assert_eq!(app.reclaim(seats[2], None).await.status, 200);
     let v = verify(&app, s).await;
     assert_eq!(
@@ -155,9 +160,20 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
 
     // A second purge adds to the checkpoint and writes a second export.
     let dir = app.stop().await;
+    assert_eq!(
+        trail_keys_on_disk(&dir.path().join("data"), d).await,
+        0,
+        "a restart does not bring back the district's purged purchase (its last purged entry)"
+    );
     let app = with_retention(dir, Some(0)).await;
     purged(&app, s).await;
-    assert_eq!(exports(&app).len(), 2);
+    let files = exports(&app);
+    assert_eq!(files.len(), 2);
+    let second = std::fs::read_to_string(&files[1]).unwrap_or_default();
+    assert!(
+        !second.contains("role_event"),
+        "a role event is exported (and counted) once: {second}"
+    );
     let v = verify(&app, s).await;
     assert_eq!(
         (v["entries"].clone(), v["purged_entries"].clone(), v["intact"].clone()),
