@@ -14,6 +14,11 @@
 //!    spawn → first `GET /health` answered 200, spawn → first
 //!    `GET /api/v1/seats/summary` answered 200 (checked: 1,000,000 seats,
 //!    100,000 assigned), and VmRSS from /proc/PID/status right after it.
+//!
+//! `BENCH_ALLOCATE=1000000` allocates every seat instead (a stored audit
+//! entry per seat; the build then takes about a minute).
+//! `BENCH_KEEP=1` keeps the built data dir (its path is printed), for
+//! profiling a start on it.
 
 mod common;
 
@@ -29,7 +34,15 @@ use common::{allocate_req, f0, f1, f2, proc_status_bytes, summary_req, table, Co
 const BLOCKS: u64 = 10;
 const BLOCK: u64 = 100_000;
 const SEATS: u64 = BLOCKS * BLOCK;
-const ALLOCATE: u64 = 100_000;
+/// Seats allocated before the restart (`BENCH_ALLOCATE`, 1 to 1,000,000;
+/// default 100,000): each writes a seat record, an audit entry and a trail key.
+fn allocate_count() -> u64 {
+    std::env::var("BENCH_ALLOCATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=SEATS).contains(n))
+        .unwrap_or(100_000)
+}
 const CONNS: usize = 64;
 
 struct Start {
@@ -77,7 +90,7 @@ fn stop_child(child: &mut Child) {
 }
 
 /// Starts the binary on `dir` and times its first answers.
-fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_of: Option<u64>) -> Start {
+fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_of: Option<(u64, u64)>) -> Start {
     let bin = env!("CARGO_BIN_EXE_tenant-service");
     let addr = free_port();
     let started = Instant::now();
@@ -136,7 +149,7 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
             }
         };
         let mut to_summary = None;
-        if let Some(tenant) = summary_of {
+        if let Some((tenant, allocated)) = summary_of {
             let (status, body) = conn
                 .call(summary_req(tenant))
                 .await
@@ -145,7 +158,7 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
             assert_eq!(status.as_u16(), 200, "{}", String::from_utf8_lossy(&body));
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
             assert_eq!(v["total_seats"].as_u64(), Some(SEATS), "{v}");
-            assert_eq!(v["assigned_seats"].as_u64(), Some(ALLOCATE), "{v}");
+            assert_eq!(v["assigned_seats"].as_u64(), Some(allocated), "{v}");
         }
         (to_health, to_summary)
     });
@@ -168,6 +181,7 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
 
 fn main() {
     let bench_started = Instant::now();
+    let allocate = allocate_count();
     let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let data = temp.path().join("data");
     let empty = temp.path().join("empty");
@@ -190,7 +204,7 @@ fn main() {
         let purchase_time = started.elapsed();
         let alloc = common::drive_all(addr, CONNS, 200, move |i| {
             // Every tenth seat, so allocations touch all ten blocks.
-            (i < ALLOCATE).then(|| allocate_req(first_seat + i * (SEATS / ALLOCATE), &format!("learner-{i:07}")))
+            (i < allocate).then(|| allocate_req(first_seat + i * (SEATS / allocate), &format!("learner-{i:07}")))
         })
         .await;
         (school, purchase_time, alloc)
@@ -208,7 +222,7 @@ fn main() {
             &client,
             &format!("1,000,000 seats, restart {n}"),
             &data,
-            Some(school),
+            Some((school, allocate)),
         ));
     }
     drop(client);
@@ -219,7 +233,7 @@ fn main() {
         common::cores(),
         SEATS,
         BLOCKS,
-        ALLOCATE
+        allocate
     );
     table(
         "Building the store in-process (real server, HTTP)",
@@ -232,7 +246,7 @@ fn main() {
                 "one request each, sequential".into(),
             ],
             vec![
-                format!("allocate {ALLOCATE}"),
+                format!("allocate {allocate}"),
                 f2(alloc.2.as_secs_f64()),
                 format!("{} req/s", f0(alloc.0 as f64 / alloc.2.as_secs_f64())),
                 format!("{CONNS} connections, {} errors", alloc.1),
@@ -293,5 +307,8 @@ fn main() {
             })
             .collect::<Vec<_>>(),
     );
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("data dir kept: {}", temp.keep().join("data").display());
+    }
     println!("whole bench: {:.1} s", bench_started.elapsed().as_secs_f64());
 }

@@ -5,7 +5,8 @@
 //! HTTP API on a listener until a shutdown future resolves. `main.rs` and the
 //! tests start the very same application.
 
-#![forbid(unsafe_code)]
+// No unsafe code, except the one audited call in `release_startup_memory`.
+#![deny(unsafe_code)]
 
 pub mod auth;
 pub mod config;
@@ -107,6 +108,7 @@ impl App {
             settings.mailbox_bound,
         )
         .map_err(StartError::Actors)?;
+        release_startup_memory();
         tracing::info!(
             tenants = recovery.tenants,
             seats = recovery.seats,
@@ -175,5 +177,18 @@ impl App {
         }
         tracing::info!("store flushed; bye");
         Ok(())
+    }
+}
+
+/// Hands the memory recovery used only while reading the store (every record
+/// decoded once, then dropped) back to the OS: glibc keeps freed memory in
+/// its arenas otherwise, and the resident size after a start would carry it
+/// for good (hundreds of MB at 1,000,000 allocated seats).
+#[allow(unsafe_code)]
+fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
