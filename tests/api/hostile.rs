@@ -30,7 +30,8 @@ struct Model {
 impl Model {
     /// Learns from an accepted (2xx) answer.
     fn learn(&mut self, method: &str, path: &str, body: &Value) {
-        let route = path.split('?').next().unwrap_or_default();
+        // The server takes a trailing slash as the same route.
+        let route = path.split('?').next().unwrap_or_default().trim_end_matches('/');
         let seat_change = |m: &mut Model, body: &Value| {
             if let Some(id) = body["id"].as_u64() {
                 if let Some(seat) = m.seats.get_mut(&id) {
