@@ -497,10 +497,8 @@ fn restore_followers(
         let through = match purged_through.get(&tenant) {
             Some(&through) => through,
             None => {
-                let through = db
-                    .get(key(records::CHECKPOINT, tenant.get()))?
-                    .and_then(|v| decode::<records::Checkpoint>(&[records::CHECKPOINT], &v).ok())
-                    .map(|c| (c.at, c.audit_id));
+                let through =
+                    tenant_record::<records::Checkpoint>(db, records::CHECKPOINT, tenant)?.map(|c| (c.at, c.audit_id));
                 purged_through.insert(tenant, through);
                 through
             }
@@ -546,10 +544,8 @@ fn restore_followers(
     }
     for entry in roles {
         let e = &entry.last_event;
-        let purged_before = db
-            .get(key(records::ROLE_PURGE, e.tenant_id.get()))?
-            .and_then(|v| decode::<records::RolePurge>(&[records::ROLE_PURGE], &v).ok())
-            .map(|p| p.before);
+        let purged_before =
+            tenant_record::<records::RolePurge>(db, records::ROLE_PURGE, e.tenant_id)?.map(|p| p.before);
         if purged_before.is_none_or(|before| e.created_at >= before) {
             followers.push((records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e)));
         }
@@ -705,10 +701,7 @@ fn check_and_recent(
         let through = match purged_through.get(&tenant) {
             Some(&through) => through,
             None => {
-                let through = db
-                    .get(key(records::CHECKPOINT, tenant.get()))
-                    .map_err(ScanError::Sled)?
-                    .and_then(|v| decode::<records::Checkpoint>(&[records::CHECKPOINT], &v).ok())
+                let through = tenant_record::<records::Checkpoint>(db, records::CHECKPOINT, tenant)?
                     .map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id));
                 purged_through.insert(tenant, through);
                 through
@@ -776,6 +769,18 @@ fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T
 }
 
 /// Decodes every record of a kind and keeps none (one at a time in memory).
+/// A tenant's record of `kind` (retention checkpoint, role-purge mark), if
+/// there is a readable one: start-up `check`s stop on unreadable ones.
+fn tenant_record<T: serde::de::DeserializeOwned>(
+    db: &sled::Db,
+    kind: u8,
+    tenant: TenantId,
+) -> Result<Option<T>, sled::Error> {
+    Ok(db
+        .get(key(kind, tenant.get()))?
+        .and_then(|v| decode::<T>(&[kind], &v).ok()))
+}
+
 fn check<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<(), ScanError> {
     for item in db.scan_prefix([kind]) {
         let (k, v) = item.map_err(ScanError::Sled)?;
