@@ -86,18 +86,7 @@ struct Total {
 
 impl Total {
     fn add(&mut self, run: Run, disk: u64) {
-        let t = &mut self.run;
-        t.ok += run.ok;
-        t.errors += run.errors;
-        t.all_ok += run.all_ok;
-        t.elapsed += run.elapsed;
-        t.cpu += run.cpu;
-        t.latencies.extend(run.latencies);
-        for s in run.error_samples {
-            if t.error_samples.len() < 3 {
-                t.error_samples.push(s);
-            }
-        }
+        self.run.absorb(run);
         self.disk += disk;
     }
 

@@ -333,6 +333,21 @@ pub struct Run {
 }
 
 impl Run {
+    /// Adds another run's counts, times and latencies (unsorted) to this one.
+    pub fn absorb(&mut self, other: Run) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.all_ok += other.all_ok;
+        self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
+        self.latencies.extend(other.latencies);
+        for s in other.error_samples {
+            if self.error_samples.len() < 3 {
+                self.error_samples.push(s);
+            }
+        }
+    }
+
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -451,16 +466,8 @@ where
         ..Run::default()
     };
     for t in tasks {
-        let r = t.await.unwrap_or_else(|e| panic!("load task: {e}"));
-        total.ok += r.ok;
-        total.errors += r.errors;
-        total.all_ok += r.all_ok;
-        total.latencies.extend(r.latencies);
-        for s in r.error_samples {
-            if total.error_samples.len() < 3 {
-                total.error_samples.push(s);
-            }
-        }
+        // A task's run carries no time of its own: the window is the total's.
+        total.absorb(t.await.unwrap_or_else(|e| panic!("load task: {e}")));
     }
     total.latencies.sort_unstable();
     total

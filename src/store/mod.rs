@@ -150,7 +150,14 @@ impl Store {
         if finished > 0 {
             tracing::warn!(keys = finished, "finished a retention purge a crash cut short");
         }
-        let restored = restore_followers(&db, &seats, &blocks, &roles).map_err(|e| e.into_open(dir))?;
+        // Retention's marks: what each tenant's purges covered (decoding them
+        // all here is also their start-up check).
+        let checkpoints: HashMap<TenantId, records::Checkpoint> =
+            tenant_map(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
+        let role_purges: HashMap<TenantId, records::RolePurge> =
+            tenant_map(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
+        let restored = restore_followers(&db, &seats, &blocks, &roles, &checkpoints, &role_purges)
+            .map_err(|e| e.into_open(dir))?;
         if restored > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
             tracing::warn!(restored, "restored trail entries of the last changes before a crash");
@@ -162,7 +169,7 @@ impl Store {
             .collect::<Result<_, ScanError>>()
             .map_err(|e| e.into_open(dir))?;
         let since = Timestamp::from_micros(Timestamp::now().micros() - RECENT.as_micros() as i64);
-        let recent = check_and_recent(&db, since, &tenants, &blocks).map_err(|e| e.into_open(dir))?;
+        let recent = check_and_recent(&db, since, &tenants, &blocks, &checkpoints).map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
             recent,
             thresholds: scan(&db, records::THRESHOLD).map_err(|e| e.into_open(dir))?,
@@ -177,8 +184,6 @@ impl Store {
         // reason: a corrupt record must stop the start.
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
         check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
-        check::<records::Checkpoint>(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
-        check::<records::RolePurge>(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
 
         // sled's flush ends in sync_file_range, which neither flushes the
         // disk's write cache nor the file's metadata (sled issue #1452); an
@@ -488,22 +493,16 @@ fn restore_followers(
     seats: &[(SeatId, SeatRecord)],
     blocks: &[BlockEntry],
     roles: &[RoleEntry],
+    checkpoints: &HashMap<TenantId, records::Checkpoint>,
+    role_purges: &HashMap<TenantId, records::RolePurge>,
 ) -> Result<usize, ScanError> {
-    // The trail position each tenant's retention purged through: a follower
-    // at or before it was purged, not lost. Compared as positions (time,
-    // then id): a block's trail key carries its first audit id.
-    let mut purged_through: HashMap<TenantId, Option<(Timestamp, u64)>> = HashMap::new();
-    let mut purged = |tenant: TenantId, at: Timestamp, id: u64| -> Result<bool, sled::Error> {
-        let through = match purged_through.get(&tenant) {
-            Some(&through) => through,
-            None => {
-                let through =
-                    tenant_record::<records::Checkpoint>(db, records::CHECKPOINT, tenant)?.map(|c| (c.at, c.audit_id));
-                purged_through.insert(tenant, through);
-                through
-            }
-        };
-        Ok(through.is_some_and(|t| (at, id) <= t))
+    // A follower at or before the trail position a tenant's retention purged
+    // through was purged, not lost. Compared as positions (time, then id): a
+    // block's trail key carries its first audit id.
+    let purged = |tenant: TenantId, at: Timestamp, id: u64| {
+        checkpoints
+            .get(&tenant)
+            .is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id))
     };
     // Only a tenant's latest seat change can have lost its followers: its
     // actor writes each change's keys one after another, and sled recovers
@@ -532,21 +531,22 @@ fn restore_followers(
         // A corrupt entry stops the start, like any unreadable record.
         let entry: SeatEntry = decode(&k, &v).map_err(ScanError::Decode)?;
         let a = &entry.last_audit;
-        if !purged(entry.tenant, a.created_at, a.id.get())? {
+        if !purged(entry.tenant, a.created_at, a.id.get()) {
             followers.extend(entry.as_ref().followers(seat));
         }
     }
     for entry in blocks {
         let b = &entry.block;
-        if !purged(b.tenant_id, b.created_at, b.first_audit.get())? {
+        if !purged(b.tenant_id, b.created_at, b.first_audit.get()) {
             followers.extend(entry.as_ref().followers());
         }
     }
     for entry in roles {
         let e = &entry.last_event;
-        let purged_before =
-            tenant_record::<records::RolePurge>(db, records::ROLE_PURGE, e.tenant_id)?.map(|p| p.before);
-        if purged_before.is_none_or(|before| e.created_at >= before) {
+        if role_purges
+            .get(&e.tenant_id)
+            .is_none_or(|mark| e.created_at >= mark.before)
+        {
             followers.push((records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e)));
         }
     }
@@ -662,6 +662,7 @@ fn check_and_recent(
     since: Timestamp,
     tenants: &[Tenant],
     blocks: &[BlockEntry],
+    checkpoints: &HashMap<TenantId, records::Checkpoint>,
 ) -> Result<RecentChanges, ScanError> {
     let corrupt = |k: &[u8], reason: &str| {
         ScanError::Decode(DecodeError::Corrupt {
@@ -686,7 +687,10 @@ fn check_and_recent(
     let block_seats: HashMap<SeatId, u64> = blocks.iter().map(|b| (b.block.first_seat, b.block.count)).collect();
     // Start-up removed what a purge cut short left (`finish_purges`), but a
     // checkpoint-covered key is never counted either way.
-    let mut purged_through: HashMap<TenantId, Option<[u8; 25]>> = HashMap::new();
+    let purged_through: HashMap<TenantId, [u8; 25]> = checkpoints
+        .iter()
+        .map(|(t, cp)| (*t, records::trail_bound(*t, cp.at, cp.audit_id)))
+        .collect();
     let mut out: RecentChanges = tenants.iter().map(|t| (t.id, Vec::new())).collect();
     for item in db.scan_prefix([records::TRAIL]) {
         let (k, v) = item.map_err(ScanError::Sled)?;
@@ -698,16 +702,7 @@ fn check_and_recent(
         let tenant = records::key_id(&k)
             .and_then(TenantId::new)
             .ok_or_else(|| corrupt(&k, "bad key"))?;
-        let through = match purged_through.get(&tenant) {
-            Some(&through) => through,
-            None => {
-                let through = tenant_record::<records::Checkpoint>(db, records::CHECKPOINT, tenant)?
-                    .map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id));
-                purged_through.insert(tenant, through);
-                through
-            }
-        };
-        if through.is_some_and(|t| k.as_ref() <= t.as_slice()) {
+        if purged_through.get(&tenant).is_some_and(|t| k.as_ref() <= t.as_slice()) {
             continue;
         }
         let change = match entry {
@@ -768,19 +763,24 @@ fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T
         .collect()
 }
 
-/// Decodes every record of a kind and keeps none (one at a time in memory).
-/// A tenant's record of `kind` (retention checkpoint, role-purge mark), if
-/// there is a readable one: start-up `check`s stop on unreadable ones.
-fn tenant_record<T: serde::de::DeserializeOwned>(
-    db: &sled::Db,
-    kind: u8,
-    tenant: TenantId,
-) -> Result<Option<T>, sled::Error> {
-    Ok(db
-        .get(key(kind, tenant.get()))?
-        .and_then(|v| decode::<T>(&[kind], &v).ok()))
+/// Every record of a kind keyed by tenant alone (`key(kind, tenant)`), by
+/// tenant. A corrupt one stops the start.
+fn tenant_map<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<HashMap<TenantId, T>, ScanError> {
+    db.scan_prefix([kind])
+        .map(|item| {
+            let (k, v) = item?;
+            let tenant = records::key_id(&k).and_then(TenantId::new).ok_or_else(|| {
+                ScanError::Decode(DecodeError::Corrupt {
+                    key: records::show_key(&k),
+                    reason: "bad key".into(),
+                })
+            })?;
+            Ok((tenant, decode(&k, &v).map_err(ScanError::Decode)?))
+        })
+        .collect()
 }
 
+/// Decodes every record of a kind and keeps none (one at a time in memory).
 fn check<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<(), ScanError> {
     for item in db.scan_prefix([kind]) {
         let (k, v) = item.map_err(ScanError::Sled)?;
