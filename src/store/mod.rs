@@ -152,10 +152,14 @@ impl Store {
         }
         // Retention's marks: what each tenant's purges covered (decoding them
         // all here is also their start-up check).
-        let checkpoints: HashMap<TenantId, records::Checkpoint> =
-            tenant_map(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
-        let role_purges: HashMap<TenantId, records::RolePurge> =
-            tenant_map(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
+        let checkpoints: HashMap<TenantId, records::Checkpoint> = scan_keyed(&db, records::CHECKPOINT)
+            .map_err(|e| e.into_open(dir))?
+            .into_iter()
+            .collect();
+        let role_purges: HashMap<TenantId, records::RolePurge> = scan_keyed(&db, records::ROLE_PURGE)
+            .map_err(|e| e.into_open(dir))?
+            .into_iter()
+            .collect();
         let restored = restore_followers(&db, &seats, &blocks, &roles, &checkpoints, &role_purges)
             .map_err(|e| e.into_open(dir))?;
         if restored > 0 {
@@ -763,23 +767,6 @@ fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T
         .collect()
 }
 
-/// Every record of a kind keyed by tenant alone (`key(kind, tenant)`), by
-/// tenant. A corrupt one stops the start.
-fn tenant_map<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<HashMap<TenantId, T>, ScanError> {
-    db.scan_prefix([kind])
-        .map(|item| {
-            let (k, v) = item?;
-            let tenant = records::key_id(&k).and_then(TenantId::new).ok_or_else(|| {
-                ScanError::Decode(DecodeError::Corrupt {
-                    key: records::show_key(&k),
-                    reason: "bad key".into(),
-                })
-            })?;
-            Ok((tenant, decode(&k, &v).map_err(ScanError::Decode)?))
-        })
-        .collect()
-}
-
 /// Decodes every record of a kind and keeps none (one at a time in memory).
 fn check<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<(), ScanError> {
     for item in db.scan_prefix([kind]) {
@@ -789,11 +776,12 @@ fn check<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<(), 
     Ok(())
 }
 
-fn scan_keyed<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<(SeatId, T)>, ScanError> {
+/// Every record of a kind keyed by one id (`key(kind, id)`), with its id.
+fn scan_keyed<I: Id, T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<(I, T)>, ScanError> {
     db.scan_prefix([kind])
         .map(|item| {
             let (k, v) = item.map_err(ScanError::Sled)?;
-            let id = records::key_id(&k).and_then(SeatId::new).ok_or_else(|| {
+            let id = records::key_id(&k).and_then(I::new).ok_or_else(|| {
                 ScanError::Decode(DecodeError::Corrupt {
                     key: records::show_key(&k),
                     reason: "bad key".into(),
