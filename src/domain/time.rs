@@ -19,6 +19,16 @@ impl Timestamp {
         self.0
     }
 
+    /// Minutes since the Unix epoch (floored, also before 1970).
+    pub fn minute(self) -> i64 {
+        self.0.div_euclid(60_000_000)
+    }
+
+    /// The first instant of `minute` (as counted by `minute`).
+    pub fn minute_start(minute: i64) -> Self {
+        Self(minute.saturating_mul(60_000_000))
+    }
+
     /// An RFC 3339 time with an offset (`2026-09-01T08:00:00Z`, `...+02:00`).
     pub fn parse_rfc3339(field: &str, raw: &str) -> Result<Self, crate::error::Error> {
         DateTime::parse_from_rfc3339(raw.trim())

@@ -18,7 +18,7 @@ pub type MinuteCounts = [u64; 3];
 
 /// Minutes since the Unix epoch (floored, also before 1970).
 pub fn minute_of(at: Timestamp) -> i64 {
-    at.micros().div_euclid(60_000_000)
+    at.minute()
 }
 
 #[derive(Debug, Default)]

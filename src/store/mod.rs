@@ -10,6 +10,7 @@ mod export;
 mod faults;
 pub mod records;
 mod retain;
+mod startup;
 mod trail;
 mod verify;
 
@@ -29,7 +30,7 @@ pub use export::{export_dir, ExportError};
 pub use faults::Faults;
 use records::{
     decode, encode, key, BlockEntry, BlockEntryRef, BlockRecord, DaySnapshot, DecodeError, Hash, RoleEntry,
-    RoleEntryRef, SeatEntry, SeatEntryRef, SeatRecord, TrailEntry,
+    RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry,
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
@@ -140,12 +141,6 @@ impl Store {
                 *lease = Lease { next: upto, upto };
             }
         }
-        let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
-        // Only the record that leads each seat's entry (bincode reads the
-        // leading fields and leaves the rest): decoding every entry's last
-        // audit too cost ~1 s per 1,000,000 changed seats at start.
-        let seats: Vec<(SeatId, SeatRecord)> = scan_keyed(&db, records::SEAT).map_err(|e| e.into_open(dir))?;
-        let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         let finished = retain::finish_purges(&db).map_err(open_err)?;
         if finished > 0 {
             tracing::warn!(keys = finished, "finished a retention purge a crash cut short");
@@ -160,20 +155,39 @@ impl Store {
             .map_err(|e| e.into_open(dir))?
             .into_iter()
             .collect();
-        let restored = restore_followers(&db, &seats, &blocks, &roles, &checkpoints, &role_purges)
+        let purged = startup::Purged(&checkpoints);
+        let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
+        let since = Timestamp::from_micros(Timestamp::now().micros() - RECENT.as_micros() as i64);
+        // The four long scans read disjoint key ranges: the audit and trail
+        // checks run on their own threads while this one reads the records
+        // memory holds. Nothing is written until all four are done.
+        let (roles, seats, audits, trail) = std::thread::scope(|s| {
+            let audits = s.spawn(|| startup::check_audits(&db, since, &blocks, &purged));
+            let trail = s.spawn(|| startup::check_trail(&db, &blocks));
+            let roles: Result<Vec<RoleEntry>, ScanError> = scan(&db, records::ROLE);
+            // Only the record that leads each seat's entry (bincode reads the
+            // leading fields and leaves the rest): decoding every entry's last
+            // audit too cost ~1 s per 1,000,000 changed seats at start.
+            let seats: Result<Vec<(SeatId, SeatRecord)>, ScanError> = scan_keyed(&db, records::SEAT);
+            (roles, seats, joined(audits), joined(trail))
+        });
+        let roles = roles.map_err(|e| e.into_open(dir))?;
+        let seats = seats.map_err(|e| e.into_open(dir))?;
+        let mut recent = audits.map_err(|e| e.into_open(dir))?;
+        trail.map_err(|e| e.into_open(dir))?;
+        let restored = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges, &mut recent)
             .map_err(|e| e.into_open(dir))?;
         if restored > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
             tracing::warn!(restored, "restored trail entries of the last changes before a crash");
         }
+        let recent = recent.merge(startup::purchases(&blocks, since, &purged)).into_changes();
         let tenants: Vec<Tenant> = scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?;
         let heads = tenants
             .iter()
             .filter_map(|t| chain_head(&db, t.id).transpose().map(|h| h.map(|h| (t.id, h))))
             .collect::<Result<_, ScanError>>()
             .map_err(|e| e.into_open(dir))?;
-        let since = Timestamp::from_micros(Timestamp::now().micros() - RECENT.as_micros() as i64);
-        let recent = check_and_recent(&db, since, &tenants, &blocks, &checkpoints).map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
             recent,
             thresholds: scan(&db, records::THRESHOLD).map_err(|e| e.into_open(dir))?,
@@ -183,9 +197,9 @@ impl Store {
             seats,
             heads,
         };
-        // Audit and trail records were checked with the recent stats; the
-        // other kinds not needed in memory are checked here, for the same
-        // reason: a corrupt record must stop the start.
+        // Audit and trail records were checked by their passes; the other
+        // kinds not needed in memory are checked here, for the same reason:
+        // a corrupt record must stop the start.
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
         check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
 
@@ -489,79 +503,9 @@ impl Flush for Disk {
     }
 }
 
-/// Writes the keys that follow a commit point when a crash came between them
-/// (see `put_transition`), except those a retention run has purged since.
-/// Returns how many it wrote.
-fn restore_followers(
-    db: &sled::Db,
-    seats: &[(SeatId, SeatRecord)],
-    blocks: &[BlockEntry],
-    roles: &[RoleEntry],
-    checkpoints: &HashMap<TenantId, records::Checkpoint>,
-    role_purges: &HashMap<TenantId, records::RolePurge>,
-) -> Result<usize, ScanError> {
-    // A follower at or before the trail position a tenant's retention purged
-    // through was purged, not lost. Compared as positions (time, then id): a
-    // block's trail key carries its first audit id.
-    let purged = |tenant: TenantId, at: Timestamp, id: u64| {
-        checkpoints
-            .get(&tenant)
-            .is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id))
-    };
-    // Only a tenant's latest seat change can have lost its followers: its
-    // actor writes each change's keys one after another, and sled recovers
-    // a prefix of its log, so a later commit point present means every key
-    // written before it is present too. (Checking every seat cost a sled
-    // read per seat at each start: seconds at 1,000,000 allocated seats.)
-    // A seat record's `updated_at` is its last audit entry's time, and an
-    // actor's clock never repeats a time: the latest change of a tenant is
-    // its seat with the greatest `updated_at` (all of them, were two equal).
-    let mut latest: HashMap<TenantId, (Timestamp, Vec<SeatId>)> = HashMap::new();
-    for (seat, record) in seats {
-        let at = record.updated_at;
-        let slot = latest.entry(record.tenant_id).or_insert((at, Vec::new()));
-        if at > slot.0 {
-            *slot = (at, vec![*seat]);
-        } else if at == slot.0 {
-            slot.1.push(*seat);
-        }
-    }
-    let mut followers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    for seat in latest.into_values().flat_map(|(_, seats)| seats) {
-        let k = key(records::SEAT, seat.get());
-        let Some(v) = db.get(k)? else {
-            continue;
-        };
-        // A corrupt entry stops the start, like any unreadable record.
-        let entry: SeatEntry = decode(&k, &v).map_err(ScanError::Decode)?;
-        let a = &entry.last_audit;
-        if !purged(entry.tenant, a.created_at, a.id.get()) {
-            followers.extend(entry.as_ref().followers(seat));
-        }
-    }
-    for entry in blocks {
-        let b = &entry.block;
-        if !purged(b.tenant_id, b.created_at, b.first_audit.get()) {
-            followers.extend(entry.as_ref().followers());
-        }
-    }
-    for entry in roles {
-        let e = &entry.last_event;
-        if role_purges
-            .get(&e.tenant_id)
-            .is_none_or(|mark| e.created_at >= mark.before)
-        {
-            followers.push((records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e)));
-        }
-    }
-    let mut restored = 0;
-    for (k, v) in followers {
-        if !db.contains_key(&k)? {
-            db.insert(k, v)?;
-            restored += 1;
-        }
-    }
-    Ok(restored)
+/// A scoped thread's result; its panic, if it panicked, goes on here.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn unavailable<E: std::fmt::Display>(e: E) -> Error {
@@ -653,80 +597,6 @@ fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
 
 /// Each tenant's seat transitions of a recent window: when, what, how many seats.
 pub type RecentChanges = HashMap<TenantId, Vec<(Timestamp, Transition, u64)>>;
-
-/// Checks every audit and trail record (a corrupt or unknown-version one
-/// stops the start: otherwise it would surface later as a failed audit read,
-/// or never) and, in the same two sequential passes, collects each tenant's
-/// transitions since `since` for the per-minute stats: when, what, how many
-/// seats. A changed seat's kind is in its audit record; reading those as the
-/// audit pass goes, instead of one read per recent trail entry, saved ~3 s
-/// of a start with 1,000,000 recent allocations.
-fn check_and_recent(
-    db: &sled::Db,
-    since: Timestamp,
-    tenants: &[Tenant],
-    blocks: &[BlockEntry],
-    checkpoints: &HashMap<TenantId, records::Checkpoint>,
-) -> Result<RecentChanges, ScanError> {
-    let corrupt = |k: &[u8], reason: &str| {
-        ScanError::Decode(DecodeError::Corrupt {
-            key: records::show_key(k),
-            reason: reason.into(),
-        })
-    };
-    // Audit ids are unique in the store: the kind of each recent change.
-    let mut kinds: HashMap<u64, Transition> = HashMap::new();
-    for item in db.scan_prefix([records::AUDIT]) {
-        let (k, v) = item.map_err(ScanError::Sled)?;
-        let audit: Audit = decode(&k, &v).map_err(ScanError::Decode)?;
-        if audit.created_at >= since {
-            let kind = if audit.new_state == crate::domain::SeatState::Free {
-                Transition::Reclaim
-            } else {
-                Transition::Allocate
-            };
-            kinds.insert(audit.id.get(), kind);
-        }
-    }
-    let block_seats: HashMap<SeatId, u64> = blocks.iter().map(|b| (b.block.first_seat, b.block.count)).collect();
-    // Start-up removed what a purge cut short left (`finish_purges`), but a
-    // checkpoint-covered key is never counted either way.
-    let purged_through: HashMap<TenantId, [u8; 25]> = checkpoints
-        .iter()
-        .map(|(t, cp)| (*t, records::trail_bound(*t, cp.at, cp.audit_id)))
-        .collect();
-    let mut out: RecentChanges = tenants.iter().map(|t| (t.id, Vec::new())).collect();
-    for item in db.scan_prefix([records::TRAIL]) {
-        let (k, v) = item.map_err(ScanError::Sled)?;
-        let entry: TrailEntry = decode(&k, &v).map_err(ScanError::Decode)?;
-        let (at, id) = records::trail_key_parts(&k).ok_or_else(|| corrupt(&k, "bad key"))?;
-        if at < since {
-            continue;
-        }
-        let tenant = records::key_id(&k)
-            .and_then(TenantId::new)
-            .ok_or_else(|| corrupt(&k, "bad key"))?;
-        if purged_through.get(&tenant).is_some_and(|t| k.as_ref() <= t.as_slice()) {
-            continue;
-        }
-        let change = match entry {
-            TrailEntry::Block { first_seat, .. } => {
-                let count = block_seats
-                    .get(&first_seat)
-                    .ok_or_else(|| corrupt(&k, "names a missing block"))?;
-                (at, Transition::Purchase, *count)
-            }
-            TrailEntry::Seat { .. } => {
-                let kind = kinds
-                    .get(&id)
-                    .ok_or_else(|| corrupt(&k, "names a missing audit record"))?;
-                (at, *kind, 1)
-            }
-        };
-        out.entry(tenant).or_default().push(change);
-    }
-    Ok(out)
-}
 
 /// A tenant's last trail entry: one reverse seek.
 fn chain_head(db: &sled::Db, tenant: TenantId) -> Result<Option<ChainHead>, ScanError> {
