@@ -57,6 +57,10 @@ pub enum StartError {
 pub enum ServeError {
     #[error("the store failed to flush to disk; stopped so nothing unsafe is acknowledged")]
     StoreFailed,
+    /// The history pass found a corrupt or unknown-version audit or trail
+    /// record: the same line a start refused for it would print.
+    #[error(transparent)]
+    Corrupt(store::OpenError),
 }
 
 /// Audit retention: at start, then every hour.
@@ -142,11 +146,21 @@ impl App {
             body_limit: self.settings.max_body_bytes,
         });
         let engine = Arc::clone(&self.engine);
-        let (store_failed_tx, mut store_failed_rx) = tokio::sync::oneshot::channel();
+        let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel();
+        // The history pass runs while the service answers (see
+        // `Engine::check_history`); a corrupt record it finds stops the
+        // service like a failed flush, with the line a refused start prints.
         let stop = async move {
+            let checked = async {
+                match engine.check_history().await {
+                    Ok(()) => std::future::pending().await,
+                    Err(e) => e,
+                }
+            };
             tokio::select! {
                 () = shutdown => {}
-                () = engine.store().failed() => { let _ = store_failed_tx.send(()); }
+                () = engine.store().failed() => { let _ = failed_tx.send(ServeError::StoreFailed); }
+                e = checked => { let _ = failed_tx.send(ServeError::Corrupt(e)); }
             }
         };
         if let Ok(addr) = listener.local_addr() {
@@ -172,8 +186,8 @@ impl App {
         }
         tracing::info!("stopped accepting; in-flight requests finished");
         self.engine.stop();
-        if store_failed_rx.try_recv().is_ok() {
-            return Err(ServeError::StoreFailed);
+        if let Ok(e) = failed_rx.try_recv() {
+            return Err(e);
         }
         tracing::info!("store flushed; bye");
         Ok(())

@@ -8,6 +8,7 @@ mod access;
 mod actor;
 mod arbiters;
 mod directory;
+mod learners;
 mod mailbox;
 pub mod pool;
 mod router;
@@ -161,6 +162,20 @@ pub struct Engine {
     /// thread): a walk never sees a purge half done, and `stop` waits for a
     /// purge in progress before the store closes.
     retention: Arc<std::sync::Mutex<()>>,
+    /// The per-minute stats from before this process started, once the
+    /// history pass (`check_history`) has counted them.
+    past_stats: tokio::sync::watch::Sender<PastStats>,
+    /// Set by `stop`: a history pass still running gives up.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Where the history pass is: stats wait for it, and answer 503 if it failed
+/// (the service is stopping then).
+#[derive(Debug, Clone)]
+enum PastStats {
+    Counting,
+    Counted(Arc<HashMap<TenantId, MinuteStats>>),
+    Failed,
 }
 
 /// Starts tenant actors (spread over the arbiters) and enters their tenants
@@ -221,7 +236,6 @@ impl Engine {
             blocks,
             seats,
             heads,
-            mut recent,
             thresholds,
         } = recovered;
         let thresholds: HashMap<TenantId, Percent> = thresholds
@@ -236,6 +250,17 @@ impl Engine {
             router.insert(block.first_seat, block.count, block.tenant_id);
             if let Some(pool) = pools.get_mut(&block.tenant_id) {
                 pool.add_block(block);
+            }
+        }
+        // Room in each learner index for every seat restored (nearly all
+        // hold a learner): no rehash while a million seats go in.
+        let mut held: HashMap<TenantId, usize> = HashMap::new();
+        for (_, record) in &seats {
+            *held.entry(record.tenant_id).or_default() += 1;
+        }
+        for (tenant, n) in held {
+            if let Some(pool) = pools.get_mut(&tenant) {
+                pool.reserve_learners(n);
             }
         }
         for (seat, record) in seats {
@@ -271,13 +296,9 @@ impl Engine {
             let pool = pools.remove(&tenant.id).unwrap_or_else(|| SeatPool::new(tenant.id));
             let restored = Restored {
                 head: heads.get(&tenant.id).copied(),
-                stats: {
-                    let mut stats = MinuteStats::default();
-                    for (at, kind, n) in recent.remove(&tenant.id).unwrap_or_default() {
-                        stats.record(kind, at, n);
-                    }
-                    stats
-                },
+                // What happens from now on; what happened before comes from
+                // the history pass (`check_history`).
+                stats: MinuteStats::default(),
                 threshold: thresholds.get(&tenant.id).copied(),
             };
             spawner.register(&directory, tenant, pool, 0, restored);
@@ -304,6 +325,8 @@ impl Engine {
                 spawner,
                 metrics,
                 retention: Arc::default(),
+                past_stats: tokio::sync::watch::Sender::new(PastStats::Counting),
+                stopping: Arc::default(),
             },
             report,
         ))
@@ -311,6 +334,8 @@ impl Engine {
 
     /// Stops every actor. In-flight requests must have finished first.
     pub fn stop(&self) {
+        // First, so that a history pass holding the retention lock lets go.
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(self.retention.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         self.spawner.arbiters.stop();
         self.store.close();
@@ -318,6 +343,72 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The history pass (`Store::check_history`), on a blocking thread: every
+    /// audit and trail record decoded, and the per-minute stats of the last
+    /// day rebuilt from them. Called once the service answers; stats wait
+    /// for it. An error means a corrupt record: the caller stops the service.
+    pub async fn check_history(&self) -> Result<(), crate::store::OpenError> {
+        let started = Instant::now();
+        let store = Arc::clone(&self.store);
+        let lock = Arc::clone(&self.retention);
+        let stop = Arc::clone(&self.stopping);
+        let since = Timestamp::from_micros(Timestamp::now().micros() - crate::store::RECENT.as_micros() as i64);
+        let counted = tokio::task::spawn_blocking(move || {
+            // A purge would move entries out from under the count.
+            let _purging = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            store.check_history(since, &stop)
+        })
+        .await;
+        match counted {
+            Ok(Ok(changes)) => {
+                let stats = changes
+                    .into_iter()
+                    .map(|(tenant, changes)| {
+                        let mut stats = MinuteStats::default();
+                        for (at, kind, n) in changes {
+                            stats.record(kind, at, n);
+                        }
+                        (tenant, stats)
+                    })
+                    .collect();
+                self.past_stats.send_replace(PastStats::Counted(Arc::new(stats)));
+                tracing::info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "checked every audit and trail record; per-minute stats restored"
+                );
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.past_stats.send_replace(PastStats::Failed);
+                Err(e)
+            }
+            Err(join) => {
+                self.past_stats.send_replace(PastStats::Failed);
+                match join.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // Cancelled: only when the runtime shuts down.
+                    Err(_) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The per-minute stats from before this process started, once counted.
+    async fn past_stats(&self) -> Result<Arc<HashMap<TenantId, MinuteStats>>, Error> {
+        let mut rx = self.past_stats.subscribe();
+        let state = rx
+            .wait_for(|h| !matches!(h, PastStats::Counting))
+            .await
+            .map(|h| h.clone())
+            .unwrap_or(PastStats::Failed);
+        match state {
+            PastStats::Counted(stats) => Ok(stats),
+            PastStats::Counting | PastStats::Failed => Err(Error::StoreUnavailable(anyhow::anyhow!(
+                "the audit history could not be read; the service is stopping"
+            ))),
+        }
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -550,13 +641,20 @@ impl Engine {
         if let Some(entry) = self.directory.tenants.get(&tenant) {
             scope.extend(entry.children.iter().copied());
         }
+        let past = self.past_stats().await?;
         let now = Timestamp::now();
         let to = stats::minute_of(now);
         let from = to - minutes + 1;
         let mut merged: std::collections::BTreeMap<i64, stats::MinuteCounts> = Default::default();
         for t in scope {
             let Some(actor) = self.directory.actor(t) else { continue };
-            for (minute, counts) in self.ask(&actor, actor::Stats { from, to }).await? {
+            let before = past.get(&t).map(|h| h.between(from, to)).unwrap_or_default();
+            for (minute, counts) in self
+                .ask(&actor, actor::Stats { from, to })
+                .await?
+                .into_iter()
+                .chain(before)
+            {
                 let sum = merged.entry(minute).or_default();
                 for (s, c) in sum.iter_mut().zip(counts) {
                     *s += c;

@@ -11,6 +11,8 @@ use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState, TenantId, Timestamp}
 use crate::error::{Error, Missing};
 use crate::store::records::{BlockRecord, SeatRecord};
 
+use super::learners::LearnerIndex;
+
 /// One seat's mutable state. Identity (id, tenant, created_at) lives in its block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -97,7 +99,7 @@ pub struct SeatPool {
     /// Sorted by first seat id (ids only grow, so pushing keeps the order).
     blocks: Vec<Block>,
     /// Who holds a non-free seat here: rule 1 (one seat per learner per tenant).
-    learners: HashMap<LearnerId, SeatId>,
+    learners: LearnerIndex,
     /// Kept in step with every `set`, so a summary never scans seats.
     counts: Counts,
 }
@@ -107,7 +109,7 @@ impl SeatPool {
         SeatPool {
             tenant,
             blocks: Vec::new(),
-            learners: HashMap::new(),
+            learners: LearnerIndex::default(),
             counts: Counts::default(),
         }
     }
@@ -156,7 +158,7 @@ impl SeatPool {
         if before.state != SeatState::Free {
             return Err(Error::SeatUnavailable(before.state));
         }
-        if self.learners.contains_key(&learner) {
+        if self.learners.get(&learner, |s| learner_at(&self.blocks, s)).is_some() {
             return Err(Error::LearnerHasSeat);
         }
         let after = Slot {
@@ -187,6 +189,12 @@ impl SeatPool {
     /// Makes a change that the store has accepted.
     pub fn apply(&mut self, change: SeatChange) {
         self.set(change.seat, change.after);
+    }
+
+    /// Makes room in the learner index for `n` more learners.
+    pub fn reserve_learners(&mut self, n: usize) {
+        let blocks = &self.blocks;
+        self.learners.reserve(n, |s| learner_at(blocks, s));
     }
 
     /// Restores a seat's stored state on start.
@@ -235,13 +243,13 @@ impl SeatPool {
         let new = &self.blocks[block].slots[index];
         *self.counts.slot_mut(old.state) -= 1;
         *self.counts.slot_mut(new.state) += 1;
+        // Slot first, then the index: it finds learners through the slots.
         if let Some(l) = &old.learner {
-            if self.learners.get(l) == Some(&seat) {
-                self.learners.remove(l);
-            }
+            self.learners.remove(l, seat);
         }
         if let Some(l) = &new.learner {
-            self.learners.insert(l.clone(), seat);
+            let blocks = &self.blocks;
+            self.learners.insert(l, seat, |s| learner_at(blocks, s));
         }
     }
 
@@ -269,7 +277,15 @@ impl SeatPool {
         if counted != self.counts {
             return Err(format!("counters {:?} but the slots count {counted:?}", self.counts));
         }
-        let indexed: HashMap<&LearnerId, SeatId> = self.learners.iter().map(|(l, s)| (l, *s)).collect();
+        let mut indexed: HashMap<&LearnerId, SeatId> = HashMap::new();
+        for seat in self.learners.seats() {
+            let l =
+                learner_at(&self.blocks, seat).ok_or_else(|| format!("seat {seat} is indexed but has no learner"))?;
+            if self.learners.get(l, |s| learner_at(&self.blocks, s)) != Some(seat) {
+                return Err(format!("learner {l:?} of seat {seat} is not found through the index"));
+            }
+            indexed.insert(l, seat);
+        }
         if indexed != holders {
             return Err(format!("learner index {indexed:?} but the seats say {holders:?}"));
         }
@@ -283,15 +299,23 @@ impl SeatPool {
     }
 
     fn locate(&self, seat: SeatId) -> Option<(usize, usize)> {
-        let block = self
-            .blocks
-            .partition_point(|b| b.record.first_seat <= seat)
-            .checked_sub(1)?;
-        let record = &self.blocks[block].record;
-        record
-            .contains(seat)
-            .then(|| (block, (seat.get() - record.first_seat.get()) as usize))
+        locate(&self.blocks, seat)
     }
+}
+
+/// Which block holds `seat`, and where in it.
+fn locate(blocks: &[Block], seat: SeatId) -> Option<(usize, usize)> {
+    let block = blocks.partition_point(|b| b.record.first_seat <= seat).checked_sub(1)?;
+    let record = &blocks[block].record;
+    record
+        .contains(seat)
+        .then(|| (block, (seat.get() - record.first_seat.get()) as usize))
+}
+
+/// The learner `seat`'s slot holds: what the learner index reads.
+fn learner_at(blocks: &[Block], seat: SeatId) -> Option<&LearnerId> {
+    let (block, index) = locate(blocks, seat)?;
+    blocks[block].slots[index].learner.as_ref()
 }
 
 fn view(tenant: TenantId, id: SeatId, block: &BlockRecord, slot: &Slot) -> Seat {

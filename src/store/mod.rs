@@ -16,6 +16,7 @@ mod verify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -71,9 +72,6 @@ pub struct Recovered {
     pub seats: Vec<(SeatId, SeatRecord)>,
     /// Where each tenant's audit trail ends (tenants with an empty trail: absent).
     pub heads: HashMap<TenantId, ChainHead>,
-    /// Each tenant's seat transitions of the last `RECENT` (for per-minute
-    /// stats): when, what, how many seats.
-    pub recent: RecentChanges,
     pub thresholds: Vec<Threshold>,
 }
 
@@ -113,6 +111,11 @@ pub struct Store {
     /// One lease per id space. A std mutex: held for an increment, and for one
     /// small sled insert when a lease runs out; never across an await.
     leases: [Mutex<Lease>; 5],
+    /// Audit ids below this were handed out before this process opened the
+    /// store: the entries `check_history` counts (the actors count the rest).
+    audit_ids_at_open: u64,
+    /// The data dir, named by `check_history`'s errors.
+    dir: PathBuf,
 }
 
 impl Store {
@@ -157,31 +160,16 @@ impl Store {
             .collect();
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
-        let since = Timestamp::from_micros(Timestamp::now().micros() - RECENT.as_micros() as i64);
-        // The four long scans read disjoint key ranges: the audit and trail
-        // checks run on their own threads while this one reads the records
-        // memory holds. Nothing is written until all four are done.
-        let (roles, seats, audits, trail) = std::thread::scope(|s| {
-            let audits = s.spawn(|| startup::check_audits(&db, since, &blocks, &purged));
-            let trail = s.spawn(|| startup::check_trail(&db, &blocks));
-            let roles: Result<Vec<RoleEntry>, ScanError> = scan(&db, records::ROLE);
-            // Only the record that leads each seat's entry (bincode reads the
-            // leading fields and leaves the rest): decoding every entry's last
-            // audit too cost ~1 s per 1,000,000 changed seats at start.
-            let seats: Result<Vec<(SeatId, SeatRecord)>, ScanError> = scan_keyed(&db, records::SEAT);
-            (roles, seats, joined(audits), joined(trail))
-        });
-        let roles = roles.map_err(|e| e.into_open(dir))?;
-        let seats = seats.map_err(|e| e.into_open(dir))?;
-        let mut recent = audits.map_err(|e| e.into_open(dir))?;
-        trail.map_err(|e| e.into_open(dir))?;
-        let restored = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges, &mut recent)
+        let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
+        // Decoding every entry's last audit too cost ~1 s per 1,000,000
+        // changed seats at start: only the seat record is read.
+        let seats = startup::scan_seats(&db, &blocks).map_err(|e| e.into_open(dir))?;
+        let restored = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges)
             .map_err(|e| e.into_open(dir))?;
         if restored > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
             tracing::warn!(restored, "restored trail entries of the last changes before a crash");
         }
-        let recent = recent.merge(startup::purchases(&blocks, since, &purged)).into_changes();
         let tenants: Vec<Tenant> = scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?;
         let heads = tenants
             .iter()
@@ -189,7 +177,6 @@ impl Store {
             .collect::<Result<_, ScanError>>()
             .map_err(|e| e.into_open(dir))?;
         let recovered = Recovered {
-            recent,
             thresholds: scan(&db, records::THRESHOLD).map_err(|e| e.into_open(dir))?,
             tenants,
             roles: roles.into_iter().map(|e| e.role).collect(),
@@ -197,9 +184,9 @@ impl Store {
             seats,
             heads,
         };
-        // Audit and trail records were checked by their passes; the other
-        // kinds not needed in memory are checked here, for the same reason:
-        // a corrupt record must stop the start.
+        // The other kinds not needed in memory are few: checked here, for
+        // the same reason as audit and trail records (`check_history`): a
+        // corrupt record must stop the service.
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
         check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
 
@@ -222,9 +209,39 @@ impl Store {
             faults,
             commit,
             flusher: Mutex::new(Some(flusher)),
+            audit_ids_at_open: leases[IdSpace::Audit as usize].next,
             leases: leases.map(Mutex::new),
+            dir: dir.to_path_buf(),
         };
         Ok((Arc::new(store), recovered))
+    }
+
+    /// The history pass: decodes every audit and trail record (a corrupt or
+    /// unknown-version one is an `OpenError`, as at start) and returns each
+    /// tenant's seat transitions since `since` made before this process
+    /// opened the store. Runs while the service answers: these records are
+    /// most of a large store and memory needs none of them. Returns early,
+    /// with what it counted so far, once `stop` is set.
+    pub fn check_history(&self, since: Timestamp, stop: &AtomicBool) -> Result<RecentChanges, OpenError> {
+        let (db, dir) = (&self.db, self.dir.as_path());
+        let checkpoints: HashMap<TenantId, records::Checkpoint> = scan_keyed(db, records::CHECKPOINT)
+            .map_err(|e| e.into_open(dir))?
+            .into_iter()
+            .collect();
+        let purged = startup::Purged(&checkpoints);
+        let blocks: Vec<BlockEntry> = scan(db, records::BLOCK).map_err(|e| e.into_open(dir))?;
+        let below = self.audit_ids_at_open;
+        // Two key ranges, two threads (and the two cores the service runs on).
+        let (audits, trail) = std::thread::scope(|s| {
+            let trail = s.spawn(|| startup::check_trail(db, &blocks, below, stop));
+            let audits = startup::check_audits(db, since, below, &blocks, &purged, stop);
+            (audits, joined(trail))
+        });
+        let recent = audits.map_err(|e| e.into_open(dir))?;
+        trail.map_err(|e| e.into_open(dir))?;
+        Ok(recent
+            .merge(startup::purchases(&blocks, since, below, &purged))
+            .into_changes())
     }
 
     /// Reserves `n` consecutive ids and returns the first.

@@ -157,6 +157,25 @@ async fn stats_count_transitions_per_minute_in_a_window_and_survive_a_restart() 
         "{}",
         r.body
     );
+    // Changes after the restart are counted once: by the actors as they
+    // happen, not again by the history pass that counts what came before
+    // (and may still be running).
+    assert_eq!(app.allocate(seats[2], "l9").await.status, 200);
+    app.purchase(d, 2).await;
+    let counted = |app: TestApp| async move {
+        let r = app.get(&format!("/api/v1/seats/stats?tenantId={d}&window=24h")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = (
+            r.body["purchases"].clone(),
+            r.body["allocations"].clone(),
+            r.body["reclaims"].clone(),
+        );
+        (app, got)
+    };
+    let (app, got) = counted(app).await;
+    assert_eq!(got, (json!(10), json!(3), json!(1)));
+    let (app, got) = counted(app.restart().await).await;
+    assert_eq!(got, (json!(10), json!(3), json!(1)), "after a second restart");
 
     // An idle tenant: zeros and no peak.
     let idle = app.district("Idle").await;
