@@ -153,7 +153,11 @@ impl App {
         let stop = async move {
             let checked = async {
                 match engine.check_history().await {
-                    Ok(()) => std::future::pending().await,
+                    Ok(()) => {
+                        // Its two threads' arenas and sled's page-ins.
+                        release_startup_memory();
+                        std::future::pending().await
+                    }
                     Err(e) => e,
                 }
             };
@@ -194,8 +198,8 @@ impl App {
     }
 }
 
-/// Hands the memory recovery used only while reading the store (every record
-/// decoded once, then dropped) back to the OS: glibc keeps freed memory in
+/// Hands the memory recovery (and then the history pass) used only while
+/// reading the store (every record decoded once, then dropped) back to the OS: glibc keeps freed memory in
 /// its arenas otherwise, and the resident size after a start would carry it
 /// for good (hundreds of MB at 1,000,000 allocated seats).
 #[allow(unsafe_code)]

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -34,7 +35,7 @@ impl TenantName {
 
 /// Parses an identifier that is compared for equality: trimmed, so that
 /// "learner_1 " and "learner_1" are the same learner, 1 to 255 characters.
-fn identifier(field: &'static str, raw: &str) -> Result<Arc<str>, Error> {
+fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 255 {
         return Err(Error::invalid(field, "must be 1 to 255 characters and not blank"));
@@ -42,18 +43,21 @@ fn identifier(field: &'static str, raw: &str) -> Result<Arc<str>, Error> {
     if has_control(trimmed) {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
-    Ok(Arc::from(trimmed))
+    Ok(trimmed)
 }
 
-/// A learner's id as given by the platform. Cheap to clone: the seat and the
-/// learner index share one allocation.
+/// A learner's id as given by the platform. Held inline when it is at most
+/// 24 bytes (`learner_123`, `l-000042`; a UUID is not): a seat's slot then
+/// holds it without a heap allocation of its own. At 1,000,000 allocated
+/// seats those allocations were 48 MB, and more in the fragmentation they
+/// left among the start-up scan's freed memory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct LearnerId(Arc<str>);
+pub struct LearnerId(CompactString);
 
 impl LearnerId {
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        identifier("learner_id", raw).map(Self)
+        identifier("learner_id", raw).map(|id| Self(CompactString::new(id)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -68,7 +72,7 @@ pub struct UserId(Arc<str>);
 
 impl UserId {
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        identifier("user_id", raw).map(Self)
+        identifier("user_id", raw).map(|id| Self(Arc::from(id)))
     }
 
     pub fn as_str(&self) -> &str {

@@ -158,8 +158,8 @@ impl TenantActor {
         let audit = Audit {
             id: self.id(IdSpace::Audit, 1)?,
             seat_id: change.seat,
-            previous_state: Some(change.before.state),
-            new_state: change.after.state,
+            previous_state: Some(change.before.state()),
+            new_state: change.after.state(),
             previous_learner_id: change.before.learner.clone(),
             new_learner_id: change.after.learner.clone(),
             changed_by: by,
@@ -170,7 +170,7 @@ impl TenantActor {
         self.roll_day(audit.created_at)?;
         let head = chain(&self.head, self.tenant, &audit);
         let before = self.pool.counts();
-        let after = before.moved(change.before.state, change.after.state);
+        let after = before.moved(change.before.state(), change.after.state());
         let alert = self.alert(before, after, audit.id, audit.created_at);
         self.last_write = self
             .store
@@ -178,7 +178,7 @@ impl TenantActor {
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(audit.created_at));
-        self.metrics.moved(kind, change.before.state, change.after.state);
+        self.metrics.moved(kind, change.before.state(), change.after.state());
         self.stats.record(kind, audit.created_at, 1);
         let seat = self.pool.view_after(&change);
         self.pool.apply(change);

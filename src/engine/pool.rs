@@ -13,32 +13,57 @@ use crate::store::records::{BlockRecord, SeatRecord};
 
 use super::learners::LearnerIndex;
 
+/// A seat's state with the time it was reserved or assigned: the time lives
+/// in the state it belongs to, so the two cannot disagree, and one 16-byte
+/// field keeps a slot (with its inline learner id) at 48 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Free,
+    Reserved(Timestamp),
+    Assigned(Timestamp),
+}
+
+impl Hold {
+    pub fn state(self) -> SeatState {
+        match self {
+            Hold::Free => SeatState::Free,
+            Hold::Reserved(_) => SeatState::Reserved,
+            Hold::Assigned(_) => SeatState::Assigned,
+        }
+    }
+}
+
 /// One seat's mutable state. Identity (id, tenant, created_at) lives in its block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
-    pub state: SeatState,
+    pub hold: Hold,
     pub learner: Option<LearnerId>,
-    /// When the seat was reserved or assigned (which one, `state` says). One
-    /// field for both keeps a slot at 48 bytes instead of 64: at a million
-    /// seats that is the difference the memory budget needs.
-    pub held_since: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
 
 impl Slot {
+    pub fn state(&self) -> SeatState {
+        self.hold.state()
+    }
+
     pub fn reserved_at(&self) -> Option<Timestamp> {
-        self.held_since.filter(|_| self.state == SeatState::Reserved)
+        match self.hold {
+            Hold::Reserved(at) => Some(at),
+            _ => None,
+        }
     }
 
     pub fn assigned_at(&self) -> Option<Timestamp> {
-        self.held_since.filter(|_| self.state == SeatState::Assigned)
+        match self.hold {
+            Hold::Assigned(at) => Some(at),
+            _ => None,
+        }
     }
 
     fn free(at: Timestamp) -> Self {
         Slot {
-            state: SeatState::Free,
+            hold: Hold::Free,
             learner: None,
-            held_since: None,
             updated_at: at,
         }
     }
@@ -155,16 +180,15 @@ impl SeatPool {
 
     pub fn allocate(&self, seat: SeatId, learner: LearnerId, at: Timestamp) -> Result<SeatChange, Error> {
         let before = self.slot(seat)?;
-        if before.state != SeatState::Free {
-            return Err(Error::SeatUnavailable(before.state));
+        if before.state() != SeatState::Free {
+            return Err(Error::SeatUnavailable(before.state()));
         }
         if self.learners.get(&learner, |s| learner_at(&self.blocks, s)).is_some() {
             return Err(Error::LearnerHasSeat);
         }
         let after = Slot {
-            state: SeatState::Assigned,
+            hold: Hold::Assigned(at),
             learner: Some(learner),
-            held_since: Some(at),
             updated_at: at,
         };
         Ok(SeatChange {
@@ -176,7 +200,7 @@ impl SeatPool {
 
     pub fn reclaim(&self, seat: SeatId, at: Timestamp) -> Result<SeatChange, Error> {
         let before = self.slot(seat)?;
-        if before.state == SeatState::Free {
+        if before.state() == SeatState::Free {
             return Err(Error::SeatAlreadyFree);
         }
         Ok(SeatChange {
@@ -199,14 +223,15 @@ impl SeatPool {
 
     /// Restores a seat's stored state on start.
     pub fn restore(&mut self, seat: SeatId, record: SeatRecord) {
+        // A held seat's record always has its time; were one missing, the
+        // seat's last change is the best estimate of when it was taken.
         let slot = Slot {
-            state: record.state,
-            learner: record.learner_id,
-            held_since: match record.state {
-                SeatState::Reserved => record.reserved_at,
-                SeatState::Assigned => record.assigned_at,
-                SeatState::Free => None,
+            hold: match record.state {
+                SeatState::Free => Hold::Free,
+                SeatState::Reserved => Hold::Reserved(record.reserved_at.unwrap_or(record.updated_at)),
+                SeatState::Assigned => Hold::Assigned(record.assigned_at.unwrap_or(record.updated_at)),
             },
+            learner: record.learner_id,
             updated_at: record.updated_at,
         };
         self.set(seat, slot);
@@ -216,7 +241,7 @@ impl SeatPool {
     pub fn record(&self, slot: &Slot) -> SeatRecord {
         SeatRecord {
             tenant_id: self.tenant,
-            state: slot.state,
+            state: slot.state(),
             learner_id: slot.learner.clone(),
             reserved_at: slot.reserved_at(),
             assigned_at: slot.assigned_at(),
@@ -241,8 +266,8 @@ impl SeatPool {
         };
         let old = std::mem::replace(&mut self.blocks[block].slots[index], slot);
         let new = &self.blocks[block].slots[index];
-        *self.counts.slot_mut(old.state) -= 1;
-        *self.counts.slot_mut(new.state) += 1;
+        *self.counts.slot_mut(old.state()) -= 1;
+        *self.counts.slot_mut(new.state()) += 1;
         // Slot first, then the index: it finds learners through the slots.
         if let Some(l) = &old.learner {
             self.learners.remove(l, seat);
@@ -262,8 +287,8 @@ impl SeatPool {
         for block in &self.blocks {
             for (i, slot) in block.slots.iter().enumerate() {
                 let id = block.record.first_seat.offset(i as u64);
-                *counted.slot_mut(slot.state) += 1;
-                match (&slot.learner, slot.state) {
+                *counted.slot_mut(slot.state()) += 1;
+                match (&slot.learner, slot.state()) {
                     (None, SeatState::Free) => {}
                     (Some(l), SeatState::Reserved | SeatState::Assigned) => {
                         if let Some(other) = holders.insert(l, id) {
@@ -322,7 +347,7 @@ fn view(tenant: TenantId, id: SeatId, block: &BlockRecord, slot: &Slot) -> Seat 
     Seat {
         id,
         tenant_id: tenant,
-        state: slot.state,
+        state: slot.state(),
         learner_id: slot.learner.clone(),
         reserved_at: slot.reserved_at(),
         assigned_at: slot.assigned_at(),

@@ -37,7 +37,7 @@ pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
 
 /// sled's page cache (see `open_db`).
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A group-commit sequence number: wait for it before answering.
 pub type Seq = u64;
