@@ -65,6 +65,9 @@ pub enum ServeError {
 
 /// Audit retention: at start, then every hour.
 async fn retention_loop(engine: Arc<Engine>, keep_days: u64, export_dir: std::path::PathBuf) {
+    // Not before the history pass: a purge would wait for it anyway (it holds
+    // the retention lock), and stats would wait behind the purge.
+    engine.history_checked().await;
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
@@ -153,11 +156,7 @@ impl App {
         let stop = async move {
             let checked = async {
                 match engine.check_history().await {
-                    Ok(()) => {
-                        // Its two threads' arenas and sled's page-ins.
-                        release_startup_memory();
-                        std::future::pending().await
-                    }
+                    Ok(()) => std::future::pending().await,
                     Err(e) => e,
                 }
             };
@@ -203,7 +202,7 @@ impl App {
 /// its arenas otherwise, and the resident size after a start would carry it
 /// for good (hundreds of MB at 1,000,000 allocated seats).
 #[allow(unsafe_code)]
-fn release_startup_memory() {
+pub(crate) fn release_startup_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {

@@ -169,6 +169,25 @@ pub struct Engine {
     stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Dropped with `check_history`'s future: if the pass has not published by
+/// then (the service is stopping), stats stop waiting and the pass gives up.
+struct PassGuard<'a>(&'a Engine);
+
+impl Drop for PassGuard<'_> {
+    fn drop(&mut self) {
+        let unfinished = self.0.past_stats.send_if_modified(|state| {
+            let counting = matches!(state, PastStats::Counting);
+            if counting {
+                *state = PastStats::Failed;
+            }
+            counting
+        });
+        if unfinished {
+            self.0.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Where the history pass is: stats wait for it, and answer 503 if it failed
 /// (the service is stopping then).
 #[derive(Debug, Clone)]
@@ -350,6 +369,9 @@ impl Engine {
     /// day rebuilt from them. Called once the service answers; stats wait
     /// for it. An error means a corrupt record: the caller stops the service.
     pub async fn check_history(&self) -> Result<(), crate::store::OpenError> {
+        // If this future is dropped first (the service is stopping), stats
+        // waiting for it answer 503 at once and the pass gives up.
+        let _unfinished = PassGuard(self);
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let lock = Arc::clone(&self.retention);
@@ -358,11 +380,17 @@ impl Engine {
         let counted = tokio::task::spawn_blocking(move || {
             // A purge would move entries out from under the count.
             let _purging = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            store.check_history(since, &stop)
+            let counted = store.check_history(since, &stop);
+            if matches!(counted, Ok(Some(_))) {
+                // The pass's page-ins and its threads' arenas; on this
+                // thread, not a request's.
+                crate::release_startup_memory();
+            }
+            counted
         })
         .await;
         match counted {
-            Ok(Ok(changes)) => {
+            Ok(Ok(Some(changes))) => {
                 let stats = changes
                     .into_iter()
                     .map(|(tenant, changes)| {
@@ -380,6 +408,11 @@ impl Engine {
                 );
                 Ok(())
             }
+            // Stopped before the end: the service is stopping.
+            Ok(Ok(None)) => {
+                self.past_stats.send_replace(PastStats::Failed);
+                Ok(())
+            }
             Ok(Err(e)) => {
                 self.past_stats.send_replace(PastStats::Failed);
                 Err(e)
@@ -393,6 +426,12 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Resolves once the history pass has ended, whichever way.
+    pub async fn history_checked(&self) {
+        let mut rx = self.past_stats.subscribe();
+        let _ = rx.wait_for(|h| !matches!(h, PastStats::Counting)).await;
     }
 
     /// The per-minute stats from before this process started, once counted.

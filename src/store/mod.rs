@@ -220,9 +220,9 @@ impl Store {
     /// unknown-version one is an `OpenError`, as at start) and returns each
     /// tenant's seat transitions since `since` made before this process
     /// opened the store. Runs while the service answers: these records are
-    /// most of a large store and memory needs none of them. Returns early,
-    /// with what it counted so far, once `stop` is set.
-    pub fn check_history(&self, since: Timestamp, stop: &AtomicBool) -> Result<RecentChanges, OpenError> {
+    /// most of a large store and memory needs none of them. Gives up, with
+    /// `None`, once `stop` is set.
+    pub fn check_history(&self, since: Timestamp, stop: &AtomicBool) -> Result<Option<RecentChanges>, OpenError> {
         let (db, dir) = (&self.db, self.dir.as_path());
         let checkpoints: HashMap<TenantId, records::Checkpoint> = scan_keyed(db, records::CHECKPOINT)
             .map_err(|e| e.into_open(dir))?
@@ -239,9 +239,14 @@ impl Store {
         });
         let recent = audits.map_err(|e| e.into_open(dir))?;
         trail.map_err(|e| e.into_open(dir))?;
-        Ok(recent
-            .merge(startup::purchases(&blocks, since, below, &purged))
-            .into_changes())
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some(
+            recent
+                .merge(startup::purchases(&blocks, since, below, &purged))
+                .into_changes(),
+        ))
     }
 
     /// Reserves `n` consecutive ids and returns the first.
