@@ -7,7 +7,7 @@
 //! `App::open_with_faults`; the binary arms faults only from the hidden
 //! `TENANT_TEST_*` variables (see `main.rs`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
 /// "No limit": the budget never runs out.
@@ -26,6 +26,9 @@ pub struct Faults {
     /// a test fill a tenant's mailbox deterministically (no timing guesses).
     stalled: Mutex<bool>,
     resumed: Condvar,
+    /// While true, the history pass waits before it reads anything: a large
+    /// store's pass, as long as a test needs it to be.
+    history_stalled: AtomicBool,
 }
 
 impl Default for Faults {
@@ -43,6 +46,7 @@ impl Faults {
             flush_delay_ms: AtomicU64::new(0),
             stalled: Mutex::new(false),
             resumed: Condvar::new(),
+            history_stalled: AtomicBool::new(false),
         }
     }
 
@@ -70,6 +74,26 @@ impl Faults {
     pub fn stall_writes(&self, stall: bool) {
         *self.stalled.lock().unwrap_or_else(PoisonError::into_inner) = stall;
         self.resumed.notify_all();
+    }
+
+    /// Makes the history pass wait before it starts (until `false`, or
+    /// until it is told to stop).
+    pub fn stall_history(&self, stall: bool) {
+        self.history_stalled.store(stall, Ordering::SeqCst);
+    }
+
+    /// Called when the history pass starts; returns once it may go on, once
+    /// `stop` is set, or after 60 s (so a test whose stop never reaches the
+    /// pass fails instead of hanging). Polls: a test-only wait, and `stop`
+    /// has no condvar.
+    pub(super) fn before_history(&self, stop: &AtomicBool) {
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.history_stalled.load(Ordering::SeqCst)
+            && !stop.load(Ordering::SeqCst)
+            && std::time::Instant::now() < limit
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Called before each write reaches sled.

@@ -223,6 +223,7 @@ impl Store {
     /// most of a large store and memory needs none of them. Gives up, with
     /// `None`, once `stop` is set.
     pub fn check_history(&self, since: Timestamp, stop: &AtomicBool) -> Result<Option<RecentChanges>, OpenError> {
+        self.faults.before_history(stop);
         let (db, dir) = (&self.db, self.dir.as_path());
         let checkpoints: HashMap<TenantId, records::Checkpoint> = scan_keyed(db, records::CHECKPOINT)
             .map_err(|e| e.into_open(dir))?

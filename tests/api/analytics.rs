@@ -423,3 +423,58 @@ async fn history_has_one_entry_per_day_ending_today_and_carries_snapshots_forwar
     }
     assert_eq!(app.get("/api/v1/seats/history?tenantId=999").await.status, 404);
 }
+
+#[tokio::test]
+async fn stats_wait_for_the_history_pass_and_a_stop_during_it_answers_them_at_once() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")));
+    let app = TestApp::spawn_in(std::sync::Arc::clone(&dir)).await;
+    let d = app.district("D").await;
+    app.purchase(d, 2).await;
+    let dir = app.stop().await;
+
+    // This start's history pass is held before it reads anything: the
+    // purchase before the restart cannot be counted yet.
+    let faults = std::sync::Arc::new(tenant_service::Faults::none());
+    faults.stall_history(true);
+    let app = TestApp::spawn_with_faults(dir, |_| {}, std::sync::Arc::clone(&faults)).await;
+    // Everything else answers meanwhile.
+    let summary = app.get(&format!("/api/v1/seats/summary?tenantId={d}")).await;
+    assert_eq!((summary.status, summary.body["total_seats"].clone()), (200, json!(2)));
+    let url = app.url(&format!("/api/v1/seats/stats?tenantId={d}&window=24h"));
+    let waiting = tokio::spawn(async move {
+        let res = reqwest::Client::new()
+            .get(url)
+            .header("X-User-ID", ADMIN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("stats: {e}"));
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap_or_else(|e| panic!("stats body: {e}"));
+        (status, body)
+    });
+    // A later request on the same tenant goes through while stats wait
+    // (a stats request is not answered from partial counts).
+    let summary = app.get(&format!("/api/v1/seats/summary?tenantId={d}")).await;
+    assert_eq!(summary.status, 200);
+    assert!(!waiting.is_finished(), "stats answered while the pass was held");
+
+    // A stop while the pass is held: the waiting request is answered (503,
+    // the service is stopping) instead of holding the drain for its 30 s
+    // grace, and the stop completes. The pass is never released.
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
+    assert!(stopped.is_ok(), "the stop waited for the held history pass");
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("the waiting stats request was never answered"))
+        .unwrap_or_else(|e| panic!("stats task: {e}"));
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (503, json!("STORE_UNAVAILABLE")),
+        "{body}"
+    );
+
+    // Released (a new start, no faults): counted once.
+    let app = TestApp::spawn_in(stopped.unwrap_or_else(|_| unreachable!())).await;
+    let r = app.get(&format!("/api/v1/seats/stats?tenantId={d}&window=24h")).await;
+    assert_eq!((r.status, r.body["purchases"].clone()), (200, json!(2)), "{}", r.body);
+}
