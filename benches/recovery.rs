@@ -55,6 +55,8 @@ struct Start {
     to_health: Duration,
     to_summary: Option<Duration>,
     recovery_log_ms: Option<u64>,
+    /// Of which opening sled (its log replay), from its log line.
+    sled_open_ms: Option<u64>,
     /// Spawn → the history pass's log line (every audit and trail record
     /// checked, per-minute stats restored; it runs while the service answers).
     to_history: Option<Duration>,
@@ -67,6 +69,7 @@ struct Start {
 
 /// What the child's log says, as it says it.
 enum Logged {
+    SledOpened(u64),
     Recovered(u64),
     History(Instant),
 }
@@ -138,7 +141,14 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
                     .nth(1)
                     .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
                     .and_then(|digits| digits.parse::<u64>().ok());
-                if line.contains("checked every audit and trail record") {
+                let sled_millis = line
+                    .split("sled_millis=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|digits| digits.parse::<u64>().ok());
+                if let Some(ms) = sled_millis {
+                    let _ = log_tx.send(Logged::SledOpened(ms));
+                } else if line.contains("checked every audit and trail record") {
                     let _ = log_tx.send(Logged::History(Instant::now()));
                 } else if let (Some(ms), true) = (millis, line.contains("recovered")) {
                     let _ = log_tx.send(Logged::Recovered(ms));
@@ -182,11 +192,12 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
         (to_health, to_summary)
     });
     let rss = proc_status_bytes(pid, "VmRSS").unwrap_or(0);
-    let (mut recovery_log_ms, mut to_history) = (None, None);
+    let (mut recovery_log_ms, mut sled_open_ms, mut to_history) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(120);
     while to_history.is_none() && Instant::now() < deadline {
         match log_rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Logged::Recovered(ms)) => recovery_log_ms = Some(ms),
+            Ok(Logged::SledOpened(ms)) => sled_open_ms = Some(ms),
             Ok(Logged::History(at)) => to_history = Some(at.duration_since(started)),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -215,6 +226,7 @@ fn start_binary(rt: &tokio::runtime::Runtime, label: &str, dir: &Path, summary_o
         to_health,
         to_summary,
         recovery_log_ms,
+        sled_open_ms,
         to_history,
         rss,
         rss_history,
@@ -320,6 +332,7 @@ fn main() {
             "to /health ms",
             "to summary ms",
             "recovery (log) ms",
+            "of which sled open ms",
             "history pass done ms",
             "RSS MB",
             "RSS after history MB",
@@ -344,6 +357,7 @@ fn main() {
                     f1(s.to_health.as_secs_f64() * 1000.0),
                     s.to_summary.map_or("-".into(), |d| f1(d.as_secs_f64() * 1000.0)),
                     s.recovery_log_ms.map_or("-".into(), |ms| ms.to_string()),
+                    s.sled_open_ms.map_or("-".into(), |ms| ms.to_string()),
                     s.to_history.map_or("-".into(), |d| f1(d.as_secs_f64() * 1000.0)),
                     f1(s.rss as f64 / 1e6),
                     f1(s.rss_history as f64 / 1e6),

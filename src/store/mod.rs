@@ -125,7 +125,14 @@ impl Store {
 
     /// `open`, with failures injected behind the writes and flushes.
     pub fn open_with(dir: &Path, faults: Arc<Faults>) -> Result<(Arc<Store>, Recovered), OpenError> {
+        let opening = std::time::Instant::now();
         let db = open_db(dir)?;
+        // Most of a slow start after a long run: sled 0.34 writes a snapshot
+        // of its page table only when it opens, and replays its log since.
+        tracing::info!(
+            sled_millis = opening.elapsed().as_millis() as u64,
+            "opened sled (its log replayed since its last snapshot)"
+        );
         let read_err = |source| OpenError::Decode {
             path: dir.to_path_buf(),
             source,
