@@ -245,11 +245,12 @@ impl Store {
             let audits = startup::check_audits(db, since, below, &blocks, &purged, stop);
             (audits, joined(trail))
         });
-        let recent = audits.map_err(|e| e.into_open(dir))?;
-        trail.map_err(|e| e.into_open(dir))?;
+        let (recent, audit_ids) = audits.map_err(|e| e.into_open(dir))?;
+        let seat_changes = trail.map_err(|e| e.into_open(dir))?;
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(None);
         }
+        startup::trail_names_audits(db, audit_ids, seat_changes).map_err(|e| e.into_open(dir))?;
         Ok(Some(
             recent
                 .merge(startup::purchases(&blocks, since, below, &purged))

@@ -150,9 +150,10 @@ pub(super) fn purchases(blocks: &[BlockEntry], since: Timestamp, below: u64, pur
 
 /// Decodes every audit record and counts the allocations and reclaims since
 /// `since` that no purge covers, of those with ids below `below` (later ones
-/// the actors count as they happen). Audit keys sort by seat, so the block
-/// found for one entry (for its tenant) nearly always holds the next. Stops
-/// early once `stop` is set.
+/// the actors count as they happen); returns those counts and the ids of
+/// every record below `below` (for `trail_names_audits`). Audit keys sort
+/// by seat, so the block found for one entry (for its tenant) nearly always
+/// holds the next. Stops early once `stop` is set.
 pub(super) fn check_audits(
     db: &sled::Db,
     since: Timestamp,
@@ -160,8 +161,9 @@ pub(super) fn check_audits(
     blocks: &[BlockEntry],
     purged: &Purged,
     stop: &AtomicBool,
-) -> Result<Recent, ScanError> {
+) -> Result<(Recent, Vec<u64>), ScanError> {
     let mut recent = Recent::new(since);
+    let mut ids = Vec::new();
     let mut last: Option<&BlockRecord> = None;
     for (n, item) in db.scan_prefix([records::AUDIT]).enumerate() {
         if n % STOP_EVERY == 0 && stop.load(Ordering::Relaxed) {
@@ -169,7 +171,11 @@ pub(super) fn check_audits(
         }
         let (k, v) = item?;
         let audit: Audit = decode(&k, &v).map_err(ScanError::Decode)?;
-        if audit.created_at < since || audit.id.get() >= below {
+        if audit.id.get() >= below {
+            continue;
+        }
+        ids.push(audit.id.get());
+        if audit.created_at < since {
             continue;
         }
         let block = match last.filter(|b| b.contains(audit.seat_id)) {
@@ -181,20 +187,22 @@ pub(super) fn check_audits(
             recent.add(block.tenant_id, audit.created_at, kind_of(&audit), 1);
         }
     }
-    Ok(recent)
+    Ok((recent, ids))
 }
 
 /// Decodes every trail record and its key; a purchase's entry from before
 /// this process started (audit ids below `below`) must name a block in
-/// `blocks`, read then: later purchases are not in it. Stops early once
-/// `stop` is set.
+/// `blocks`, read then: later purchases are not in it. Returns the ids of
+/// the seat changes' entries below `below` (for `trail_names_audits`).
+/// Stops early once `stop` is set.
 pub(super) fn check_trail(
     db: &sled::Db,
     blocks: &[BlockEntry],
     below: u64,
     stop: &AtomicBool,
-) -> Result<(), ScanError> {
+) -> Result<Vec<u64>, ScanError> {
     let firsts: HashSet<SeatId> = blocks.iter().map(|b| b.block.first_seat).collect();
+    let mut seat_changes = Vec::new();
     for (n, item) in db.scan_prefix([records::TRAIL]).enumerate() {
         if n % STOP_EVERY == 0 && stop.load(Ordering::Relaxed) {
             break;
@@ -208,12 +216,36 @@ pub(super) fn check_trail(
             (Some((_, id)), Some(_)) => id,
             _ => return Err(corrupt(&k, "bad key")),
         };
-        if let TrailEntry::Block { first_seat, .. } = entry {
-            if id < below && !firsts.contains(&first_seat) {
-                return Err(corrupt(&k, "names a missing block"));
+        match entry {
+            TrailEntry::Block { first_seat, .. } => {
+                if id < below && !firsts.contains(&first_seat) {
+                    return Err(corrupt(&k, "names a missing block"));
+                }
             }
+            TrailEntry::Seat { .. } if id < below => seat_changes.push(id),
+            TrailEntry::Seat { .. } => {}
         }
     }
+    Ok(seat_changes)
+}
+
+/// Every seat change's trail entry (`seat_changes`, from `check_trail`)
+/// names an audit record that is there (`audits`, from `check_audits`):
+/// audit records are keyed by seat and trail entries by time, so the two
+/// passes collect ids and they are joined here, sorted, instead of one sled
+/// read per entry. Only on a miss is the trail read again, for its key.
+pub(super) fn trail_names_audits(db: &sled::Db, mut audits: Vec<u64>, seat_changes: Vec<u64>) -> Result<(), ScanError> {
+    audits.sort_unstable();
+    let Some(missing) = seat_changes.into_iter().find(|id| audits.binary_search(id).is_err()) else {
+        return Ok(());
+    };
+    for item in db.scan_prefix([records::TRAIL]) {
+        let (k, _) = item?;
+        if records::trail_key_parts(&k).is_some_and(|(_, id)| id == missing) {
+            return Err(corrupt(&k, "names a missing audit record"));
+        }
+    }
+    // Not there any more (removed since the pass read it): nothing to report.
     Ok(())
 }
 
@@ -299,6 +331,21 @@ mod tests {
         TenantId::new(n).expect("a valid id")
     }
 
+    /// Opens the store again once the last instance let go of it (sled
+    /// releases its lock from its own threads after the drop).
+    fn reopen(dir: &std::path::Path) -> std::sync::Arc<Store> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(dir) {
+                Ok((store, _)) => return store,
+                Err(super::super::OpenError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::yield_now()
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
     /// A purchase of 3 seats and an allocation of one, with ids from the
     /// store's leases (as actors take them).
     fn purchase_and_allocate(store: &Store, t: TenantId, at: Timestamp) {
@@ -355,17 +402,7 @@ mod tests {
             );
             store.close();
         }
-        // sled lets go of its lock from its own threads after the drop.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let store = loop {
-            match Store::open(dir.path()) {
-                Ok((store, _)) => break store,
-                Err(super::super::OpenError::Locked(_)) if std::time::Instant::now() < deadline => {
-                    std::thread::yield_now()
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
+        let store = reopen(dir.path());
         let at = Timestamp::minute_start(now.minute());
         assert_eq!(
             store.check_history(since, &stop).expect("check").map(|c| c[&t].clone()),
@@ -374,6 +411,31 @@ mod tests {
         // A pass told to stop gives up rather than publish partial counts.
         stop.store(true, Ordering::Relaxed);
         assert_eq!(store.check_history(since, &stop).expect("check"), None);
+    }
+
+    #[test]
+    fn a_seat_change_whose_audit_record_is_missing_fails_the_history_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (store, _) = Store::open(dir.path()).expect("open");
+            purchase_and_allocate(&store, tenant(1), Timestamp::now());
+            store.close();
+        }
+        let store = reopen(dir.path());
+        let stop = AtomicBool::new(false);
+        let since = Timestamp::from_micros(0);
+        assert!(store.check_history(since, &stop).is_ok(), "an intact store passes");
+        let (audit_key, _) = store
+            .db
+            .scan_prefix([records::AUDIT])
+            .next()
+            .expect("an audit record")
+            .expect("readable");
+        store.db.remove(&audit_key).expect("remove");
+        let err = store
+            .check_history(since, &stop)
+            .expect_err("a trail entry names a missing audit record");
+        assert!(err.to_string().contains("names a missing audit record"), "{err}");
     }
 
     #[test]
