@@ -157,14 +157,10 @@ impl Store {
         }
         // Retention's marks: what each tenant's purges covered (decoding them
         // all here is also their start-up check).
-        let checkpoints: HashMap<TenantId, records::Checkpoint> = scan_keyed(&db, records::CHECKPOINT)
-            .map_err(|e| e.into_open(dir))?
-            .into_iter()
-            .collect();
-        let role_purges: HashMap<TenantId, records::RolePurge> = scan_keyed(&db, records::ROLE_PURGE)
-            .map_err(|e| e.into_open(dir))?
-            .into_iter()
-            .collect();
+        let checkpoints: HashMap<TenantId, records::Checkpoint> =
+            scan_by_tenant(&db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
+        let role_purges: HashMap<TenantId, records::RolePurge> =
+            scan_by_tenant(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
@@ -232,10 +228,8 @@ impl Store {
     pub fn check_history(&self, since: Timestamp, stop: &AtomicBool) -> Result<Option<RecentChanges>, OpenError> {
         self.faults.before_history(stop);
         let (db, dir) = (&self.db, self.dir.as_path());
-        let checkpoints: HashMap<TenantId, records::Checkpoint> = scan_keyed(db, records::CHECKPOINT)
-            .map_err(|e| e.into_open(dir))?
-            .into_iter()
-            .collect();
+        let checkpoints: HashMap<TenantId, records::Checkpoint> =
+            scan_by_tenant(db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         let below = self.audit_ids_at_open;
@@ -428,7 +422,7 @@ impl Store {
         let checkpoint = retain::checkpoint(&self.db, block.tenant_id)?;
         // Purged: at or before the checkpoint (its keys may still be there
         // while a purge runs, or after a crash cut one short).
-        let purged = |at: Timestamp, id: u64| checkpoint.as_ref().is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id));
+        let purged = |at: Timestamp, id: u64| checkpoint.as_ref().is_some_and(|cp| cp.covers(at, id));
         let mut out = Vec::new();
         if !purged(block.created_at, block.first_audit.get()) {
             out.push(block.purchase_audit(offset));
@@ -647,12 +641,7 @@ fn chain_head(db: &sled::Db, tenant: TenantId) -> Result<Option<ChainHead>, Scan
     };
     let (k, v) = item.map_err(ScanError::Sled)?;
     let entry: TrailEntry = decode(&k, &v).map_err(ScanError::Decode)?;
-    let (at, _) = records::trail_key_parts(&k).ok_or_else(|| {
-        ScanError::Decode(DecodeError::Corrupt {
-            key: records::show_key(&k),
-            reason: "bad key".into(),
-        })
-    })?;
+    let (at, _) = records::trail_key_parts(&k).ok_or_else(|| corrupt(&k, "bad key"))?;
     Ok(Some(ChainHead {
         at,
         hash: *entry.hash(),
@@ -677,20 +666,35 @@ fn check<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<(), 
     Ok(())
 }
 
+/// Every record of a kind keyed by tenant alone (`key(kind, tenant)`).
+fn scan_by_tenant<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<HashMap<TenantId, T>, ScanError> {
+    Ok(scan_keyed(db, kind)?.into_iter().collect())
+}
+
 /// Every record of a kind keyed by one id (`key(kind, id)`), with its id.
 fn scan_keyed<I: Id, T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<(I, T)>, ScanError> {
-    db.scan_prefix([kind])
+    keyed(db.scan_prefix([kind]))
+}
+
+/// The records of `items` (keyed `key(kind, id)`), each with its id.
+fn keyed<I: Id, T: serde::de::DeserializeOwned>(items: sled::Iter) -> Result<Vec<(I, T)>, ScanError> {
+    items
         .map(|item| {
-            let (k, v) = item.map_err(ScanError::Sled)?;
-            let id = records::key_id(&k).and_then(I::new).ok_or_else(|| {
-                ScanError::Decode(DecodeError::Corrupt {
-                    key: records::show_key(&k),
-                    reason: "bad key".into(),
-                })
-            })?;
+            let (k, v) = item?;
+            let id = records::key_id(&k)
+                .and_then(I::new)
+                .ok_or_else(|| corrupt(&k, "bad key"))?;
             Ok((id, decode(&k, &v).map_err(ScanError::Decode)?))
         })
         .collect()
+}
+
+/// A record that decodes but does not make sense where it is.
+fn corrupt(k: &[u8], reason: &str) -> ScanError {
+    ScanError::Decode(DecodeError::Corrupt {
+        key: records::show_key(k),
+        reason: reason.into(),
+    })
 }
 
 impl Drop for Store {

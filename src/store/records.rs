@@ -115,6 +115,14 @@ pub struct Checkpoint {
     pub purged: u64,
 }
 
+impl Checkpoint {
+    /// Whether the trail position (at, id) was purged: at or before this
+    /// checkpoint (its keys may still be there while a purge runs).
+    pub fn covers(&self, at: Timestamp, id: u64) -> bool {
+        (at, id) <= (self.at, self.audit_id)
+    }
+}
+
 /// How far a tenant's role events were purged (`key(ROLE_PURGE, tenant)`).
 pub const ROLE_PURGE: u8 = b'P';
 

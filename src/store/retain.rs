@@ -54,7 +54,7 @@ pub struct RetainReport {
 
 /// Whether a tenant's retention checkpoint covers the trail position (at, id).
 pub fn covers(db: &sled::Db, tenant: TenantId, at: Timestamp, id: u64) -> Result<bool, Error> {
-    Ok(checkpoint(db, tenant)?.is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id)))
+    Ok(checkpoint(db, tenant)?.is_some_and(|cp| cp.covers(at, id)))
 }
 
 /// The trail key of the last entry a tenant's retention purged: readers

@@ -11,9 +11,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::records::{self, decode, encode, key, BlockEntry, BlockRecord, Checkpoint, DecodeError, RolePurge};
+use super::records::{self, decode, encode, key, BlockEntry, BlockRecord, Checkpoint, RolePurge};
 use super::records::{RoleEntry, SeatEntry, SeatRecord, TrailEntry};
-use super::{RecentChanges, ScanError};
+use super::{corrupt, keyed, RecentChanges, ScanError};
 use crate::domain::{Audit, Id, SeatId, SeatState, TenantId, Timestamp, Transition};
 
 /// Each tenant's seat transitions since `since`, counted per minute. Passes
@@ -75,7 +75,7 @@ pub(super) struct Purged<'a>(pub &'a HashMap<TenantId, Checkpoint>);
 
 impl Purged<'_> {
     fn covers(&self, tenant: TenantId, at: Timestamp, id: u64) -> bool {
-        self.0.get(&tenant).is_some_and(|cp| (at, id) <= (cp.at, cp.audit_id))
+        self.0.get(&tenant).is_some_and(|cp| cp.covers(at, id))
     }
 }
 
@@ -86,13 +86,6 @@ fn kind_of(audit: &Audit) -> Transition {
     } else {
         Transition::Allocate
     }
-}
-
-fn corrupt(k: &[u8], reason: &str) -> ScanError {
-    ScanError::Decode(DecodeError::Corrupt {
-        key: records::show_key(k),
-        reason: reason.into(),
-    })
 }
 
 /// The block holding `seat`; `blocks` sorted by first seat, as scanned.
@@ -112,25 +105,13 @@ pub(super) fn scan_seats(db: &sled::Db, blocks: &[BlockEntry]) -> Result<Vec<(Se
     let end = blocks.last().map_or(0, |b| b.block.first_seat.get() + b.block.count);
     let mid = key(records::SEAT, first + (end - first) / 2);
     let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| seats_in(db.range(mid..key(records::SEAT + 1, 0))));
-        let low = seats_in(db.range(key(records::SEAT, 0)..mid));
+        let high = s.spawn(|| keyed(db.range(mid..key(records::SEAT + 1, 0))));
+        let low = keyed(db.range(key(records::SEAT, 0)..mid));
         (low, super::joined(high))
     });
     let mut seats = low?;
     seats.extend(high?);
     Ok(seats)
-}
-
-fn seats_in(range: sled::Iter) -> Result<Vec<(SeatId, SeatRecord)>, ScanError> {
-    range
-        .map(|item| {
-            let (k, v) = item?;
-            let seat = records::key_id(&k)
-                .and_then(SeatId::new)
-                .ok_or_else(|| corrupt(&k, "bad key"))?;
-            Ok((seat, decode(&k, &v).map_err(ScanError::Decode)?))
-        })
-        .collect()
 }
 
 /// How many records a pass reads between looks at its stop flag.
@@ -323,6 +304,7 @@ pub(super) fn restore_followers(
 
 #[cfg(test)]
 mod tests {
+    use super::super::records::DecodeError;
     use super::super::{IdSpace, Store};
     use super::*;
     use crate::domain::{LearnerId, UserId};
