@@ -35,6 +35,13 @@
 //! the durable write costs inside the server. For the allocate slices the
 //! group commit's own figures (flushes, writes per flush, time flushing) are
 //! read from `/metrics` before and after each slice.
+//!
+//! What-if runs (BENCHMARKS.md, "Where the time goes"): built with
+//! `--features what-if` and `TS_WHAT_IF=no-flush` (answers without waiting
+//! for the disk) or `TS_WHAT_IF=no-seat-writes` (and without writing seat
+//! changes to sled), the same bench shows what allocation would cost with
+//! that part of the store free. Those answers are not durable; the header
+//! says so.
 
 mod common;
 
@@ -151,6 +158,12 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| CONNS.to_vec());
+    // Read by the server too (src/store/what_if.rs), in a `--features what-if` build only.
+    let what_if = std::env::var("TS_WHAT_IF").ok();
+    if what_if.as_ref().is_some_and(|w| !w.is_empty()) && !cfg!(feature = "what-if") {
+        eprintln!("TS_WHAT_IF is ignored: the experiments need `cargo bench --features what-if`");
+    }
+    let what_if = what_if.filter(|w| !w.is_empty() && cfg!(feature = "what-if"));
     let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
@@ -172,7 +185,8 @@ fn main() {
 
         // Allocations: every request a fresh seat (bought beforehand, outside
         // any measured window, with a wide margin) and a fresh learner.
-        let mut best_rate = 15_000.0f64;
+        // A what-if run answers up to ~3x faster.
+        let mut best_rate = if what_if.is_some() { 50_000.0f64 } else { 15_000.0f64 };
         let mut allocated = 0u64;
         // Seats the allocate slices handed out, for the refused slices.
         let mut held: Vec<u64> = Vec::new();
@@ -341,6 +355,9 @@ fn main() {
         slice.as_millis(),
         WARMUP.as_millis()
     );
+    if let Some(what_if) = &what_if {
+        println!("WHAT-IF RUN, TS_WHAT_IF={what_if}: allocations were answered before they were durable");
+    }
     table(
         "Throughput and latency (of ceiling = req/s ÷ the /health rate measured interleaved with it)",
         &[

@@ -13,6 +13,7 @@ mod retain;
 mod startup;
 mod trail;
 mod verify;
+mod what_if;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use records::{
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
+use what_if::WhatIf;
 
 /// sled's page cache (see `open_db`).
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -116,6 +118,8 @@ pub struct Store {
     audit_ids_at_open: u64,
     /// The data dir, named by `check_history`'s errors.
     dir: PathBuf,
+    /// `Off` in every build that serves (see `what_if`).
+    what_if: WhatIf,
 }
 
 impl Store {
@@ -201,10 +205,15 @@ impl Store {
             path: dir.to_path_buf(),
             source: sled::Error::Io(e),
         })?;
+        let what_if = WhatIf::from_env();
+        if what_if != WhatIf::Off {
+            tracing::warn!(?what_if, "what-if experiment: answers do NOT wait for the disk");
+        }
         let disk = Disk {
             db: db.clone(),
             log,
             faults: Arc::clone(&faults),
+            what_if,
         };
         let (commit, flusher) = GroupCommit::start(Arc::new(disk));
         let store = Store {
@@ -215,6 +224,7 @@ impl Store {
             audit_ids_at_open: leases[IdSpace::Audit as usize].next,
             leases: leases.map(Mutex::new),
             dir: dir.to_path_buf(),
+            what_if,
         };
         Ok((Arc::new(store), recovered))
     }
@@ -360,6 +370,9 @@ impl Store {
         alert: Option<&Alert>,
     ) -> Result<Seq, Error> {
         self.writable()?;
+        if self.what_if.skips_seat_writes() {
+            return Ok(self.commit.wrote());
+        }
         let entry = SeatEntryRef {
             seat: record,
             last_audit: audit,
@@ -456,6 +469,9 @@ impl Store {
 
     /// Resolves when the write numbered `seq` (and all before it) is on disk.
     pub async fn durable(&self, seq: Seq) -> Result<(), Error> {
+        if self.what_if.skips_flush() {
+            return Ok(());
+        }
         self.commit
             .wait(seq)
             .await
@@ -518,11 +534,18 @@ struct Disk {
     db: sled::Db,
     log: std::fs::File,
     faults: Arc<Faults>,
+    what_if: WhatIf,
 }
 
 impl Flush for Disk {
     fn flush(&self) -> std::io::Result<()> {
         self.faults.before_flush()?;
+        if self.what_if.skips_flush() {
+            // Nobody waits for it: flush nothing, and do not spin (the
+            // thread would otherwise take a core from the experiment).
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            return Ok(());
+        }
         Flush::flush(&self.db)?;
         self.log.sync_data()
     }

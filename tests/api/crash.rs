@@ -156,3 +156,33 @@ fn a_second_process_on_the_same_data_dir_exits_with_one_clear_line() {
     assert!(stderr.contains("in use by another tenant-service process"), "{stderr}");
     assert!(stderr.contains(&data.display().to_string()), "{stderr}");
 }
+
+/// The what-if experiments of the bench suite (`src/store/what_if.rs`) answer
+/// before the disk has the write. In a build that serves, their switch does
+/// nothing: under `TS_WHAT_IF=no-flush` every acknowledged write still
+/// survives kill -9 (with the experiment on, sled would still hold them in
+/// its memory buffers: nothing flushes them).
+#[cfg(not(feature = "what-if"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_what_if_switch_is_inert_in_a_build_that_serves() {
+    let mut rng = Rng::new(load::seed("TENANT_SOAK_SEED"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let ledger = Shared::default();
+    let what_if = [("TS_WHAT_IF", "no-flush")];
+    let mut server = Server::start_with(&data, &[], &what_if);
+    let tenants = load::tenants(&ledger, &server.base, &server.client, "WhatIf", 2).await;
+    let load = start_load(&server, &tenants, &ledger, &spec(), rng.next());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill9();
+    load.await.unwrap_or_else(|e| panic!("load: {e}"));
+    let acked = lock(&ledger).stats.acked;
+    assert!(acked > 0, "no write was acknowledged before the kill");
+
+    let server = Server::start_with(&data, &[], &what_if);
+    let checked = load::check(&ledger, &server.base, &server.client, false).await;
+    eprintln!(
+        "TS_WHAT_IF=no-flush, kill -9: {acked} acknowledged writes, {} seats checked, none lost",
+        checked.seats
+    );
+}
