@@ -123,6 +123,7 @@ impl TenantActor {
 
     fn purchase(&mut self, count: SeatCount, by: UserId) -> Result<Vec<Seat>, Error> {
         let n = count.get();
+        self.pool.room_for(n)?;
         let first_seat = self.id::<SeatId>(IdSpace::Seat, n)?;
         let first_audit = self.id::<AuditId>(IdSpace::Audit, n)?;
         let block = BlockRecord {

@@ -11,7 +11,11 @@ use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState, TenantId, Timestamp}
 use crate::error::{Error, Missing};
 use crate::store::records::{BlockRecord, SeatRecord};
 
-use super::learners::LearnerIndex;
+use super::learners::{LearnerIndex, Position};
+
+/// The most seats one pool holds: the learner index names a seat by its
+/// `Position`, 4 bytes (all of US K-12 is about 50 million learners).
+pub const MAX_SEATS: u64 = Position::MAX as u64 + 1;
 
 /// A seat's state with the time it was reserved or assigned: the time lives
 /// in the state it belongs to, so the two cannot disagree, and one 16-byte
@@ -82,6 +86,8 @@ pub struct SeatChange {
 #[derive(Debug)]
 struct Block {
     record: BlockRecord,
+    /// The `Position` of its first seat: the seats of the blocks before it.
+    base: u64,
     slots: Vec<Slot>,
 }
 
@@ -143,15 +149,27 @@ impl SeatPool {
         self.counts
     }
 
-    /// Adds a purchased block: `count` free seats.
+    /// Whether `count` more seats fit in the pool (`MAX_SEATS`); a purchase
+    /// that does not fit is refused before anything is written.
+    pub fn room_for(&self, count: u64) -> Result<(), Error> {
+        if self.counts.total().saturating_add(count) > MAX_SEATS {
+            return Err(Error::Invalid(format!(
+                "count would take the tenant past {MAX_SEATS} seats, the most one tenant holds"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a purchased block: `count` free seats (checked by `room_for`).
     pub fn add_block(&mut self, record: BlockRecord) {
         debug_assert!(self
             .blocks
             .last()
             .is_none_or(|b| b.record.first_seat < record.first_seat));
         let slots = vec![Slot::free(record.created_at); record.count as usize];
+        let base = self.counts.total();
         self.counts.free += record.count;
-        self.blocks.push(Block { record, slots });
+        self.blocks.push(Block { record, base, slots });
     }
 
     pub fn seat(&self, id: SeatId) -> Option<Seat> {
@@ -183,7 +201,7 @@ impl SeatPool {
         if before.state() != SeatState::Free {
             return Err(Error::SeatUnavailable(before.state()));
         }
-        if self.learners.get(&learner, |s| learner_at(&self.blocks, s)).is_some() {
+        if self.learners.get(&learner, |p| learner_at(&self.blocks, p)).is_some() {
             return Err(Error::LearnerHasSeat);
         }
         let after = Slot {
@@ -218,7 +236,7 @@ impl SeatPool {
     /// Makes room in the learner index for `n` more learners.
     pub fn reserve_learners(&mut self, n: usize) {
         let blocks = &self.blocks;
-        self.learners.reserve(n, |s| learner_at(blocks, s));
+        self.learners.reserve(n, |p| learner_at(blocks, p));
     }
 
     /// Restores a seat's stored state on start.
@@ -264,17 +282,18 @@ impl SeatPool {
         let Some((block, index)) = self.locate(seat) else {
             return;
         };
+        let position = position(&self.blocks[block], index);
         let old = std::mem::replace(&mut self.blocks[block].slots[index], slot);
         let new = &self.blocks[block].slots[index];
         *self.counts.slot_mut(old.state()) -= 1;
         *self.counts.slot_mut(new.state()) += 1;
         // Slot first, then the index: it finds learners through the slots.
         if let Some(l) = &old.learner {
-            self.learners.remove(l, seat);
+            self.learners.remove(l, position);
         }
         if let Some(l) = &new.learner {
             let blocks = &self.blocks;
-            self.learners.insert(l, seat, |s| learner_at(blocks, s));
+            self.learners.insert(l, position, |p| learner_at(blocks, p));
         }
     }
 
@@ -303,10 +322,12 @@ impl SeatPool {
             return Err(format!("counters {:?} but the slots count {counted:?}", self.counts));
         }
         let mut indexed: HashMap<&LearnerId, SeatId> = HashMap::new();
-        for seat in self.learners.seats() {
-            let l =
-                learner_at(&self.blocks, seat).ok_or_else(|| format!("seat {seat} is indexed but has no learner"))?;
-            if self.learners.get(l, |s| learner_at(&self.blocks, s)) != Some(seat) {
+        for p in self.learners.seats() {
+            let (block, index) =
+                at(&self.blocks, p).ok_or_else(|| format!("position {p} is indexed but is no seat"))?;
+            let seat = self.blocks[block].record.first_seat.offset(index as u64);
+            let l = learner_at(&self.blocks, p).ok_or_else(|| format!("seat {seat} is indexed but has no learner"))?;
+            if self.learners.get(l, |p| learner_at(&self.blocks, p)) != Some(p) {
                 return Err(format!("learner {l:?} of seat {seat} is not found through the index"));
             }
             indexed.insert(l, seat);
@@ -337,9 +358,23 @@ fn locate(blocks: &[Block], seat: SeatId) -> Option<(usize, usize)> {
         .then(|| (block, (seat.get() - record.first_seat.get()) as usize))
 }
 
-/// The learner `seat`'s slot holds: what the learner index reads.
-fn learner_at(blocks: &[Block], seat: SeatId) -> Option<&LearnerId> {
-    let (block, index) = locate(blocks, seat)?;
+/// The `Position` of a block's `index`th seat. `room_for` keeps every
+/// position in range, so the cast cannot truncate.
+fn position(block: &Block, index: usize) -> Position {
+    (block.base + index as u64) as Position
+}
+
+/// Which block holds the seat at `position`, and where in it.
+fn at(blocks: &[Block], position: Position) -> Option<(usize, usize)> {
+    let p = u64::from(position);
+    let block = blocks.partition_point(|b| b.base <= p).checked_sub(1)?;
+    let index = (p - blocks[block].base) as usize;
+    (index < blocks[block].slots.len()).then_some((block, index))
+}
+
+/// The learner the slot at `position` holds: what the learner index reads.
+fn learner_at(blocks: &[Block], position: Position) -> Option<&LearnerId> {
+    let (block, index) = at(blocks, position)?;
     blocks[block].slots[index].learner.as_ref()
 }
 
@@ -485,6 +520,20 @@ mod tests {
         assert_eq!(pool.seat(id(101)).map(|s| s.created_at), Some(at(9)));
         assert_eq!(pool.block_seats(id(100)).len(), 3);
         assert_eq!(pool.counts().total(), 5);
+    }
+
+    #[test]
+    fn a_purchase_past_the_most_seats_a_pool_holds_is_refused() {
+        let mut pool = pool_with(1, 4);
+        // Four billion slots are not needed to test the bound: it is on the counters.
+        pool.counts = Counts {
+            free: MAX_SEATS - 6,
+            reserved: 2,
+            assigned: 2,
+        };
+        assert!(pool.room_for(2).is_ok());
+        assert!(matches!(pool.room_for(3), Err(Error::Invalid(_))));
+        assert!(matches!(pool.room_for(u64::MAX), Err(Error::Invalid(_))));
     }
 
     #[test]
