@@ -382,6 +382,11 @@ fn main() {
             &["conns", "flushes/s", "writes/flush", "mean flush ms", "time flushing"],
             &flush_rows,
         );
+        if what_if.is_some() {
+            println!(
+                "(what-if run: each \"flush\" above is a 5 ms sleep of the group-commit thread; nothing waits for it)"
+            );
+        }
     }
     for r in rows.iter().filter(|r| !r.total.run.error_samples.is_empty()) {
         println!(

@@ -49,6 +49,8 @@ pub enum StartError {
     Store(#[from] store::OpenError),
     #[error("cannot start the actor threads: {0}")]
     Actors(std::io::Error),
+    #[error("tenant {0} holds more than {max} seats in the store, more than this build can serve", max = engine::MAX_SEATS)]
+    TooManySeats(domain::TenantId),
     #[error(transparent)]
     Auth(#[from] auth::AuthConfigError),
 }
@@ -113,8 +115,7 @@ impl App {
             settings.auth.enforce_roles,
             started,
             settings.mailbox_bound,
-        )
-        .map_err(StartError::Actors)?;
+        )?;
         release_startup_memory();
         tracing::info!(
             tenants = recovery.tenants,
@@ -206,6 +207,8 @@ impl App {
 /// classes keep like with like, and its purge returns the rest (BENCHMARKS.md
 /// §4). Declared here, not in `main.rs`, so that the tests and benches that
 /// run the app in-process measure the same allocator.
+/// (Not with MSVC, where jemalloc does not build: the system allocator there.)
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -214,8 +217,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// now. jemalloc would return it by itself only as it decays, and it decays
 /// only while the process allocates: a service that has just started may sit
 /// idle for a long while.
-#[allow(unsafe_code)]
 pub(crate) fn release_startup_memory() {
+    #[cfg(not(target_env = "msvc"))]
+    release_jemalloc_memory();
+}
+
+#[cfg(not(target_env = "msvc"))]
+#[allow(unsafe_code)]
+fn release_jemalloc_memory() {
     // 4096 is MALLCTL_ARENAS_ALL: every arena.
     // SAFETY: the name is a NUL-terminated string, and a purge reads and
     // writes no value (null pointers, length 0), as jemalloc's manual has it.

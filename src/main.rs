@@ -14,6 +14,14 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    // The bench-only experiments answer before the disk has the write
+    // (src/store/what_if.rs): the service never serves with one on.
+    if let Some(what_if) = store::what_if_requested() {
+        return fail(&format!(
+            "TS_WHAT_IF={what_if} asks for a bench-only experiment that answers before writes are durable; \
+             the service does not start with it (unset TS_WHAT_IF)"
+        ));
+    }
     match cli.command {
         Some(Command::Audit {
             action: AuditCommand::Verify { tenant },

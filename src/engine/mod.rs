@@ -35,7 +35,7 @@ use actor::{Pending, Restored, TenantActor};
 use arbiters::Arbiters;
 use directory::{Directory, PublishedCounts, Roles, TenantEntry};
 use mailbox::Mailbox;
-pub use pool::SeatPool;
+pub use pool::{SeatPool, MAX_SEATS};
 use router::SeatRouter;
 use stats::MinuteStats;
 
@@ -245,9 +245,9 @@ impl Engine {
         enforce_roles: bool,
         started: Instant,
         mailbox_bound: usize,
-    ) -> std::io::Result<(Engine, RecoveryReport)> {
+    ) -> Result<(Engine, RecoveryReport), crate::StartError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let arbiters = Arbiters::start(cores)?;
+        let arbiters = Arbiters::start(cores).map_err(crate::StartError::Actors)?;
         let router = Arc::new(SeatRouter::default());
         let Recovered {
             tenants,
@@ -268,6 +268,12 @@ impl Engine {
             seat_total += block.count;
             router.insert(block.first_seat, block.count, block.tenant_id);
             if let Some(pool) = pools.get_mut(&block.tenant_id) {
+                // Purchases are refused past it, so only a store this build
+                // did not write could hold more; the learner index could not
+                // tell its seats apart.
+                if pool.room_for(block.count).is_err() {
+                    return Err(crate::StartError::TooManySeats(block.tenant_id));
+                }
                 pool.add_block(block);
             }
         }
@@ -288,7 +294,7 @@ impl Engine {
             }
         }
 
-        let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
+        let metrics = Arc::new(Metrics::new().map_err(|e| crate::StartError::Actors(std::io::Error::other(e)))?);
         {
             let m = Arc::clone(&metrics);
             store.on_flush(Box::new(move |batch, took| m.flushed(batch, took)));

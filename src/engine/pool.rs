@@ -358,10 +358,13 @@ fn locate(blocks: &[Block], seat: SeatId) -> Option<(usize, usize)> {
         .then(|| (block, (seat.get() - record.first_seat.get()) as usize))
 }
 
-/// The `Position` of a block's `index`th seat. `room_for` keeps every
-/// position in range, so the cast cannot truncate.
+/// The `Position` of a block's `index`th seat. Every block is checked by
+/// `room_for` before it is added (a purchase, or a block read back on start),
+/// so every position is in range and the cast cannot truncate.
 fn position(block: &Block, index: usize) -> Position {
-    (block.base + index as u64) as Position
+    let p = block.base + index as u64;
+    debug_assert!(p < MAX_SEATS, "position {p} past MAX_SEATS");
+    p as Position
 }
 
 /// Which block holds the seat at `position`, and where in it.

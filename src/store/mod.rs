@@ -36,6 +36,7 @@ use records::{
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
+pub use what_if::requested as what_if_requested;
 use what_if::WhatIf;
 
 /// sled's page cache (see `open_db`).
@@ -167,6 +168,7 @@ impl Store {
             scan_by_tenant(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
+        startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
         // Decoding every entry's last audit too cost ~1 s per 1,000,000
         // changed seats at start: only the seat record is read.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::records::{self, decode, encode, key, BlockEntry, BlockRecord, Checkpoint, RolePurge};
 use super::records::{RoleEntry, SeatEntry, SeatRecord, TrailEntry};
 use super::{corrupt, keyed, RecentChanges, ScanError};
-use crate::domain::{Audit, Id, SeatId, SeatState, TenantId, Timestamp, Transition};
+use crate::domain::{Audit, Id, SeatCount, SeatId, SeatState, TenantId, Timestamp, Transition};
 
 /// Each tenant's seat transitions since `since`, counted per minute. Passes
 /// that run side by side each fill one; `merge` adds them up.
@@ -93,6 +93,19 @@ fn block_of(blocks: &[BlockEntry], seat: SeatId) -> Option<&BlockRecord> {
     let after = blocks.partition_point(|b| b.block.first_seat <= seat);
     let b = &blocks.get(after.checked_sub(1)?)?.block;
     b.contains(seat).then_some(b)
+}
+
+/// Every block holds what a purchase can buy: the pools give each of its
+/// seats 48 bytes on start, so a count no purchase makes is a corrupt record,
+/// not an allocation to attempt.
+pub(super) fn check_blocks(blocks: &[BlockEntry]) -> Result<(), ScanError> {
+    match blocks.iter().find(|b| !(1..=SeatCount::MAX).contains(&b.block.count)) {
+        Some(b) => Err(corrupt(
+            &key(records::BLOCK, b.block.first_seat.get()),
+            "holds a seat count no purchase makes",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Every seat's record (only the `SeatRecord` that leads its entry: bincode
@@ -393,6 +406,40 @@ mod tests {
         // A pass told to stop gives up rather than publish partial counts.
         stop.store(true, Ordering::Relaxed);
         assert_eq!(store.check_history(since, &stop).expect("check"), None);
+    }
+
+    #[test]
+    fn a_block_of_more_seats_than_a_purchase_buys_refuses_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (store, _) = Store::open(dir.path()).expect("open");
+            purchase_and_allocate(&store, tenant(1), Timestamp::now());
+            let block = BlockRecord {
+                tenant_id: tenant(1),
+                first_seat: SeatId::new(1_000).expect("seat id"),
+                // Restored as is, this would be 4.8 TB of seat slots.
+                count: 100_000_000_000,
+                first_audit: Id::new(1_000).expect("audit id"),
+                created_at: Timestamp::now(),
+                changed_by: UserId::parse("admin").expect("user"),
+            };
+            store.put_block(&block, [0; 32], None).expect("put_block");
+            store.close();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let err = loop {
+            match Store::open(dir.path()) {
+                Err(super::super::OpenError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::yield_now()
+                }
+                Err(e) => break e,
+                Ok(_) => panic!("a block of 100,000,000,000 seats was accepted"),
+            }
+        };
+        assert!(
+            err.to_string().contains("holds a seat count no purchase makes"),
+            "{err}"
+        );
     }
 
     #[test]

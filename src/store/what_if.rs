@@ -23,19 +23,14 @@ pub enum WhatIf {
 
 impl WhatIf {
     /// `Off` unless the build has the `what-if` feature and `TS_WHAT_IF`
-    /// names an experiment.
+    /// names an experiment. Any other value there stops the bench at once:
+    /// a mistyped experiment would otherwise be measured as one.
     pub fn from_env() -> Self {
-        #[cfg(feature = "what-if")]
-        {
-            match std::env::var("TS_WHAT_IF").as_deref() {
-                Ok("no-flush") => WhatIf::NoFlush,
-                Ok("no-seat-writes") => WhatIf::NoSeatWrites,
-                _ => WhatIf::Off,
-            }
-        }
-        #[cfg(not(feature = "what-if"))]
-        {
-            WhatIf::Off
+        match requested().as_deref() {
+            None => WhatIf::Off,
+            Some("no-flush") => WhatIf::NoFlush,
+            Some("no-seat-writes") => WhatIf::NoSeatWrites,
+            Some(other) => panic!("TS_WHAT_IF={other}: the experiments are `no-flush` and `no-seat-writes`"),
         }
     }
 
@@ -46,5 +41,15 @@ impl WhatIf {
 
     pub fn skips_seat_writes(self) -> bool {
         self == WhatIf::NoSeatWrites
+    }
+}
+
+/// The experiment `TS_WHAT_IF` asks for, in a build that has them; `None`
+/// in every other build, whatever the environment says.
+pub fn requested() -> Option<String> {
+    if cfg!(feature = "what-if") {
+        std::env::var("TS_WHAT_IF").ok().filter(|v| !v.is_empty())
+    } else {
+        None
     }
 }
