@@ -27,6 +27,23 @@ fn spec() -> Spec {
     }
 }
 
+/// What each test here starts from: the seeded random source (kill points,
+/// operations), a fresh data dir (removed when the returned guard drops) and
+/// the path inside it, a new ledger, the binary started there with `env`, and
+/// a district of two schools recorded in the ledger.
+async fn opening(
+    name: &str,
+    env: &[(&str, &str)],
+) -> (Rng, tempfile::TempDir, std::path::PathBuf, Shared, Server, Vec<u64>) {
+    let rng = Rng::new(load::seed("TENANT_SOAK_SEED"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let ledger = Shared::default();
+    let server = Server::start_with(&data, &[], env);
+    let tenants = load::tenants(&ledger, &server.base, &server.client, name, 2).await;
+    (rng, dir, data, ledger, server, tenants)
+}
+
 /// Starts the clients on `server` in the background.
 fn start_load(
     server: &Server,
@@ -48,12 +65,7 @@ fn start_load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_write() {
     let rounds = load::env_u64("TENANT_SOAK_ROUNDS", 6);
-    let mut rng = Rng::new(load::seed("TENANT_SOAK_SEED"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let data = dir.path().join("data");
-    let ledger = Shared::default();
-    let mut server = Server::start(&data);
-    let mut tenants = load::tenants(&ledger, &server.base, &server.client, "Crash", 2).await;
+    let (mut rng, _dir, data, ledger, mut server, mut tenants) = opening("Crash", &[]).await;
     let started = Instant::now();
     let mut in_flight_total = 0;
     // The flush delay of the server now running (the first starts with none).
@@ -110,12 +122,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_or_refuses_every_request_and_exits_zero() {
-    let mut rng = Rng::new(load::seed("TENANT_SOAK_SEED"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let data = dir.path().join("data");
-    let ledger = Shared::default();
-    let mut server = Server::start(&data);
-    let tenants = load::tenants(&ledger, &server.base, &server.client, "Term", 2).await;
+    let (mut rng, _dir, data, ledger, mut server, tenants) = opening("Term", &[]).await;
     let spec = spec();
     let load = start_load(&server, &tenants, &ledger, &spec, rng.next());
     let term_at = Duration::from_millis(100 + rng.below(300));
@@ -165,13 +172,8 @@ fn a_second_process_on_the_same_data_dir_exits_with_one_clear_line() {
 #[cfg(not(feature = "what-if"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_what_if_switch_is_inert_in_a_build_that_serves() {
-    let mut rng = Rng::new(load::seed("TENANT_SOAK_SEED"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let data = dir.path().join("data");
-    let ledger = Shared::default();
     let what_if = [("TS_WHAT_IF", "no-flush")];
-    let mut server = Server::start_with(&data, &[], &what_if);
-    let tenants = load::tenants(&ledger, &server.base, &server.client, "WhatIf", 2).await;
+    let (mut rng, _dir, data, ledger, mut server, tenants) = opening("WhatIf", &what_if).await;
     let load = start_load(&server, &tenants, &ledger, &spec(), rng.next());
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill9();
