@@ -158,12 +158,11 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| CONNS.to_vec());
-    // Read by the server too (src/store/what_if.rs), in a `--features what-if` build only.
-    let what_if = std::env::var("TS_WHAT_IF").ok();
-    if what_if.as_ref().is_some_and(|w| !w.is_empty()) && !cfg!(feature = "what-if") {
+    // The experiment the in-process server runs, as the store reads it.
+    let what_if = tenant_service::store::what_if_requested();
+    if what_if.is_none() && std::env::var("TS_WHAT_IF").is_ok_and(|w| !w.is_empty()) {
         eprintln!("TS_WHAT_IF is ignored: the experiments need `cargo bench --features what-if`");
     }
-    let what_if = what_if.filter(|w| !w.is_empty() && cfg!(feature = "what-if"));
     let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
