@@ -159,10 +159,7 @@ fn main() {
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| CONNS.to_vec());
     // The experiment the in-process server runs, as the store reads it.
-    let what_if = tenant_service::store::what_if_requested();
-    if what_if.is_none() && std::env::var("TS_WHAT_IF").is_ok_and(|w| !w.is_empty()) {
-        eprintln!("TS_WHAT_IF is ignored: the experiments need `cargo bench --features what-if`");
-    }
+    let what_if = common::what_if();
     let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
@@ -382,9 +379,7 @@ fn main() {
             &flush_rows,
         );
         if what_if.is_some() {
-            println!(
-                "(what-if run: each \"flush\" above is a 5 ms sleep of the group-commit thread; nothing waits for it)"
-            );
+            println!("(what-if run: each \"flush\" above made nothing durable: no sled flush, no fsync)");
         }
     }
     for r in rows.iter().filter(|r| !r.total.run.error_samples.is_empty()) {

@@ -14,9 +14,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tenant_service::domain::{AuditId, Id, LearnerId, SeatId, SeatSummary, TenantId, Timestamp, UserId};
+use tenant_service::domain::{AuditId, BlockRecord, Id, LearnerId, SeatId, TenantId, Timestamp, UserId};
 use tenant_service::engine::pool::SeatPool;
-use tenant_service::store::records::BlockRecord;
 
 const SIZES: [u64; 2] = [1_000, 1_000_000];
 const BLOCK: u64 = 100_000;
@@ -168,7 +167,7 @@ fn seat_pool(c: &mut Criterion) {
             b.iter(|| {
                 let counts = black_box(&fx.pool).counts();
                 let total = counts.total();
-                black_box((total, SeatSummary::utilization(total, counts.reserved, counts.assigned)))
+                black_box((total, counts.utilization()))
             })
         });
     }

@@ -51,10 +51,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{f0, f1, f2, f3, proc_io, table};
+use tenant_service::domain::Counts;
 use tenant_service::domain::{
     Audit, AuditId, Id, LearnerId, SeatId, SeatState, Tenant, TenantId, TenantKind, TenantName, Timestamp, UserId,
 };
-use tenant_service::store::records::{self, DaySnapshot, SeatRecord};
+use tenant_service::store::records::{self, SeatRecord};
 use tenant_service::store::{IdSpace, Store};
 
 const WRITERS: [usize; 3] = [1, 8, 64];
@@ -164,7 +165,7 @@ async fn group_commit(
                 let n = next_seat.fetch_add(1, Ordering::Relaxed);
                 if what == Kind::Floor {
                     let t = Instant::now();
-                    let day = DaySnapshot {
+                    let day = Counts {
                         free: n,
                         reserved: 0,
                         assigned: 0,

@@ -8,14 +8,12 @@
 // No unsafe code, except the one audited call in `release_startup_memory`.
 #![deny(unsafe_code)]
 
-pub mod auth;
+pub mod alloc;
 pub mod config;
 pub mod domain;
 pub mod engine;
-pub mod error;
 pub mod http;
 pub mod metrics;
-mod server;
 pub mod store;
 
 use std::future::Future;
@@ -26,8 +24,9 @@ use tokio::net::TcpListener;
 
 pub use config::{AuditCommand, Cli, Command, Settings};
 use engine::{Engine, RecoveryReport};
-pub use store::Faults;
-use store::Store;
+use http::auth;
+use metrics::Metrics;
+use store::{Disk, Hooks, Store};
 
 pub struct App {
     engine: Arc<Engine>,
@@ -47,10 +46,10 @@ pub enum StartError {
     NotADirectory(std::path::PathBuf),
     #[error(transparent)]
     Store(#[from] store::OpenError),
-    #[error("cannot start the actor threads: {0}")]
-    Actors(std::io::Error),
-    #[error("tenant {0} holds more than {max} seats in the store, more than this build can serve", max = engine::MAX_SEATS)]
-    TooManySeats(domain::TenantId),
+    #[error(transparent)]
+    Engine(#[from] engine::StartError),
+    #[error("cannot build the metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Auth(#[from] auth::AuthConfigError),
 }
@@ -73,7 +72,11 @@ async fn retention_loop(engine: Arc<Engine>, keep_days: u64, export_dir: std::pa
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match engine.retain(keep_days, export_dir.clone()).await {
+        let retained = match engine.retain(keep_days, export_dir.clone()).await {
+            Ok(durable) => durable.wait(engine.store()).await,
+            Err(e) => Err(e),
+        };
+        match retained {
             Ok(report) if report.exported > 0 => tracing::info!(
                 exported = report.exported,
                 purged = report.purged,
@@ -89,12 +92,12 @@ async fn retention_loop(engine: Arc<Engine>, keep_days: u64, export_dir: std::pa
 impl App {
     /// Opens (or creates) the store in the data dir and rebuilds the engine from it.
     pub fn open(settings: &Settings) -> Result<App, StartError> {
-        Self::open_with_faults(settings, Arc::new(Faults::none()))
+        Self::open_with(settings, Arc::new(Disk))
     }
 
-    /// `open` with failures injected behind the store's writes and flushes
-    /// (tests of what a failing disk does; see `store::Faults`).
-    pub fn open_with_faults(settings: &Settings, faults: Arc<Faults>) -> Result<App, StartError> {
+    /// `open`, with `hooks` around the store's writes and flushes (tests and
+    /// benches pass their own disk; see `store::Hooks`).
+    pub fn open_with(settings: &Settings, hooks: Arc<dyn Hooks>) -> Result<App, StartError> {
         let started = Instant::now();
         let auth = Arc::new(auth::Authenticator::new(&settings.auth)?);
         if !settings.auth.enforce_roles {
@@ -108,15 +111,14 @@ impl App {
             path: dir.clone(),
             source,
         })?;
-        let (store, recovered) = Store::open_with(dir, faults)?;
-        let (engine, recovery) = Engine::start(
-            store,
-            recovered,
-            settings.auth.enforce_roles,
-            started,
-            settings.mailbox_bound,
-        )?;
-        release_startup_memory();
+        let (store, recovered) = Store::open_with(dir, hooks)?;
+        let metrics = Arc::new(Metrics::new(&http::route_labels())?);
+        let options = engine::Options {
+            enforce_roles: settings.auth.enforce_roles,
+            mailbox_bound: settings.mailbox_bound,
+        };
+        let (engine, recovery) = Engine::start(store, recovered, options, metrics, started)?;
+        alloc::release_startup_memory();
         tracing::info!(
             tenants = recovery.tenants,
             seats = recovery.seats,
@@ -170,7 +172,7 @@ impl App {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        let limits = server::Limits {
+        let limits = http::server::Limits {
             max_connections: self.settings.max_connections,
             header_timeout: Duration::from_millis(self.settings.header_timeout_ms),
         };
@@ -184,7 +186,7 @@ impl App {
                 .unwrap_or_else(|| self.settings.data_dir.join("audit-exports"));
             tokio::spawn(retention_loop(engine, days, dir))
         });
-        server::serve(listener, routes, limits, stop).await;
+        http::server::serve(listener, routes, limits, stop).await;
         if let Some(task) = retention {
             task.abort();
         }
@@ -195,49 +197,5 @@ impl App {
         }
         tracing::info!("store flushed; bye");
         Ok(())
-    }
-}
-
-/// The allocator: jemalloc. sled 0.34 replaces a page's in-memory record on
-/// every page-in and page-out, so a start that reads every record (the seat
-/// scan, then the history pass) leaves some 500,000 small long-lived records
-/// scattered among memory the scans freed. With glibc's malloc that freed
-/// memory stayed resident, holes too small to return: 135 MB in use, 213-262
-/// MB resident with every one of 1,000,000 seats allocated; jemalloc's size
-/// classes keep like with like, and its purge returns the rest (BENCHMARKS.md
-/// §4). Declared here, not in `main.rs`, so that the tests and benches that
-/// run the app in-process measure the same allocator.
-/// (Not with MSVC, where jemalloc does not build: the system allocator there.)
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// Hands the memory recovery (and then the history pass) used only while
-/// reading the store (every record decoded once, then dropped) back to the OS
-/// now. jemalloc would return it by itself only as it decays, and it decays
-/// only while the process allocates: a service that has just started may sit
-/// idle for a long while.
-pub(crate) fn release_startup_memory() {
-    #[cfg(not(target_env = "msvc"))]
-    release_jemalloc_memory();
-}
-
-#[cfg(not(target_env = "msvc"))]
-#[allow(unsafe_code)]
-fn release_jemalloc_memory() {
-    // 4096 is MALLCTL_ARENAS_ALL: every arena.
-    // SAFETY: the name is a NUL-terminated string, and a purge reads and
-    // writes no value (null pointers, length 0), as jemalloc's manual has it.
-    let rc = unsafe {
-        tikv_jemalloc_sys::mallctl(
-            c"arena.4096.purge".as_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    if rc != 0 {
-        tracing::warn!(rc, "could not hand the start-up memory back to the OS (jemalloc purge)");
     }
 }

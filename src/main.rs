@@ -1,10 +1,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use tenant_service::domain::{Id, TenantId, Timestamp};
-use tenant_service::{store, App, AuditCommand, Cli, Command, Faults, Settings};
+use tenant_service::{store, App, AuditCommand, Cli, Command, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -14,14 +13,6 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    // The bench-only experiments answer before the disk has the write
-    // (src/store/what_if.rs): the service never serves with one on.
-    if let Some(what_if) = store::what_if_requested() {
-        return fail(&format!(
-            "TS_WHAT_IF={what_if} asks for a bench-only experiment that answers before writes are durable; \
-             the service does not start with it (unset TS_WHAT_IF)"
-        ));
-    }
     match cli.command {
         Some(Command::Audit {
             action: AuditCommand::Verify { tenant },
@@ -42,7 +33,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     runtime.block_on(async {
-        let app = match App::open_with_faults(&settings, test_faults()) {
+        let app = match App::open(&settings) {
             Ok(app) => app,
             Err(e) => return fail(&e),
         };
@@ -55,24 +46,6 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         }
     })
-}
-
-/// Normally none. Crash tests of the real process set undocumented variables:
-/// `TENANT_TEST_FAIL_FLUSH_AFTER=N` (every flush after the first N fails: the
-/// only way to make a real process meet a failed fsync) and
-/// `TENANT_TEST_FLUSH_DELAY_MS=N` (a slow disk: each flush takes N ms more).
-fn test_faults() -> Arc<Faults> {
-    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let faults = Faults::none();
-    if let Some(n) = var("TENANT_TEST_FAIL_FLUSH_AFTER") {
-        tracing::warn!("TENANT_TEST_FAIL_FLUSH_AFTER={n}: flushes after the first {n} will fail (test only)");
-        faults.fail_flushes_after(n);
-    }
-    if let Some(ms) = var("TENANT_TEST_FLUSH_DELAY_MS") {
-        tracing::warn!("TENANT_TEST_FLUSH_DELAY_MS={ms}: every flush takes {ms} ms longer (test only)");
-        faults.slow_flushes(ms);
-    }
-    Arc::new(faults)
 }
 
 /// `tenant-service audit verify`: one JSON report per tenant on stdout.

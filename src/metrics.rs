@@ -14,96 +14,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{Direction, SeatState, Transition};
-
-/// Route templates, most specific first: requests are counted by template
-/// (never by raw path, which would let any client mint label values).
-const ROUTES: &[&str] = &[
-    "/",
-    "/health",
-    "/metrics",
-    "/api/v1/health",
-    "/api/v1/district",
-    "/api/v1/district/{id}",
-    "/api/v1/district/{id}/schools",
-    "/api/v1/district/{id}/summary",
-    "/api/v1/tenant/{id}",
-    "/api/v1/tenant/{id}/alert-threshold",
-    "/api/v1/alerts",
-    "/api/v1/seats/purchase",
-    "/api/v1/seats/allocate",
-    "/api/v1/seats/reclaim",
-    "/api/v1/seats/summary",
-    "/api/v1/seats/stats",
-    "/api/v1/seats/history",
-    "/api/v1/seats/{id}",
-    "/api/v1/seats/{id}/audit",
-    "/api/v1/roles",
-    "/api/v1/roles/events",
-    "/api/v1/roles/{id}/deactivate",
-    "/api/v1/users/{id}/tenants",
-    "/api/v1/me",
-    "/api/v1/audit",
-    "/api/v1/audit/verify",
-];
-
-/// The route template a path matches, or `"other"` (unknown paths).
-pub fn route_of(path: &str) -> &'static str {
-    ROUTES.get(route_index(path)).copied().unwrap_or("other")
-}
-
-/// The index in `ROUTES` of the template a path matches; `ROUTES.len()` for
-/// unknown paths. Runs on every request: one pass over the path, no
-/// allocation (a linear walk over the templates was 5 % of a summary's CPU).
-fn route_index(path: &str) -> usize {
-    const OTHER: usize = ROUTES.len();
-    let Some(rest) = path.strip_prefix('/') else {
-        return OTHER;
-    };
-    let mut segs = [""; 6];
-    let mut n = 0;
-    for seg in rest.split('/') {
-        if n == segs.len() {
-            return OTHER;
-        }
-        segs[n] = seg;
-        n += 1;
-    }
-    let id = |s: &str| !s.is_empty();
-    // Indices into ROUTES; the unit test below checks every template maps to itself.
-    match segs[..n] {
-        [""] => 0,
-        ["health"] => 1,
-        ["metrics"] => 2,
-        ["api", "v1", ref tail @ ..] => match *tail {
-            ["health"] => 3,
-            ["district"] => 4,
-            ["district", d] if id(d) => 5,
-            ["district", d, "schools"] if id(d) => 6,
-            ["district", d, "summary"] if id(d) => 7,
-            ["tenant", t] if id(t) => 8,
-            ["tenant", t, "alert-threshold"] if id(t) => 9,
-            ["alerts"] => 10,
-            ["seats", "purchase"] => 11,
-            ["seats", "allocate"] => 12,
-            ["seats", "reclaim"] => 13,
-            ["seats", "summary"] => 14,
-            ["seats", "stats"] => 15,
-            ["seats", "history"] => 16,
-            ["seats", s] if id(s) => 17,
-            ["seats", s, "audit"] if id(s) => 18,
-            ["roles"] => 19,
-            ["roles", "events"] => 20,
-            ["roles", r, "deactivate"] if id(r) => 21,
-            ["users", u, "tenants"] if id(u) => 22,
-            ["me"] => 23,
-            ["audit"] => 24,
-            ["audit", "verify"] => 25,
-            _ => OTHER,
-        },
-        _ => OTHER,
-    }
-}
+use crate::domain::{Counts, Direction, SeatState, Transition};
 
 /// Standard methods by name; anything else (hostile input) is one label.
 fn method_label(method: &str) -> &'static str {
@@ -133,8 +44,10 @@ pub struct Metrics {
     /// `requests` resolved by (route index, method, status) on first use, so
     /// a request costs one map read and an atomic add, not a label hash,
     /// a lock and a status string.
-    request_counters: DashMap<(usize, &'static str, u16), IntCounter>,
-    /// By route index (`ROUTES`, then "other").
+    request_counters: DashMap<(Option<usize>, &'static str, u16), IntCounter>,
+    /// The route templates by route index (the HTTP layer's route table).
+    routes: Vec<&'static str>,
+    /// By route index, then "other" (unknown paths) last.
     latency: Vec<Histogram>,
     /// By `Transition`.
     transitions: [IntCounter; 3],
@@ -149,7 +62,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Result<Metrics, prometheus::Error> {
+    /// `routes`: every route's template, by the index `request` is given
+    /// (requests are counted by template, never by raw path, which would let
+    /// any client mint label values).
+    pub fn new(routes: &[&'static str]) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -216,7 +132,7 @@ impl Metrics {
         registry.register(Box::new(mailbox_depth.clone()))?;
         let transitions = ["purchase", "allocate", "reclaim"].map(|k| transitions_vec.with_label_values(&[k]));
         let seats = ["free", "reserved", "assigned"].map(|s| seats_vec.with_label_values(&[s]));
-        let latency = ROUTES
+        let latency = routes
             .iter()
             .chain(std::iter::once(&"other"))
             .map(|route| latency.with_label_values(&[route]))
@@ -225,6 +141,7 @@ impl Metrics {
             registry,
             requests,
             request_counters: DashMap::new(),
+            routes: routes.to_vec(),
             latency,
             transitions,
             seats,
@@ -236,13 +153,14 @@ impl Metrics {
         })
     }
 
-    pub fn request(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
-        let route = route_index(path);
+    /// One request answered, by the index of the route it matched (`None`:
+    /// an unknown path).
+    pub fn request(&self, route: Option<usize>, method: &str, status: u16, elapsed: Duration) {
         let method = method_label(method);
         match self.request_counters.get(&(route, method, status)) {
             Some(counter) => counter.inc(),
             None => {
-                let label = ROUTES.get(route).copied().unwrap_or("other");
+                let label = route.and_then(|i| self.routes.get(i)).copied().unwrap_or("other");
                 let counter = self
                     .requests
                     .with_label_values(&[label, method, status.to_string().as_str()]);
@@ -250,14 +168,15 @@ impl Metrics {
                 self.request_counters.insert((route, method, status), counter);
             }
         }
-        if let Some(h) = self.latency.get(route) {
+        let latency = route.map_or(self.routes.len(), |i| i.min(self.routes.len()));
+        if let Some(h) = self.latency.get(latency) {
             h.observe(elapsed.as_secs_f64());
         }
     }
 
     /// Seats restored on start.
-    pub fn recovered(&self, free: u64, reserved: u64, assigned: u64) {
-        for (gauge, n) in self.seats.iter().zip([free, reserved, assigned]) {
+    pub fn recovered(&self, counts: Counts) {
+        for (gauge, n) in self.seats.iter().zip([counts.free, counts.reserved, counts.assigned]) {
             gauge.add(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
@@ -302,30 +221,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_map_to_their_templates_and_unknown_ones_to_other() {
-        assert_eq!(route_of("/api/v1/seats/summary"), "/api/v1/seats/summary");
-        assert_eq!(route_of("/api/v1/seats/17"), "/api/v1/seats/{id}");
-        assert_eq!(route_of("/api/v1/seats/17/audit"), "/api/v1/seats/{id}/audit");
-        assert_eq!(
-            route_of("/api/v1/users/some%20one/tenants"),
-            "/api/v1/users/{id}/tenants"
+    fn requests_are_counted_by_template_and_unknown_paths_as_other() {
+        let m = Metrics::new(&["/health", "/api/v1/seats/{id}"]).unwrap_or_else(|e| panic!("{e}"));
+        m.request(Some(1), "GET", 200, Duration::from_millis(1));
+        m.request(Some(1), "GET", 200, Duration::from_millis(1));
+        m.request(None, "BREW", 404, Duration::from_millis(1));
+        m.request(Some(7), "GET", 404, Duration::from_millis(1));
+        let text = m.render(0, 0);
+        assert!(
+            text.contains(r#"tenant_http_requests_total{method="GET",route="/api/v1/seats/{id}",status="200"} 2"#),
+            "{text}"
         );
-        assert_eq!(route_of("/"), "/");
-        assert_eq!(route_of("/api/v1/seats/"), "other");
-        assert_eq!(route_of("/../../etc/passwd"), "other");
-        assert_eq!(method_label("BREW"), "other");
-    }
-
-    #[test]
-    fn every_template_maps_to_itself() {
-        for template in ROUTES {
-            let path = template.replace("{id}", "7");
-            assert_eq!(route_of(&path), *template, "{path}");
-            assert_eq!(route_of(&format!("{path}/x/y/z/w")), "other");
-        }
-        assert_eq!(route_of("/health/"), "other");
-        assert_eq!(route_of("/api/v1/district//schools"), "other");
-        assert_eq!(route_of("health"), "other");
-        assert_eq!(route_of(""), "other");
+        assert!(
+            text.contains(r#"tenant_http_requests_total{method="other",route="other",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tenant_http_requests_total{method="GET",route="other",status="404"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -17,6 +17,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::SendRequest;
 use hyper::{Body, Method, Request, StatusCode};
 use serde::Deserialize;
+use tenant_service::store::{Disk, Hooks};
 use tenant_service::{App, Settings};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -59,6 +60,31 @@ pub fn cpu_time() -> Duration {
 
 // ---- the server ----------------------------------------------------------------
 
+/// The experiment `TS_WHAT_IF` names, if any (read here, by the bench: the
+/// service itself has no such switch).
+pub fn what_if() -> Option<String> {
+    std::env::var("TS_WHAT_IF").ok().filter(|v| !v.is_empty())
+}
+
+/// What the in-process servers write through: the real disk, or with
+/// `TS_WHAT_IF=no-flush` a disk whose flush makes nothing durable (sled's
+/// inserts still happen; the group commit still batches and wakes the
+/// waiters, at no cost of the disk). Answers then go out before the disk
+/// has the write: a measurement of what durability costs, never a service.
+fn what_if_disk() -> Arc<dyn Hooks> {
+    struct NoFlush;
+    impl Hooks for NoFlush {
+        fn flush(&self, _real: &dyn Fn() -> std::io::Result<()>) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    match what_if().as_deref() {
+        None => Arc::new(Disk),
+        Some("no-flush") => Arc::new(NoFlush),
+        Some(other) => panic!("TS_WHAT_IF={other}: the one experiment is `no-flush`"),
+    }
+}
+
 /// The real application (App::open + App::serve) on 127.0.0.1:0, on its own
 /// runtime (one worker per core, like the binary), with a data dir of its own.
 pub struct Server {
@@ -98,7 +124,7 @@ impl Server {
         adjust(&mut settings);
         let rt = runtime("server", 0);
         let app = rt
-            .block_on(async { App::open(&settings) })
+            .block_on(async { App::open_with(&settings, what_if_disk()) })
             .unwrap_or_else(|e| panic!("open: {e}"));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         std_listener

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Invalid;
 use super::{AuditId, TenantId, Timestamp, UserId};
-use crate::error::Error;
 
 /// A threshold in percent of seats in use: more than 0, at most 100.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -12,11 +12,11 @@ use crate::error::Error;
 pub struct Percent(f64);
 
 impl Percent {
-    pub fn parse(raw: f64) -> Result<Self, Error> {
+    pub fn parse(raw: f64) -> Result<Self, Invalid> {
         if raw.is_finite() && raw > 0.0 && raw <= 100.0 {
             Ok(Self(raw))
         } else {
-            Err(Error::invalid(
+            Err(Invalid::new(
                 "percent",
                 "must be a number greater than 0 and at most 100",
             ))

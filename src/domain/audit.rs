@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
+use super::Invalid;
 use super::{Audit, LearnerId, SeatId, TenantId, Timestamp, UserId};
-use crate::error::Error;
 
 /// Where an entry sits in a tenant's trail: its time, then its id (ids are
 /// unique, so no two entries share a position).
@@ -28,8 +28,8 @@ impl TrailPos {
         format!("{}.{}", self.at.micros(), self.id)
     }
 
-    pub fn parse_cursor(raw: &str) -> Result<Self, Error> {
-        let bad = || Error::invalid("cursor", "is not a cursor this service handed out");
+    pub fn parse_cursor(raw: &str) -> Result<Self, Invalid> {
+        let bad = || Invalid::new("cursor", "is not a cursor this service handed out");
         let (at, id) = raw.split_once('.').ok_or_else(bad)?;
         Ok(TrailPos {
             at: Timestamp::from_micros(at.parse().map_err(|_| bad())?),
@@ -47,11 +47,11 @@ pub enum Order {
 }
 
 impl Order {
-    pub fn parse(raw: &str) -> Result<Self, Error> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         match raw {
             "asc" => Ok(Order::Asc),
             "desc" => Ok(Order::Desc),
-            _ => Err(Error::invalid("order", "must be asc or desc")),
+            _ => Err(Invalid::new("order", "must be asc or desc")),
         }
     }
 }
@@ -100,14 +100,14 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
-    pub fn parse_limit(raw: Option<&str>) -> Result<usize, Error> {
+    pub fn parse_limit(raw: Option<&str>) -> Result<usize, Invalid> {
         match raw {
             None => Ok(DEFAULT_LIMIT),
             Some(r) => r
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| Error::invalid("limit", "must be an integer from 1 to 1000")),
+                .ok_or_else(|| Invalid::new("limit", "must be an integer from 1 to 1000")),
         }
     }
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use super::Invalid;
 
 /// A positive integer id. The contract promises positive JSON integers, so zero
 /// is never a valid id; `parse` is the only way to get one from a request.
@@ -35,18 +35,18 @@ pub trait Id: Sized + Copy {
     fn get(self) -> u64;
 
     /// Parses an id from a path segment or query value.
-    fn parse_str(raw: &str) -> Result<Self, Error> {
+    fn parse_str(raw: &str) -> Result<Self, Invalid> {
         // Digits only: `u64::from_str` would also take "+1".
         Some(raw)
             .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|r| r.parse::<u64>().ok())
             .and_then(Self::new)
-            .ok_or_else(|| Error::invalid(Self::FIELD, "must be a positive integer"))
+            .ok_or_else(|| Invalid::new(Self::FIELD, "must be a positive integer"))
     }
 
     /// Accepts an id that arrived as a JSON integer.
-    fn from_u64(raw: u64) -> Result<Self, Error> {
-        Self::new(raw).ok_or_else(|| Error::invalid(Self::FIELD, "must be a positive integer"))
+    fn from_u64(raw: u64) -> Result<Self, Invalid> {
+        Self::new(raw).ok_or_else(|| Invalid::new(Self::FIELD, "must be a positive integer"))
     }
 }
 

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{AuditId, LearnerId, SeatId, TenantId, Timestamp, UserId};
+use super::{AuditId, Invalid, LearnerId, SeatId, TenantId, Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,12 +41,12 @@ pub struct SeatCount(u32);
 impl SeatCount {
     pub const MAX: u64 = 100_000;
 
-    pub fn parse(raw: u64) -> Result<Self, crate::error::Error> {
+    pub fn parse(raw: u64) -> Result<Self, Invalid> {
         Some(raw)
             .filter(|n| (1..=Self::MAX).contains(n))
             .and_then(|n| u32::try_from(n).ok())
             .map(Self)
-            .ok_or_else(|| crate::error::Error::invalid("count", "must be an integer from 1 to 100000"))
+            .ok_or_else(|| Invalid::new("count", "must be an integer from 1 to 100000"))
     }
 
     pub fn get(self) -> u64 {
@@ -92,28 +92,9 @@ pub struct SeatSummary {
     pub utilization_percentage: f64,
 }
 
-impl SeatSummary {
-    /// (reserved + assigned) / total × 100, rounded to 2 decimals; 0.0 when empty.
-    pub fn utilization(total: u64, reserved: u64, assigned: u64) -> f64 {
-        if total == 0 {
-            return 0.0;
-        }
-        let pct = (reserved + assigned) as f64 / total as f64 * 100.0;
-        (pct * 100.0).round() / 100.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utilization_rounds_to_two_decimals() {
-        assert_eq!(SeatSummary::utilization(0, 0, 0), 0.0);
-        assert_eq!(SeatSummary::utilization(5, 0, 2), 40.0);
-        assert_eq!(SeatSummary::utilization(3, 0, 1), 33.33);
-        assert_eq!(SeatSummary::utilization(3, 1, 1), 66.67);
-    }
 
     #[test]
     fn count_bounds() {

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{EventId, RoleId, TenantId, TenantName, Timestamp, UserId};
+use super::{EventId, Invalid, RoleId, TenantId, TenantName, Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,16 +39,13 @@ pub enum RoleKind {
 }
 
 impl RoleKind {
-    pub fn parse(raw: &str) -> Result<Self, crate::error::Error> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         match raw {
             "admin" => Ok(RoleKind::Admin),
             "manager" => Ok(RoleKind::Manager),
             "teacher" => Ok(RoleKind::Teacher),
             "learner" => Ok(RoleKind::Learner),
-            _ => Err(crate::error::Error::invalid(
-                "role",
-                "must be one of admin, manager, teacher, learner",
-            )),
+            _ => Err(Invalid::new("role", "must be one of admin, manager, teacher, learner")),
         }
     }
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use super::Invalid;
 
 fn has_control(raw: &str) -> bool {
     raw.chars().any(char::is_control)
@@ -17,13 +17,13 @@ fn has_control(raw: &str) -> bool {
 pub struct TenantName(String);
 
 impl TenantName {
-    pub fn parse(raw: String) -> Result<Self, Error> {
+    pub fn parse(raw: String) -> Result<Self, Invalid> {
         let chars = raw.chars().count();
         if raw.trim().is_empty() || chars > 255 {
-            return Err(Error::invalid("name", "must be 1 to 255 characters and not blank"));
+            return Err(Invalid::new("name", "must be 1 to 255 characters and not blank"));
         }
         if has_control(&raw) {
-            return Err(Error::invalid("name", "must not contain control characters"));
+            return Err(Invalid::new("name", "must not contain control characters"));
         }
         Ok(Self(raw))
     }
@@ -35,13 +35,13 @@ impl TenantName {
 
 /// Parses an identifier that is compared for equality: trimmed, so that
 /// "learner_1 " and "learner_1" are the same learner, 1 to 255 characters.
-fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, Error> {
+fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, Invalid> {
     let trimmed = raw.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 255 {
-        return Err(Error::invalid(field, "must be 1 to 255 characters and not blank"));
+        return Err(Invalid::new(field, "must be 1 to 255 characters and not blank"));
     }
     if has_control(trimmed) {
-        return Err(Error::invalid(field, "must not contain control characters"));
+        return Err(Invalid::new(field, "must not contain control characters"));
     }
     Ok(trimmed)
 }
@@ -56,7 +56,7 @@ fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, Error> {
 pub struct LearnerId(CompactString);
 
 impl LearnerId {
-    pub fn parse(raw: &str) -> Result<Self, Error> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         identifier("learner_id", raw).map(|id| Self(CompactString::new(id)))
     }
 
@@ -71,7 +71,7 @@ impl LearnerId {
 pub struct UserId(Arc<str>);
 
 impl UserId {
-    pub fn parse(raw: &str) -> Result<Self, Error> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         identifier("user_id", raw).map(|id| Self(Arc::from(id)))
     }
 
@@ -88,9 +88,9 @@ pub struct Reason(String);
 impl Reason {
     pub const RECLAIM_DEFAULT: &'static str = "Seat reclaimed";
 
-    pub fn parse_reclaim(raw: Option<String>) -> Result<Self, Error> {
+    pub fn parse_reclaim(raw: Option<String>) -> Result<Self, Invalid> {
         match raw {
-            Some(r) if r.chars().count() > 500 => Err(Error::invalid("reason", "must be at most 500 characters")),
+            Some(r) if r.chars().count() > 500 => Err(Invalid::new("reason", "must be at most 500 characters")),
             Some(r) if !r.trim().is_empty() => Ok(Self(r)),
             _ => Ok(Self(Self::RECLAIM_DEFAULT.to_owned())),
         }

@@ -1,6 +1,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::Invalid;
+
 /// Microseconds since the Unix epoch, UTC. Stored as an integer; rendered on
 /// the wire as RFC 3339 with an offset, as the contract requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -30,10 +32,10 @@ impl Timestamp {
     }
 
     /// An RFC 3339 time with an offset (`2026-09-01T08:00:00Z`, `...+02:00`).
-    pub fn parse_rfc3339(field: &str, raw: &str) -> Result<Self, crate::error::Error> {
+    pub fn parse_rfc3339(field: &str, raw: &str) -> Result<Self, Invalid> {
         DateTime::parse_from_rfc3339(raw.trim())
             .map(|t| Self(t.timestamp_micros()))
-            .map_err(|_| crate::error::Error::invalid(field, "must be an RFC 3339 time with an offset"))
+            .map_err(|_| Invalid::new(field, "must be an RFC 3339 time with an offset"))
     }
 
     pub fn rfc3339(self) -> String {

@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
+use super::error::{Error, Missing};
 use crate::domain::{Caller, RoleKind, TenantId, UserId};
-use crate::error::{Error, Missing};
 use crate::store::Seq;
 
 use super::directory::{Directory, Roles, Scope};

@@ -9,30 +9,24 @@ use std::sync::Arc;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, Context, Handler, Message};
 
-use crate::domain::Transition;
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::domain::{
-    Alert, Audit, AuditId, Id, LearnerId, Percent, Reason, Seat, SeatCount, SeatId, TenantId, Threshold, Timestamp,
-    UserId,
+    chain, Alert, Audit, AuditId, BlockRecord, Counts, Hash, Id, LearnerId, Percent, Reason, Seat, SeatCount, SeatId,
+    TenantId, Threshold, Timestamp, Transition, UserId,
 };
-use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::store::records::{chain, BlockRecord, DaySnapshot, Hash};
 use crate::store::{ChainHead, IdSpace, Seq, Store};
 
-use super::directory::PublishedCounts;
-use super::mailbox::Slotted;
-use super::pool::{Counts, SeatChange, SeatPool};
+use super::durable::Durable;
+use super::error::{Error, Missing};
+use super::pool::{SeatChange, SeatPool};
+use super::published::PublishedCounts;
 use super::router::SeatRouter;
 use super::stats::{day_of, MinuteCounts, MinuteStats};
 
-/// A reply and the write sequence it depends on.
-pub struct Pending<T> {
-    pub value: Result<T, Error>,
-    pub seq: Seq,
-}
-
-impl<A: Actor, M: Message<Result = Pending<T>>, T: 'static> MessageResponse<A, M> for Pending<T> {
-    fn handle(self, _: &mut A::Context, tx: Option<OneshotSender<Pending<T>>>) {
+impl<A: Actor, M: Message<Result = Durable<T>>, T: 'static> MessageResponse<A, M> for Durable<T> {
+    fn handle(self, _: &mut A::Context, tx: Option<OneshotSender<Durable<T>>>) {
         if let Some(tx) = tx {
             // The caller may have gone (client hung up); the change stands either way.
             let _ = tx.send(self);
@@ -114,11 +108,10 @@ impl TenantActor {
         self.clock
     }
 
-    fn reply<T>(&self, value: Result<T, Error>) -> Pending<T> {
-        Pending {
-            value,
-            seq: self.last_write,
-        }
+    /// Every reply waits for the actor's latest write: a refusal or a read
+    /// may rest on it as much as the change it made.
+    fn reply<T>(&self, value: Result<T, Error>) -> Durable<T> {
+        Durable::after(self.last_write, value)
     }
 
     fn purchase(&mut self, count: SeatCount, by: UserId) -> Result<Vec<Seat>, Error> {
@@ -137,10 +130,11 @@ impl TenantActor {
         self.roll_day(block.created_at)?;
         let head = (0..n).fold(self.head, |h, i| chain(&h, self.tenant, &block.purchase_audit(i)));
         let before = self.pool.counts();
-        let after = Counts {
-            free: before.free + n,
-            ..before
-        };
+        let after = before
+            + Counts {
+                free: n,
+                ..Counts::default()
+            };
         let alert = self.alert(before, after, first_audit, block.created_at);
         self.last_write = self.store.put_block(&block, head, alert.as_ref())?;
         self.head = head;
@@ -191,13 +185,7 @@ impl TenantActor {
     /// previous day with changes become that day's snapshot.
     fn roll_day(&mut self, at: Timestamp) -> Result<(), Error> {
         if let Some(day) = self.day.filter(|d| *d < day_of(at)) {
-            let c = self.pool.counts();
-            let snapshot = DaySnapshot {
-                free: c.free,
-                reserved: c.reserved,
-                assigned: c.assigned,
-            };
-            self.last_write = self.store.put_day(self.tenant, day, &snapshot)?;
+            self.last_write = self.store.put_day(self.tenant, day, &self.pool.counts())?;
         }
         Ok(())
     }
@@ -242,17 +230,31 @@ impl Actor for TenantActor {
     type Context = Context<Self>;
 }
 
+/// A message and the mailbox slot it occupies until the actor has handled
+/// it (`Mailbox` in `mailbox.rs` sends every message this way).
+pub struct Slotted<M> {
+    pub msg: M,
+    pub slot: OwnedSemaphorePermit,
+}
+
+impl<M: Message> Message for Slotted<M>
+where
+    M::Result: 'static,
+{
+    type Result = M::Result;
+}
+
 macro_rules! message {
     ($name:ident { $($field:ident : $ty:ty),* } -> $out:ty) => {
         pub struct $name { $(pub $field: $ty),* }
         impl Message for $name {
-            type Result = Pending<$out>;
+            type Result = Durable<$out>;
         }
         // Handled like the bare message; the mailbox slot is freed after.
         impl Handler<Slotted<$name>> for TenantActor {
-            type Result = Pending<$out>;
+            type Result = Durable<$out>;
             fn handle(&mut self, slotted: Slotted<$name>, ctx: &mut Context<Self>) -> Self::Result {
-                let (msg, slot) = slotted.into_parts();
+                let Slotted { msg, slot } = slotted;
                 let reply = <Self as Handler<$name>>::handle(self, msg, ctx);
                 drop(slot);
                 reply
@@ -273,7 +275,7 @@ message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 
 impl Handler<Purchase> for TenantActor {
-    type Result = Pending<Vec<Seat>>;
+    type Result = Durable<Vec<Seat>>;
     fn handle(&mut self, msg: Purchase, _: &mut Context<Self>) -> Self::Result {
         let value = self.purchase(msg.count, msg.by);
         self.reply(value)
@@ -281,7 +283,7 @@ impl Handler<Purchase> for TenantActor {
 }
 
 impl Handler<Allocate> for TenantActor {
-    type Result = Pending<Seat>;
+    type Result = Durable<Seat>;
     fn handle(&mut self, msg: Allocate, _: &mut Context<Self>) -> Self::Result {
         let now = self.now();
         let value = self
@@ -293,7 +295,7 @@ impl Handler<Allocate> for TenantActor {
 }
 
 impl Handler<Reclaim> for TenantActor {
-    type Result = Pending<Seat>;
+    type Result = Durable<Seat>;
     fn handle(&mut self, msg: Reclaim, _: &mut Context<Self>) -> Self::Result {
         let now = self.now();
         let value = self
@@ -305,63 +307,64 @@ impl Handler<Reclaim> for TenantActor {
 }
 
 impl Handler<GetSeat> for TenantActor {
-    type Result = Pending<Seat>;
+    type Result = Durable<Seat>;
     fn handle(&mut self, msg: GetSeat, _: &mut Context<Self>) -> Self::Result {
-        let seat = self
-            .pool
-            .seat(msg.seat)
-            .ok_or(Error::NotFound(crate::error::Missing::Seat));
+        let seat = self.pool.seat(msg.seat).ok_or(Error::NotFound(Missing::Seat));
         self.reply(seat)
     }
 }
 
 impl Handler<GetBlock> for TenantActor {
-    type Result = Pending<BlockRecord>;
+    type Result = Durable<BlockRecord>;
     fn handle(&mut self, msg: GetBlock, _: &mut Context<Self>) -> Self::Result {
         let block = self
             .pool
             .block_of(msg.seat)
             .cloned()
-            .ok_or(Error::NotFound(crate::error::Missing::Seat));
+            .ok_or(Error::NotFound(Missing::Seat));
         self.reply(block)
     }
 }
 
 impl Handler<Head> for TenantActor {
-    type Result = Pending<Hash>;
+    type Result = Durable<Hash>;
     fn handle(&mut self, _: Head, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.head))
     }
 }
 
 impl Handler<Stats> for TenantActor {
-    type Result = Pending<Vec<(i64, MinuteCounts)>>;
+    type Result = Durable<Vec<(i64, MinuteCounts)>>;
     fn handle(&mut self, msg: Stats, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.stats.between(msg.from, msg.to)))
     }
 }
 
 impl Handler<SetThreshold> for TenantActor {
-    type Result = Pending<Threshold>;
+    type Result = Durable<Threshold>;
     fn handle(&mut self, msg: SetThreshold, _: &mut Context<Self>) -> Self::Result {
-        let value = self.store.put_threshold(&msg.threshold).map(|seq| {
-            self.last_write = seq;
-            self.threshold = msg.threshold.percent;
-            msg.threshold
-        });
+        let value = self
+            .store
+            .put_threshold(&msg.threshold)
+            .map_err(Error::from)
+            .map(|seq| {
+                self.last_write = seq;
+                self.threshold = msg.threshold.percent;
+                msg.threshold
+            });
         self.reply(value)
     }
 }
 
 impl Handler<GetThreshold> for TenantActor {
-    type Result = Pending<Option<Percent>>;
+    type Result = Durable<Option<Percent>>;
     fn handle(&mut self, _: GetThreshold, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok(self.threshold))
     }
 }
 
 impl Handler<Today> for TenantActor {
-    type Result = Pending<(Option<i64>, Counts)>;
+    type Result = Durable<(Option<i64>, Counts)>;
     fn handle(&mut self, _: Today, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok((self.day, self.pool.counts())))
     }

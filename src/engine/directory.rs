@@ -5,35 +5,15 @@
 //! so a tenant or role is never shown before it is on disk.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use dashmap::DashMap;
 
-use crate::domain::{Role, RoleId, RoleKind, Tenant, TenantId, TenantKind, UserId};
+use crate::domain::{Counts, Role, RoleId, RoleKind, Tenant, TenantId, TenantKind, UserId};
 use crate::store::Seq;
 
 use super::mailbox::Mailbox;
-use super::pool::Counts;
-
-/// A tenant's seat counters as its actor last published them, with the write
-/// they reflect. Counts and sequence change together under one small lock,
-/// so a reader never sees counters from one transition and a sequence from
-/// another. A std mutex: held for a copy, never across an await.
-pub struct PublishedCounts(Mutex<(Counts, Seq)>);
-
-impl PublishedCounts {
-    pub fn new(counts: Counts) -> Self {
-        PublishedCounts(Mutex::new((counts, 0)))
-    }
-
-    pub fn set(&self, counts: Counts, seq: Seq) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = (counts, seq);
-    }
-
-    pub fn get(&self) -> (Counts, Seq) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+use super::published::PublishedCounts;
 
 /// What every authorization and write check needs to know about a tenant.
 #[derive(Debug, Clone, Copy)]
@@ -57,14 +37,35 @@ pub struct TenantEntry {
 
 #[derive(Default)]
 pub struct Roles {
-    pub by_id: HashMap<RoleId, (Role, Seq)>,
+    by_id: HashMap<RoleId, (Role, Seq)>,
     /// The active role of a user in a tenant (rule 6: at most one).
-    pub active: HashMap<(UserId, TenantId), RoleId>,
-    pub by_tenant: HashMap<TenantId, Vec<RoleId>>,
-    pub by_user: HashMap<UserId, Vec<RoleId>>,
+    active: HashMap<(UserId, TenantId), RoleId>,
+    by_tenant: HashMap<TenantId, Vec<RoleId>>,
+    by_user: HashMap<UserId, Vec<RoleId>>,
 }
 
 impl Roles {
+    /// A role and the write that produced its current version.
+    pub fn get(&self, id: RoleId) -> Option<&(Role, Seq)> {
+        self.by_id.get(&id)
+    }
+
+    /// The write behind the user's active role in the tenant, if they hold one.
+    pub fn active_seq(&self, user: &UserId, tenant: TenantId) -> Option<Seq> {
+        let id = self.active.get(&(user.clone(), tenant))?;
+        self.by_id.get(id).map(|(_, seq)| *seq)
+    }
+
+    /// Every role in a tenant, active or not, and the latest write among them.
+    pub fn of_tenant(&self, tenant: TenantId) -> (Vec<Role>, Seq) {
+        self.collect(self.by_tenant.get(&tenant).into_iter().flatten(), |_| true)
+    }
+
+    /// A user's active roles, and the latest write among them.
+    pub fn active_of_user(&self, user: &UserId) -> (Vec<Role>, Seq) {
+        self.collect(self.by_user.get(user).into_iter().flatten(), |r| r.is_active)
+    }
+
     /// Replaces a stored role with a newer version of itself (deactivation).
     pub fn update(&mut self, role: Role, seq: Seq) {
         if !role.is_active && self.active.get(&(role.user_id.clone(), role.tenant_id)) == Some(&role.id) {
@@ -112,11 +113,7 @@ impl Roles {
     }
 
     /// The roles listed under `ids`, and the latest write among them.
-    pub fn collect<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a RoleId>,
-        keep: impl Fn(&Role) -> bool,
-    ) -> (Vec<Role>, Seq) {
+    fn collect<'a>(&self, ids: impl IntoIterator<Item = &'a RoleId>, keep: impl Fn(&Role) -> bool) -> (Vec<Role>, Seq) {
         let mut seq = 0;
         let roles = ids
             .into_iter()
@@ -131,16 +128,92 @@ impl Roles {
     }
 }
 
+/// Every tenant and every role, and the only code that touches their maps.
 #[derive(Default)]
 pub struct Directory {
     /// Sharded map: lookups from many request tasks do not contend.
-    pub tenants: DashMap<TenantId, TenantEntry>,
+    tenants: DashMap<TenantId, TenantEntry>,
     /// Written rarely (role grants), read on every role listing. A std lock:
     /// never held across an await.
-    pub roles: RwLock<Roles>,
+    roles: RwLock<Roles>,
 }
 
 impl Directory {
+    /// Enters a tenant (and lists a school under its district).
+    pub fn register(&self, entry: TenantEntry) {
+        let (id, parent) = (entry.tenant.id, entry.tenant.parent_id);
+        self.tenants.insert(id, entry);
+        if let Some(mut district) = parent.and_then(|p| self.tenants.get_mut(&p)) {
+            district.children.push(id);
+        }
+    }
+
+    /// The roles read back on start.
+    pub fn restore_roles(&self, roles: Vec<Role>) {
+        let mut index = self.roles_write();
+        for role in roles {
+            index.insert(role, 0);
+        }
+    }
+
+    pub fn contains(&self, id: TenantId) -> bool {
+        self.tenants.contains_key(&id)
+    }
+
+    /// A district, its schools in creation order, and the write behind the
+    /// district's current value; `None` for a school or an unknown id.
+    pub fn district(&self, id: TenantId) -> Option<(Tenant, Vec<TenantId>, Seq)> {
+        let entry = self.tenants.get(&id)?;
+        (entry.tenant.kind == TenantKind::District).then(|| (entry.tenant.clone(), entry.children.clone(), entry.seq))
+    }
+
+    /// A tenant and its schools (a school: itself alone), e.g. the scope of
+    /// a district's audit trail, stats and alerts.
+    pub fn family(&self, id: TenantId) -> Vec<TenantId> {
+        let mut family = vec![id];
+        if let Some(entry) = self.tenants.get(&id) {
+            family.extend(entry.children.iter().copied());
+        }
+        family
+    }
+
+    /// A tenant, its counters as its actor last published them, and the
+    /// latest write either depends on.
+    pub fn counts(&self, id: TenantId) -> Option<(Tenant, Counts, Seq)> {
+        let entry = self.tenants.get(&id)?;
+        let (counts, written) = entry.counts.get();
+        Some((entry.tenant.clone(), counts, written.max(entry.seq)))
+    }
+
+    /// Changes a tenant under its entry's shard lock, so that memory and disk
+    /// see concurrent updates of one tenant in the same order. `change` gets
+    /// the current value and returns the new one with the write that stored
+    /// it (`None`: nothing to change). `None` if the tenant is unknown.
+    pub fn update_tenant<E>(
+        &self,
+        id: TenantId,
+        change: impl FnOnce(&Tenant) -> Result<Option<(Tenant, Seq)>, E>,
+    ) -> Option<Result<(Tenant, Seq), E>> {
+        let mut entry = self.tenants.get_mut(&id)?;
+        Some(change(&entry.tenant).map(|changed| {
+            if let Some((tenant, seq)) = changed {
+                entry.tenant = tenant;
+                entry.seq = seq;
+            }
+            (entry.tenant.clone(), entry.seq)
+        }))
+    }
+
+    /// Every tenant's actor.
+    pub fn actors(&self) -> Vec<Mailbox> {
+        self.tenants.iter().map(|e| e.actor.clone()).collect()
+    }
+
+    /// Messages waiting for (or being handled by) all actors.
+    pub fn mailbox_depth(&self) -> usize {
+        self.tenants.iter().map(|e| e.actor.depth()).sum()
+    }
+
     pub fn roles_read(&self) -> std::sync::RwLockReadGuard<'_, Roles> {
         self.roles.read().unwrap_or_else(PoisonError::into_inner)
     }

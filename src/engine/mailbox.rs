@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use actix::{Addr, Handler, Message};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::actor::{Pending, TenantActor};
-use crate::error::Error;
+use super::actor::{Slotted, TenantActor};
+use super::durable::Durable;
+use super::error::Error;
 
 #[derive(Clone)]
 pub struct Mailbox {
@@ -38,11 +39,11 @@ impl Mailbox {
     }
 
     /// Sends `msg` if the mailbox has room; the reply is not yet durable.
-    pub async fn ask<M, T>(&self, msg: M) -> Result<Pending<T>, Error>
+    pub async fn ask<M, T>(&self, msg: M) -> Result<Durable<T>, Error>
     where
-        M: Message<Result = Pending<T>> + Send + 'static,
+        M: Message<Result = Durable<T>> + Send + 'static,
         T: Send + 'static,
-        TenantActor: Handler<Slotted<M>, Result = Pending<T>>,
+        TenantActor: Handler<Slotted<M>, Result = Durable<T>>,
     {
         let slot = Arc::clone(&self.slots)
             .try_acquire_owned()
@@ -52,24 +53,4 @@ impl Mailbox {
             .await
             .map_err(|_| Error::ShuttingDown)
     }
-}
-
-/// A message and the mailbox slot it occupies until the actor has handled
-/// it (`message!` in `actor.rs` gives each message a handler for this).
-pub struct Slotted<M> {
-    msg: M,
-    slot: OwnedSemaphorePermit,
-}
-
-impl<M> Slotted<M> {
-    pub fn into_parts(self) -> (M, OwnedSemaphorePermit) {
-        (self.msg, self.slot)
-    }
-}
-
-impl<M: Message> Message for Slotted<M>
-where
-    M::Result: 'static,
-{
-    type Result = M::Result;
 }

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState, TenantId, Timestamp};
-use crate::error::{Error, Missing};
-use crate::store::records::{BlockRecord, SeatRecord};
+use crate::domain::{BlockRecord, Counts, Id, LearnerId, Seat, SeatId, SeatRecord, SeatState, TenantId, Timestamp};
+
+use super::error::{Error, Missing};
 
 use super::learners::{LearnerIndex, Position};
 
@@ -89,39 +89,6 @@ struct Block {
     /// The `Position` of its first seat: the seats of the blocks before it.
     base: u64,
     slots: Vec<Slot>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub free: u64,
-    pub reserved: u64,
-    pub assigned: u64,
-}
-
-impl Counts {
-    pub fn total(self) -> u64 {
-        self.free + self.reserved + self.assigned
-    }
-
-    /// Utilization in percent, as `SeatSummary` shows it.
-    pub fn utilization(self) -> f64 {
-        crate::domain::SeatSummary::utilization(self.total(), self.reserved, self.assigned)
-    }
-
-    /// The counts after one seat moves from `from` to `to`.
-    pub fn moved(mut self, from: SeatState, to: SeatState) -> Counts {
-        *self.slot_mut(from) -= 1;
-        *self.slot_mut(to) += 1;
-        self
-    }
-
-    fn slot_mut(&mut self, state: SeatState) -> &mut u64 {
-        match state {
-            SeatState::Free => &mut self.free,
-            SeatState::Reserved => &mut self.reserved,
-            SeatState::Assigned => &mut self.assigned,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -285,8 +252,8 @@ impl SeatPool {
         let position = position(&self.blocks[block], index);
         let old = std::mem::replace(&mut self.blocks[block].slots[index], slot);
         let new = &self.blocks[block].slots[index];
-        *self.counts.slot_mut(old.state()) -= 1;
-        *self.counts.slot_mut(new.state()) += 1;
+        *self.counts.of_mut(old.state()) -= 1;
+        *self.counts.of_mut(new.state()) += 1;
         // Slot first, then the index: it finds learners through the slots.
         if let Some(l) = &old.learner {
             self.learners.remove(l, position);
@@ -306,7 +273,7 @@ impl SeatPool {
         for block in &self.blocks {
             for (i, slot) in block.slots.iter().enumerate() {
                 let id = block.record.first_seat.offset(i as u64);
-                *counted.slot_mut(slot.state()) += 1;
+                *counted.of_mut(slot.state()) += 1;
                 match (&slot.learner, slot.state()) {
                     (None, SeatState::Free) => {}
                     (Some(l), SeatState::Reserved | SeatState::Assigned) => {
@@ -654,7 +621,7 @@ mod model {
             prop_assert_eq!(view.learner_id.as_ref().map(|l| l.as_str()), holder.as_deref());
             prop_assert_eq!(view.assigned_at.is_some(), holder.is_some());
             prop_assert!(view.reserved_at.is_none());
-            *counts.slot_mut(expected) += 1;
+            *counts.of_mut(expected) += 1;
         }
         prop_assert_eq!(pool.counts(), counts);
         for absent in (1..model.next_id + 3).filter(|s| !model.seats.contains_key(s)) {

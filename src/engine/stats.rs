@@ -6,9 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::domain::{Timestamp, Transition};
-
-use super::pool::Counts;
+use crate::domain::{Counts, Timestamp, Transition};
 
 /// The longest window that can be asked for: 24 hours.
 pub const KEEP_MINUTES: i64 = 24 * 60;

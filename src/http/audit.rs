@@ -1,56 +1,39 @@
-//! The audit trail: paged queries over a tenant's (or a district's) trail.
+//! The audit trail: paged queries over a tenant's (or a district's) trail,
+//! and the verification of its hash chain.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
+use super::error::ApiError;
+use super::route::{ok, Answer, Request, Route};
+use crate::domain::{AuditFilter, AuditQuery, Id, LearnerId, Order, SeatId, TenantId, Timestamp, TrailPos, UserId};
 
-use super::extract::{caller, query, query_id, with_engine};
-use super::{ok, respond, Answer, Ctx};
-use crate::domain::{
-    AuditFilter, AuditQuery, Caller, Id, LearnerId, Order, SeatId, TenantId, Timestamp, TrailPos, UserId,
-};
-use crate::engine::Engine;
-use crate::error::Error;
-
-pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let page = warp::path!("api" / "v1" / "audit")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(audit)
-        .map(respond);
-    let verify = warp::path!("api" / "v1" / "audit" / "verify")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(verify)
-        .map(respond);
-    page.or(verify).unify().boxed()
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/api/v1/audit", audit),
+        Route::get("/api/v1/audit/verify", verify),
+    ]
 }
 
-async fn verify(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
-    Ok(ok(&engine.verify_audit(&caller, tenant).await?))
+async fn verify(req: Request) -> Answer {
+    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
+    Ok(req.engine.verify_audit(req.caller()?, tenant).await?.map(ok))
 }
 
-async fn audit(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    Ok(ok(&engine.audit(&caller, parse(&query)?).await?))
+async fn audit(req: Request) -> Answer {
+    let query = parse(&req.query()?)?;
+    Ok(req.engine.audit(req.caller()?, query).await?.map(ok))
 }
 
-fn parse(q: &HashMap<String, String>) -> Result<AuditQuery, Error> {
+fn parse(q: &HashMap<String, String>) -> Result<AuditQuery, ApiError> {
     let get = |name: &str| q.get(name).map(String::as_str);
-    let id = |name: &str| -> Result<Option<u64>, Error> {
+    let id = |name: &str| -> Result<Option<u64>, ApiError> {
         get(name)
             .map(|raw| {
                 raw.trim()
                     .parse::<u64>()
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| Error::Invalid(format!("query parameter {name} must be a positive integer")))
+                    .ok_or_else(|| ApiError::invalid(format!("query parameter {name} must be a positive integer")))
             })
             .transpose()
     };

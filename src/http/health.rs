@@ -1,16 +1,28 @@
-use serde_json::json;
-use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
+//! Liveness: no identity needed, nothing read.
 
-pub fn routes() -> BoxedFilter<(impl Reply,)> {
-    let root = warp::path::end().and(warp::get()).map(|| {
-        warp::reply::json(&json!({"service": "tenant-svc", "status": "running", "version": env!("CARGO_PKG_VERSION")}))
-    });
-    let health = warp::path!("health")
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({"status": "healthy"})));
-    let api_health = warp::path!("api" / "v1" / "health")
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({"message": "Tenant service is healthy"})));
-    root.or(health).unify().or(api_health).unify().boxed()
+use serde_json::json;
+
+use super::route::{ok, Answer, Request, Route};
+use crate::engine::Durable;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/", root).open(),
+        Route::get("/health", health).open(),
+        Route::get("/api/v1/health", api_health).open(),
+    ]
+}
+
+async fn root(_: Request) -> Answer {
+    Ok(Durable::ready(ok(
+        json!({"service": "tenant-svc", "status": "running", "version": env!("CARGO_PKG_VERSION")}),
+    )))
+}
+
+async fn health(_: Request) -> Answer {
+    Ok(Durable::ready(ok(json!({"status": "healthy"}))))
+}
+
+async fn api_health(_: Request) -> Answer {
+    Ok(Durable::ready(ok(json!({"message": "Tenant service is healthy"}))))
 }

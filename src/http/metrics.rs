@@ -2,21 +2,18 @@
 //! identity: it reveals counts and timings, never a tenant, seat or user.
 //! Keep it off the public gateway (scrape it on the internal network).
 
-use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
+use warp::Reply;
 
-use super::Ctx;
+use super::route::{Answer, Request, Route};
+use crate::engine::Durable;
 
-pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let engine = ctx.engine.clone();
-    warp::path!("metrics")
-        .and(warp::get())
-        .map(move || {
-            Box::new(warp::reply::with_header(
-                engine.metrics_text(),
-                "content-type",
-                "text/plain; version=0.0.4; charset=utf-8",
-            )) as Box<dyn Reply>
-        })
-        .boxed()
+pub fn routes() -> Vec<Route> {
+    vec![Route::get("/metrics", exposition).open()]
+}
+
+async fn exposition(req: Request) -> Answer {
+    let text = req.engine.metrics_text();
+    Ok(Durable::ready(
+        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8").into_response(),
+    ))
 }

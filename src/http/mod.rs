@@ -1,45 +1,33 @@
-//! The HTTP layer: each feature module owns its routes; this module combines
-//! them, logs every request, and installs the one `recover` that turns every
-//! rejection into the contract's `{"detail", "error_code"}` body.
+//! The HTTP layer: each feature module declares its routes (`route::Route`,
+//! one line each); this module puts them in one table, dispatches every
+//! request through it, logs and counts every request, and maps every failure
+//! to the contract's `{"detail", "error_code"}` body (`error`).
 
 mod audit;
-mod extract;
+pub mod auth;
+pub mod error;
 mod health;
 mod metrics;
 mod roles;
+mod route;
 mod seats;
+pub mod server;
 mod tenants;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
-use serde::Serialize;
-use serde_json::json;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, Method};
+use warp::path::FullPath;
+use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::auth::Authenticator;
-use crate::engine::Engine;
-use crate::error::Error;
-
-pub use extract::parse_json;
-
-/// What a handler returns. Handlers answer errors themselves (through
-/// `respond`) rather than rejecting: a rejection would make warp try the
-/// remaining routes, and a later route's complaint could replace this one's.
-type Answer = Result<Box<dyn Reply>, Error>;
-
-fn respond(answer: Answer) -> Box<dyn Reply> {
-    answer.unwrap_or_else(|err| Box::new(error_reply(&err)))
-}
-
-fn created<T: Serialize>(value: &T) -> Box<dyn Reply> {
-    Box::new(warp::reply::with_status(warp::reply::json(value), StatusCode::CREATED))
-}
-
-fn ok<T: Serialize>(value: &T) -> Box<dyn Reply> {
-    Box::new(warp::reply::json(value))
-}
+use crate::engine::{Engine, Error};
+use auth::Authenticator;
+use error::ApiError;
+pub use route::parse_json;
+use route::{Lookup, Parts, Table};
 
 /// What every route needs.
 #[derive(Clone)]
@@ -49,92 +37,79 @@ pub struct Ctx {
     pub body_limit: u64,
 }
 
-/// Every route of the service, with error mapping and request logging.
+/// Every route, hot ones first: a lookup walks the table in order, and seat
+/// allocations and summary polls are most of the traffic on the first
+/// morning of term.
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        [
+            seats::routes(),
+            health::routes(),
+            metrics::routes(),
+            tenants::routes(),
+            roles::routes(),
+            audit::routes(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    )
+});
+
+/// Every route's template, in table order: the metrics labels.
+pub fn route_labels() -> Vec<&'static str> {
+    TABLE.routes().iter().map(|r| r.path).collect()
+}
+
+/// Every route of the service, as one filter that never rejects.
 pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let body_limit = ctx.body_limit;
-    let engine = Arc::clone(&ctx.engine);
-    // Hot routes first: warp tries routes in order, and seat allocations and
-    // summary polls are most of the traffic on the first morning of term.
-    let api = seats::routes(&ctx)
-        .or(tenants::routes(&ctx))
-        .unify()
-        .or(roles::routes(&ctx))
-        .unify()
-        .or(audit::routes(&ctx))
-        .unify();
-    health::routes()
-        .map(|r| Box::new(r) as Box<dyn Reply>)
-        .or(metrics::routes(&ctx))
-        .unify()
-        .or(api)
-        .unify()
-        .recover(move |rejection| recover(rejection, body_limit))
-        .with(warp::log::custom(move |info| {
-            engine.metrics().request(
-                info.method().as_str(),
-                info.path(),
-                info.status().as_u16(),
-                info.elapsed(),
-            );
-            tracing::info!(
-                target: "tenant_service::request",
-                method = %info.method(),
-                path = info.path(),
-                status = info.status().as_u16(),
-                latency_us = info.elapsed().as_micros() as u64,
-            );
-        }))
+    let ctx = Arc::new(ctx);
+    let query = warp::query::raw().or_else(|_| async { Ok::<_, Infallible>((String::new(),)) });
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method, path: FullPath, query: String, headers: HeaderMap, body| {
+                let ctx = Arc::clone(&ctx);
+                let parts = Parts::new(query, headers, body);
+                async move { dispatch(&ctx, method, path.as_str(), parts).await }
+            },
+        )
+        // Only taking a body twice would reject, and nothing does.
+        .recover(|rejection: Rejection| async move {
+            let unexpected = Error::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"));
+            Ok::<_, Infallible>(error::reply(&unexpected.into()))
+        })
 }
 
-/// The one place a failure becomes a response.
-pub fn error_reply(err: &Error) -> warp::reply::Response {
-    let status = err.status();
-    // Shedding load is the plan working, and one line per shed request would
-    // turn an overload into a logging storm.
-    if matches!(err, Error::Overloaded) {
-        tracing::debug!("request shed: overloaded");
-    } else if status.is_server_error() {
-        tracing::error!(error = ?err, "request failed");
-    }
-    let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
-    let mut response = warp::reply::with_status(body, status).into_response();
-    if let Some(challenge) = err.challenge() {
-        response.headers_mut().insert(
-            warp::http::header::WWW_AUTHENTICATE,
-            warp::http::HeaderValue::from_static(challenge),
-        );
-    }
-    if let Some(secs) = err.retry_after() {
-        response
-            .headers_mut()
-            .insert(warp::http::header::RETRY_AFTER, secs.into());
-    }
-    response
-}
-
-async fn recover(rejection: Rejection, body_limit: u64) -> Result<warp::reply::Response, Infallible> {
-    if let Some(err) = rejection.find::<Error>() {
-        return Ok(error_reply(err));
-    }
-    // Order matters: a rejection raised after the path and method matched
-    // (header, query) is about the route the caller meant, while 404 and 405
-    // may come from sibling routes that share the path.
-    let err = if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
-        Error::Invalid(format!("query string is not valid: {e}"))
-    } else if rejection.find::<warp::reject::InvalidHeader>().is_some()
-        || rejection.find::<warp::reject::MissingHeader>().is_some()
-    {
-        Error::Unauthenticated
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        Error::PayloadTooLarge(body_limit)
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        Error::LengthRequired
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        Error::MethodNotAllowed
-    } else if rejection.is_not_found() {
-        Error::RouteNotFound
-    } else {
-        Error::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"))
+/// Finds the route, runs it, waits until its answer is durable, and logs
+/// and counts the request under its route's template.
+async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Response {
+    let started = Instant::now();
+    let (label, answer) = match TABLE.lookup(&method, path) {
+        Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts).await),
+        Lookup::WrongMethod(i) => (Some(i), Err(ApiError::MethodNotAllowed)),
+        Lookup::NotFound => (None, Err(ApiError::RouteNotFound)),
     };
-    Ok(error_reply(&err))
+    let response = match answer {
+        Ok(durable) => match durable.wait(ctx.engine.store()).await {
+            Ok(response) => response,
+            Err(e) => error::reply(&e.into()),
+        },
+        Err(e) => error::reply(&e),
+    };
+    let status = response.status().as_u16();
+    ctx.engine
+        .metrics()
+        .request(label, method.as_str(), status, started.elapsed());
+    tracing::info!(
+        target: "tenant_service::request",
+        method = %method,
+        path,
+        status,
+        latency_us = started.elapsed().as_micros() as u64,
+    );
+    response
 }

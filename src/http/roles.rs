@@ -1,16 +1,9 @@
 //! User roles per tenant, the role trail, and the caller's own view (`/me`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use serde::Deserialize;
-use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
 
-use super::extract::{caller, decode_segment, json, query, query_id, with_engine};
-use super::{created, ok, respond, Answer, Ctx};
-use crate::domain::{Caller, Id, RoleId, RoleKind, TenantId, UserId};
-use crate::engine::Engine;
+use super::route::{created, ok, Answer, Request, Route};
+use crate::domain::{Id, RoleId, RoleKind, TenantId, UserId};
 
 #[derive(Deserialize)]
 struct AssignBody {
@@ -19,87 +12,49 @@ struct AssignBody {
     role: String,
 }
 
-pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let assign = warp::path!("api" / "v1" / "roles")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<AssignBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(assign)
-        .map(respond);
-    let list = warp::path!("api" / "v1" / "roles")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(list)
-        .map(respond);
-    let events = warp::path!("api" / "v1" / "roles" / "events")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(events)
-        .map(respond);
-    let deactivate = warp::path!("api" / "v1" / "roles" / String / "deactivate")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(deactivate)
-        .map(respond);
-    let user_tenants = warp::path!("api" / "v1" / "users" / String / "tenants")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(user_tenants)
-        .map(respond);
-    let me = warp::path!("api" / "v1" / "me")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(me)
-        .map(respond);
-    assign
-        .or(list)
-        .unify()
-        .or(events)
-        .unify()
-        .or(deactivate)
-        .unify()
-        .or(user_tenants)
-        .unify()
-        .or(me)
-        .unify()
-        .boxed()
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/v1/roles", assign),
+        Route::get("/api/v1/roles", list),
+        Route::get("/api/v1/roles/events", events),
+        Route::post("/api/v1/roles/{id}/deactivate", deactivate),
+        Route::get("/api/v1/users/{id}/tenants", user_tenants),
+        Route::get("/api/v1/me", me),
+    ]
 }
 
-async fn assign(caller: Caller, body: AssignBody, engine: Arc<Engine>) -> Answer {
+async fn assign(mut req: Request) -> Answer {
+    let body: AssignBody = req.json().await?;
     let user = UserId::parse(&body.user_id)?;
     let tenant = TenantId::from_u64(body.tenant_id)?;
     let role = RoleKind::parse(&body.role)?;
-    Ok(created(&engine.assign_role(&caller, user, tenant, role).await?))
+    Ok(req
+        .engine
+        .assign_role(req.caller()?, user, tenant, role)
+        .await?
+        .map(created))
 }
 
-async fn list(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
-    Ok(ok(&engine.tenant_roles(&caller, tenant).await?))
+async fn list(req: Request) -> Answer {
+    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
+    Ok(req.engine.tenant_roles(req.caller()?, tenant).await?.map(ok))
 }
 
-async fn events(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
-    Ok(ok(&engine.role_events(&caller, tenant).await?))
+async fn events(req: Request) -> Answer {
+    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
+    Ok(req.engine.role_events(req.caller()?, tenant).await?.map(ok))
 }
 
-async fn deactivate(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let id = RoleId::parse_str(&id)?;
-    Ok(ok(&engine.deactivate_role(&caller, id).await?))
+async fn deactivate(req: Request) -> Answer {
+    let id = req.id::<RoleId>(0)?;
+    Ok(req.engine.deactivate_role(req.caller()?, id).await?.map(ok))
 }
 
-async fn user_tenants(user: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let user = UserId::parse(&decode_segment(&user)?)?;
-    Ok(ok(&engine.user_roles(&caller, &user).await?))
+async fn user_tenants(req: Request) -> Answer {
+    let user = UserId::parse(&req.decoded(0)?)?;
+    Ok(req.engine.user_roles(req.caller()?, &user).await?.map(ok))
 }
 
-async fn me(caller: Caller, engine: Arc<Engine>) -> Answer {
-    Ok(ok(&engine.me(&caller).await?))
+async fn me(req: Request) -> Answer {
+    Ok(req.engine.me(req.caller()?).await?.map(ok))
 }

@@ -1,17 +1,10 @@
-//! Seat purchase, allocation, reclaim, lookups, summary and audit.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! Seat purchase, allocation, reclaim, lookups, summary, stats and history.
 
 use serde::Deserialize;
-use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
 
-use super::extract::{caller, json, query, query_id, with_engine};
-use super::{created, ok, respond, Answer, Ctx};
-use crate::domain::{Caller, Id, LearnerId, Reason, SeatCount, SeatId, TenantId};
-use crate::engine::Engine;
-use crate::error::Error;
+use super::error::ApiError;
+use super::route::{created, ok, Answer, Request, Route};
+use crate::domain::{Id, LearnerId, Reason, SeatCount, SeatId, TenantId};
 
 #[derive(Deserialize)]
 struct PurchaseBody {
@@ -31,111 +24,56 @@ struct ReclaimBody {
     reason: Option<String>,
 }
 
-pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let purchase = warp::path!("api" / "v1" / "seats" / "purchase")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<PurchaseBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(purchase)
-        .map(respond);
-    let allocate = warp::path!("api" / "v1" / "seats" / "allocate")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<AllocateBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(allocate)
-        .map(respond);
-    let reclaim = warp::path!("api" / "v1" / "seats" / "reclaim")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<ReclaimBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(reclaim)
-        .map(respond);
-    let summary = warp::path!("api" / "v1" / "seats" / "summary")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(summary)
-        .map(respond);
-    let stats = warp::path!("api" / "v1" / "seats" / "stats")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(stats)
-        .map(respond);
-    let history = warp::path!("api" / "v1" / "seats" / "history")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(history)
-        .map(respond);
-    let seat = warp::path!("api" / "v1" / "seats" / String)
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(seat)
-        .map(respond);
-    let audit = warp::path!("api" / "v1" / "seats" / String / "audit")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(audit)
-        .map(respond);
-    // The hot two first (summary must stay ahead of `seats/{id}`).
-    allocate
-        .or(summary)
-        .unify()
-        .or(reclaim)
-        .unify()
-        .or(purchase)
-        .unify()
-        .or(stats)
-        .unify()
-        .or(history)
-        .unify()
-        .or(seat)
-        .unify()
-        .or(audit)
-        .unify()
-        .boxed()
+/// The hot two first (and `summary` ahead of `{id}`).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/v1/seats/allocate", allocate),
+        Route::get("/api/v1/seats/summary", summary),
+        Route::post("/api/v1/seats/reclaim", reclaim),
+        Route::post("/api/v1/seats/purchase", purchase),
+        Route::get("/api/v1/seats/stats", stats),
+        Route::get("/api/v1/seats/history", history),
+        Route::get("/api/v1/seats/{id}", seat),
+        Route::get("/api/v1/seats/{id}/audit", audit),
+    ]
 }
 
-async fn purchase(caller: Caller, body: PurchaseBody, engine: Arc<Engine>) -> Answer {
+async fn purchase(mut req: Request) -> Answer {
+    let body: PurchaseBody = req.json().await?;
     let tenant = TenantId::from_u64(body.tenant_id)?;
     let count = SeatCount::parse(body.count)?;
-    Ok(created(&engine.purchase(&caller, tenant, count).await?))
+    Ok(req.engine.purchase(req.caller()?, tenant, count).await?.map(created))
 }
 
-async fn allocate(caller: Caller, body: AllocateBody, engine: Arc<Engine>) -> Answer {
+async fn allocate(mut req: Request) -> Answer {
+    let body: AllocateBody = req.json().await?;
     let seat = SeatId::from_u64(body.seat_id)?;
     let learner = LearnerId::parse(&body.learner_id)?;
-    Ok(ok(&engine.allocate(&caller, seat, learner).await?))
+    Ok(req.engine.allocate(req.caller()?, seat, learner).await?.map(ok))
 }
 
-async fn reclaim(caller: Caller, body: ReclaimBody, engine: Arc<Engine>) -> Answer {
+async fn reclaim(mut req: Request) -> Answer {
+    let body: ReclaimBody = req.json().await?;
     let seat = SeatId::from_u64(body.seat_id)?;
     let reason = Reason::parse_reclaim(body.reason)?;
-    Ok(ok(&engine.reclaim(&caller, seat, reason).await?))
+    Ok(req.engine.reclaim(req.caller()?, seat, reason).await?.map(ok))
 }
 
-async fn summary(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
-    Ok(ok(&engine.summary(&caller, tenant).await?))
+async fn summary(req: Request) -> Answer {
+    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
+    Ok(req.engine.summary(req.caller()?, tenant).await?.map(ok))
 }
 
-async fn stats(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+async fn stats(req: Request) -> Answer {
+    let query = req.query()?;
+    let tenant = Request::query_id::<TenantId>(&query, "tenantId")?;
     let minutes = window_minutes(query.get("window").map(String::as_str))?;
-    Ok(ok(&engine.seat_stats(&caller, tenant, minutes).await?))
+    Ok(req.engine.seat_stats(req.caller()?, tenant, minutes).await?.map(ok))
 }
 
-async fn history(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
+async fn history(req: Request) -> Answer {
+    let query = req.query()?;
+    let tenant = Request::query_id::<TenantId>(&query, "tenantId")?;
     let days = match query.get("days") {
         None => 30,
         Some(raw) => raw
@@ -143,19 +81,14 @@ async fn history(caller: Caller, query: HashMap<String, String>, engine: Arc<Eng
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=366).contains(n))
-            .ok_or_else(|| Error::invalid("days", "must be an integer from 1 to 366"))?,
+            .ok_or_else(|| ApiError::invalid("days must be an integer from 1 to 366"))?,
     };
-    Ok(ok(&engine.history(&caller, tenant, days).await?))
+    Ok(req.engine.history(req.caller()?, tenant, days).await?.map(ok))
 }
 
 /// `15m`, `1h`, `24h`...: 1 minute to 24 hours; default 1 hour.
-fn window_minutes(raw: Option<&str>) -> Result<i64, Error> {
-    let bad = || {
-        Error::invalid(
-            "window",
-            "must be minutes or hours such as 15m, 1h or 24h (at most 24h)",
-        )
-    };
+fn window_minutes(raw: Option<&str>) -> Result<i64, ApiError> {
+    let bad = || ApiError::invalid("window must be minutes or hours such as 15m, 1h or 24h (at most 24h)");
     let Some(raw) = raw else { return Ok(60) };
     let raw = raw.trim();
     let (digits, per_unit) = match (raw.strip_suffix('m'), raw.strip_suffix('h')) {
@@ -175,12 +108,12 @@ fn window_minutes(raw: Option<&str>) -> Result<i64, Error> {
     }
 }
 
-async fn seat(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let seat = SeatId::parse_str(&id)?;
-    Ok(ok(&engine.seat(&caller, seat).await?))
+async fn seat(req: Request) -> Answer {
+    let seat = req.id::<SeatId>(0)?;
+    Ok(req.engine.seat(req.caller()?, seat).await?.map(ok))
 }
 
-async fn audit(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let seat = SeatId::parse_str(&id)?;
-    Ok(ok(&engine.seat_audit(&caller, seat).await?))
+async fn audit(req: Request) -> Answer {
+    let seat = req.id::<SeatId>(0)?;
+    Ok(req.engine.seat_audit(req.caller()?, seat).await?.map(ok))
 }

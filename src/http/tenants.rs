@@ -1,17 +1,9 @@
-//! Districts, schools and tenant metadata.
-
-use std::sync::Arc;
+//! Districts, schools, tenant metadata and utilization alerts.
 
 use serde::{Deserialize, Serialize};
-use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
 
-use std::collections::HashMap;
-
-use super::extract::{caller, json, query, query_id, with_engine};
-use super::{created, ok, respond, Answer, Ctx};
-use crate::domain::{Caller, Id, Percent, Tenant, TenantId, TenantName, TenantPatch};
-use crate::engine::Engine;
+use super::route::{created, ok, Answer, Request, Route};
+use crate::domain::{Percent, Tenant, TenantId, TenantName, TenantPatch};
 
 #[derive(Deserialize)]
 struct NameBody {
@@ -37,121 +29,66 @@ struct DistrictView {
     children: Vec<Tenant>,
 }
 
-pub fn routes(ctx: &Ctx) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let create_district = warp::path!("api" / "v1" / "district")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<NameBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(create_district)
-        .map(respond);
-    let get_district = warp::path!("api" / "v1" / "district" / String)
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(get_district)
-        .map(respond);
-    let district_summary = warp::path!("api" / "v1" / "district" / String / "summary")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(district_summary)
-        .map(respond);
-    let create_school = warp::path!("api" / "v1" / "district" / String / "schools")
-        .and(warp::post())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<NameBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(create_school)
-        .map(respond);
-    let get_tenant = warp::path!("api" / "v1" / "tenant" / String)
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(with_engine(ctx.engine.clone()))
-        .then(get_tenant)
-        .map(respond);
-    let update_tenant = warp::path!("api" / "v1" / "tenant" / String)
-        .and(warp::put())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<UpdateBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(update_tenant)
-        .map(respond);
-    let set_threshold = warp::path!("api" / "v1" / "tenant" / String / "alert-threshold")
-        .and(warp::put())
-        .and(caller(ctx.auth.clone()))
-        .and(json::<ThresholdBody>(ctx.body_limit))
-        .and(with_engine(ctx.engine.clone()))
-        .then(set_threshold)
-        .map(respond);
-    let alerts = warp::path!("api" / "v1" / "alerts")
-        .and(warp::get())
-        .and(caller(ctx.auth.clone()))
-        .and(query())
-        .and(with_engine(ctx.engine.clone()))
-        .then(alerts)
-        .map(respond);
-    create_district
-        .or(set_threshold)
-        .unify()
-        .or(alerts)
-        .unify()
-        .or(get_district)
-        .unify()
-        .or(district_summary)
-        .unify()
-        .or(create_school)
-        .unify()
-        .or(get_tenant)
-        .unify()
-        .or(update_tenant)
-        .unify()
-        .boxed()
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/v1/district", create_district),
+        Route::put("/api/v1/tenant/{id}/alert-threshold", set_threshold),
+        Route::get("/api/v1/alerts", alerts),
+        Route::get("/api/v1/district/{id}", get_district),
+        Route::get("/api/v1/district/{id}/summary", district_summary),
+        Route::post("/api/v1/district/{id}/schools", create_school),
+        Route::get("/api/v1/tenant/{id}", get_tenant),
+        Route::put("/api/v1/tenant/{id}", update_tenant),
+    ]
 }
 
-async fn create_district(caller: Caller, body: NameBody, engine: Arc<Engine>) -> Answer {
+async fn create_district(mut req: Request) -> Answer {
+    let body: NameBody = req.json().await?;
     let name = TenantName::parse(body.name)?;
-    Ok(created(&engine.create_district(&caller, name).await?))
+    Ok(req.engine.create_district(req.caller()?, name).await?.map(created))
 }
 
-async fn get_district(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let id = TenantId::parse_str(&id)?;
-    let (district, children) = engine.district(&caller, id).await?;
-    Ok(ok(&DistrictView { district, children }))
+async fn get_district(req: Request) -> Answer {
+    let id = req.id::<TenantId>(0)?;
+    let found = req.engine.district(req.caller()?, id).await?;
+    Ok(found.map(|(district, children)| ok(DistrictView { district, children })))
 }
 
-async fn district_summary(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let id = TenantId::parse_str(&id)?;
-    Ok(ok(&engine.district_summary(&caller, id).await?))
+async fn district_summary(req: Request) -> Answer {
+    let id = req.id::<TenantId>(0)?;
+    Ok(req.engine.district_summary(req.caller()?, id).await?.map(ok))
 }
 
-async fn create_school(id: String, caller: Caller, body: NameBody, engine: Arc<Engine>) -> Answer {
-    let id = TenantId::parse_str(&id)?;
+async fn create_school(mut req: Request) -> Answer {
+    let body: NameBody = req.json().await?;
+    let id = req.id::<TenantId>(0)?;
     let name = TenantName::parse(body.name)?;
-    Ok(created(&engine.create_school(&caller, id, name).await?))
+    Ok(req.engine.create_school(req.caller()?, id, name).await?.map(created))
 }
 
-async fn get_tenant(id: String, caller: Caller, engine: Arc<Engine>) -> Answer {
-    let id = TenantId::parse_str(&id)?;
-    Ok(ok(&engine.tenant(&caller, id).await?))
+async fn get_tenant(req: Request) -> Answer {
+    let id = req.id::<TenantId>(0)?;
+    Ok(req.engine.tenant(req.caller()?, id).await?.map(ok))
 }
 
-async fn update_tenant(id: String, caller: Caller, body: UpdateBody, engine: Arc<Engine>) -> Answer {
-    let id = TenantId::parse_str(&id)?;
+async fn update_tenant(mut req: Request) -> Answer {
+    let body: UpdateBody = req.json().await?;
+    let id = req.id::<TenantId>(0)?;
     let patch = TenantPatch {
         name: body.name.map(TenantName::parse).transpose()?,
         is_active: body.is_active,
     };
-    Ok(ok(&engine.update_tenant(&caller, id, patch).await?))
+    Ok(req.engine.update_tenant(req.caller()?, id, patch).await?.map(ok))
 }
 
-async fn set_threshold(id: String, caller: Caller, body: ThresholdBody, engine: Arc<Engine>) -> Answer {
-    let id = TenantId::parse_str(&id)?;
+async fn set_threshold(mut req: Request) -> Answer {
+    let body: ThresholdBody = req.json().await?;
+    let id = req.id::<TenantId>(0)?;
     let percent = body.percent.map(Percent::parse).transpose()?;
-    Ok(ok(&engine.set_threshold(&caller, id, percent).await?))
+    Ok(req.engine.set_threshold(req.caller()?, id, percent).await?.map(ok))
 }
 
-async fn alerts(caller: Caller, query: HashMap<String, String>, engine: Arc<Engine>) -> Answer {
-    let tenant = query_id::<TenantId>(&query, "tenantId")?;
-    Ok(ok(&engine.alerts(&caller, tenant).await?))
+async fn alerts(req: Request) -> Answer {
+    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
+    Ok(req.engine.alerts(req.caller()?, tenant).await?.map(ok))
 }

@@ -6,14 +6,14 @@
 //! a replicated log would be a second implementation of these methods.
 
 mod commit;
+mod disk;
+mod error;
 mod export;
-mod faults;
 pub mod records;
 mod retain;
 mod startup;
 mod trail;
 mod verify;
-mod what_if;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,22 +22,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::domain::{
-    Alert, Audit, AuditPage, AuditQuery, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Threshold, Timestamp,
+    Alert, Audit, AuditPage, AuditQuery, Counts, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Threshold, Timestamp,
     Transition,
 };
-use crate::error::Error;
 pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
+pub use disk::{Disk, Hooks};
+pub use error::StoreError;
 pub use export::{export_dir, ExportError};
-pub use faults::Faults;
 use records::{
-    decode, encode, key, BlockEntry, BlockEntryRef, BlockRecord, DaySnapshot, DecodeError, Hash, RoleEntry,
-    RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry,
+    decode, encode, key, BlockEntry, BlockEntryRef, BlockRecord, DecodeError, Hash, RoleEntry, RoleEntryRef,
+    SeatEntryRef, SeatRecord, TrailEntry,
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
-pub use what_if::requested as what_if_requested;
-use what_if::WhatIf;
 
 /// sled's page cache (see `open_db`).
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -105,9 +103,9 @@ pub enum OpenError {
 
 pub struct Store {
     db: sled::Db,
-    /// Injected failures (inert unless a test arms them), checked before every
-    /// write here and before every flush by the group-commit thread.
-    faults: Arc<Faults>,
+    /// Around every write here and every flush by the group-commit thread:
+    /// `Disk` in the service, a test's or bench's own disk otherwise.
+    hooks: Arc<dyn Hooks>,
     commit: Arc<GroupCommit>,
     /// The group-commit thread, joined by `close`.
     flusher: Mutex<Option<JoinHandle<()>>>,
@@ -119,17 +117,15 @@ pub struct Store {
     audit_ids_at_open: u64,
     /// The data dir, named by `check_history`'s errors.
     dir: PathBuf,
-    /// `Off` in every build that serves (see `what_if`).
-    what_if: WhatIf,
 }
 
 impl Store {
     pub fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), OpenError> {
-        Self::open_with(dir, Arc::new(Faults::none()))
+        Self::open_with(dir, Arc::new(Disk))
     }
 
-    /// `open`, with failures injected behind the writes and flushes.
-    pub fn open_with(dir: &Path, faults: Arc<Faults>) -> Result<(Arc<Store>, Recovered), OpenError> {
+    /// `open`, with `hooks` around every write and flush (see `Hooks`).
+    pub fn open_with(dir: &Path, hooks: Arc<dyn Hooks>) -> Result<(Arc<Store>, Recovered), OpenError> {
         let opening = std::time::Instant::now();
         let db = open_db(dir)?;
         // Most of a slow start after a long run: sled 0.34 writes a snapshot
@@ -197,7 +193,7 @@ impl Store {
         // the same reason as audit and trail records (`check_history`): a
         // corrupt record must stop the service.
         check::<Alert>(&db, records::ALERT).map_err(|e| e.into_open(dir))?;
-        check::<DaySnapshot>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
+        check::<Counts>(&db, records::HISTORY).map_err(|e| e.into_open(dir))?;
 
         // sled's flush ends in sync_file_range, which neither flushes the
         // disk's write cache nor the file's metadata (sled issue #1452); an
@@ -207,26 +203,20 @@ impl Store {
             path: dir.to_path_buf(),
             source: sled::Error::Io(e),
         })?;
-        let what_if = WhatIf::from_env();
-        if what_if != WhatIf::Off {
-            tracing::warn!(?what_if, "what-if experiment: answers do NOT wait for the disk");
-        }
-        let disk = Disk {
+        let disk = SledLog {
             db: db.clone(),
             log,
-            faults: Arc::clone(&faults),
-            what_if,
+            hooks: Arc::clone(&hooks),
         };
         let (commit, flusher) = GroupCommit::start(Arc::new(disk));
         let store = Store {
             db,
-            faults,
+            hooks,
             commit,
             flusher: Mutex::new(Some(flusher)),
             audit_ids_at_open: leases[IdSpace::Audit as usize].next,
             leases: leases.map(Mutex::new),
             dir: dir.to_path_buf(),
-            what_if,
         };
         Ok((Arc::new(store), recovered))
     }
@@ -238,7 +228,7 @@ impl Store {
     /// most of a large store and memory needs none of them. Gives up, with
     /// `None`, once `stop` is set.
     pub fn check_history(&self, since: Timestamp, stop: &AtomicBool) -> Result<Option<RecentChanges>, OpenError> {
-        self.faults.before_history(stop);
+        self.hooks.before_history(stop);
         let (db, dir) = (&self.db, self.dir.as_path());
         let checkpoints: HashMap<TenantId, records::Checkpoint> =
             scan_by_tenant(db, records::CHECKPOINT).map_err(|e| e.into_open(dir))?;
@@ -265,7 +255,7 @@ impl Store {
     }
 
     /// Reserves `n` consecutive ids and returns the first.
-    pub fn ids(&self, space: IdSpace, n: u64) -> Result<u64, Error> {
+    pub fn ids(&self, space: IdSpace, n: u64) -> Result<u64, StoreError> {
         let mut lease = self.leases[space as usize]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -282,13 +272,13 @@ impl Store {
         Ok(first)
     }
 
-    pub fn put_tenant(&self, tenant: &Tenant) -> Result<Seq, Error> {
+    pub fn put_tenant(&self, tenant: &Tenant) -> Result<Seq, StoreError> {
         self.put(key(records::TENANT, tenant.id.get()), encode(tenant))
     }
 
     /// A role's new version and the event that made it: the role key (which
     /// carries the event) is the commit point, the event's trail key follows.
-    pub fn put_role(&self, role: &Role, event: &RoleEvent) -> Result<Seq, Error> {
+    pub fn put_role(&self, role: &Role, event: &RoleEvent) -> Result<Seq, StoreError> {
         self.writable()?;
         let entry = RoleEntryRef {
             role,
@@ -304,7 +294,7 @@ impl Store {
     }
 
     /// A tenant's role grants and deactivations, oldest first.
-    pub fn role_events(&self, tenant: TenantId) -> Result<Vec<RoleEvent>, Error> {
+    pub fn role_events(&self, tenant: TenantId) -> Result<Vec<RoleEvent>, StoreError> {
         // Events a purge covers may be there while it runs.
         let purged = retain::role_purge(&self.db, tenant)?;
         let mut events: Vec<RoleEvent> = self.tenant_records(records::ROLE_EVENT, tenant)?;
@@ -313,12 +303,12 @@ impl Store {
     }
 
     /// Every record of a kind keyed by tenant first, in key order.
-    fn tenant_records<T: serde::de::DeserializeOwned>(&self, kind: u8, tenant: TenantId) -> Result<Vec<T>, Error> {
+    fn tenant_records<T: serde::de::DeserializeOwned>(&self, kind: u8, tenant: TenantId) -> Result<Vec<T>, StoreError> {
         self.db
             .scan_prefix(key(kind, tenant.get()))
             .map(|item| {
                 let (k, v) = item.map_err(unavailable)?;
-                decode(&k, &v).map_err(|e| Error::Internal(e.into()))
+                decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))
             })
             .collect()
     }
@@ -326,7 +316,7 @@ impl Store {
     /// A purchase block and its tenant-trail entry (`hash`: the chain after
     /// the block's last derived audit entry); the block key is the commit
     /// point and carries the trail link and alert (see `BlockEntry`).
-    pub fn put_block(&self, block: &BlockRecord, hash: Hash, alert: Option<&Alert>) -> Result<Seq, Error> {
+    pub fn put_block(&self, block: &BlockRecord, hash: Hash, alert: Option<&Alert>) -> Result<Seq, StoreError> {
         self.writable()?;
         // The block's key is the commit point (as in `put_transition`).
         let entry = BlockEntryRef { block, hash, alert };
@@ -348,7 +338,7 @@ impl Store {
         record: &SeatRecord,
         audit: &Audit,
         hash: Hash,
-    ) -> Result<Seq, Error> {
+    ) -> Result<Seq, StoreError> {
         self.put_transition(tenant, seat, record, audit, hash, None)
     }
 
@@ -370,11 +360,8 @@ impl Store {
         audit: &Audit,
         hash: Hash,
         alert: Option<&Alert>,
-    ) -> Result<Seq, Error> {
+    ) -> Result<Seq, StoreError> {
         self.writable()?;
-        if self.what_if.skips_seat_writes() {
-            return Ok(self.commit.wrote());
-        }
         let entry = SeatEntryRef {
             seat: record,
             last_audit: audit,
@@ -393,7 +380,7 @@ impl Store {
 
     /// A tenant's counts at the end of `day` (written once, when the first
     /// change of a later day comes).
-    pub fn put_day(&self, tenant: TenantId, day: i64, snapshot: &DaySnapshot) -> Result<Seq, Error> {
+    pub fn put_day(&self, tenant: TenantId, day: i64, snapshot: &Counts) -> Result<Seq, StoreError> {
         self.writable()?;
         self.db
             .insert(records::history_key(tenant, day), encode(snapshot))
@@ -403,12 +390,12 @@ impl Store {
 
     /// A tenant's day snapshots for days `from..=to`, oldest first, preceded
     /// by the latest one before `from` (what those first days carry forward).
-    pub fn days(&self, tenant: TenantId, from: i64, to: i64) -> Result<Vec<(i64, DaySnapshot)>, Error> {
-        let read = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(i64, DaySnapshot), Error> {
+    pub fn days(&self, tenant: TenantId, from: i64, to: i64) -> Result<Vec<(i64, Counts)>, StoreError> {
+        let read = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<(i64, Counts), StoreError> {
             let (k, v) = item.map_err(unavailable)?;
             let day =
-                records::history_key_day(&k).ok_or_else(|| Error::Internal(anyhow::anyhow!("bad history key")))?;
-            Ok((day, decode(&k, &v).map_err(|e| Error::Internal(e.into()))?))
+                records::history_key_day(&k).ok_or_else(|| StoreError::Internal(anyhow::anyhow!("bad history key")))?;
+            Ok((day, decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?))
         };
         let start = records::history_key(tenant, from);
         let mut out = Vec::new();
@@ -421,18 +408,18 @@ impl Store {
         Ok(out)
     }
 
-    pub fn put_threshold(&self, threshold: &Threshold) -> Result<Seq, Error> {
+    pub fn put_threshold(&self, threshold: &Threshold) -> Result<Seq, StoreError> {
         self.put(key(records::THRESHOLD, threshold.tenant_id.get()), encode(threshold))
     }
 
     /// A tenant's alerts, oldest first (they are few: one per crossing).
-    pub fn alerts(&self, tenant: TenantId) -> Result<Vec<Alert>, Error> {
+    pub fn alerts(&self, tenant: TenantId) -> Result<Vec<Alert>, StoreError> {
         self.tenant_records(records::ALERT, tenant)
     }
 
     /// A seat's audit entries, oldest first: the purchase entry derived from
     /// its block, then the stored entries (their keys sort by audit id).
-    pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, Error> {
+    pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, StoreError> {
         let offset = seat.get() - block.first_seat.get();
         let checkpoint = retain::checkpoint(&self.db, block.tenant_id)?;
         // Purged: at or before the checkpoint (its keys may still be there
@@ -444,7 +431,7 @@ impl Store {
         }
         for item in self.db.scan_prefix(records::audit_prefix(seat)) {
             let (k, v) = item.map_err(unavailable)?;
-            let audit: Audit = decode(&k, &v).map_err(|e| Error::Internal(e.into()))?;
+            let audit: Audit = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
             if !purged(audit.created_at, audit.id.get()) {
                 out.push(audit);
             }
@@ -454,26 +441,28 @@ impl Store {
 
     /// A page of audit entries from the trails of `tenants` (a district and
     /// its schools, or one tenant), merged in time order.
-    pub fn audit_page(&self, tenants: &[TenantId], query: &AuditQuery) -> Result<AuditPage, Error> {
+    pub fn audit_page(&self, tenants: &[TenantId], query: &AuditQuery) -> Result<AuditPage, StoreError> {
         trail::page(&self.db, tenants, query, trail::SCAN_BUDGET)
     }
 
     /// A page of one seat's audit entries.
-    pub fn seat_audit_page(&self, seat: SeatId, block: &BlockRecord, query: &AuditQuery) -> Result<AuditPage, Error> {
+    pub fn seat_audit_page(
+        &self,
+        seat: SeatId,
+        block: &BlockRecord,
+        query: &AuditQuery,
+    ) -> Result<AuditPage, StoreError> {
         Ok(trail::seat_page(self.seat_audit(seat, block)?, query))
     }
 
     /// Walks a tenant's audit hash chain (O(its trail)); `head` is the link
     /// the tenant's actor holds, which must be on the chain.
-    pub fn verify_chain(&self, tenant: TenantId, head: Option<Hash>) -> Result<ChainReport, Error> {
+    pub fn verify_chain(&self, tenant: TenantId, head: Option<Hash>) -> Result<ChainReport, StoreError> {
         verify::walk(&self.db, tenant, head).map_err(unavailable)
     }
 
     /// Resolves when the write numbered `seq` (and all before it) is on disk.
-    pub async fn durable(&self, seq: Seq) -> Result<(), Error> {
-        if self.what_if.skips_flush() {
-            return Ok(());
-        }
+    pub async fn durable(&self, seq: Seq) -> Result<(), StoreError> {
         self.commit
             .wait(seq)
             .await
@@ -514,16 +503,16 @@ impl Store {
     }
 
     /// Checked before every write: after a failed flush nothing more is
-    /// accepted (fail-stop), and an injected write failure stops it here,
-    /// before sled or memory has changed.
-    fn writable(&self) -> Result<(), Error> {
+    /// accepted (fail-stop), and a refused write stops here, before sled or
+    /// memory has changed.
+    fn writable(&self) -> Result<(), StoreError> {
         if self.commit.has_failed() {
             return Err(unavailable("the store stopped after a failed flush"));
         }
-        self.faults.before_write().map_err(unavailable)
+        self.hooks.before_write().map_err(unavailable)
     }
 
-    fn put(&self, key: [u8; 9], value: Vec<u8>) -> Result<Seq, Error> {
+    fn put(&self, key: [u8; 9], value: Vec<u8>) -> Result<Seq, StoreError> {
         self.writable()?;
         self.db.insert(key, value).map_err(unavailable)?;
         Ok(self.commit.wrote())
@@ -531,25 +520,19 @@ impl Store {
 }
 
 /// What the group-commit thread flushes: sled, then its log file to the
-/// platter, behind the fault hook.
-struct Disk {
+/// platter, through the hooks.
+struct SledLog {
     db: sled::Db,
     log: std::fs::File,
-    faults: Arc<Faults>,
-    what_if: WhatIf,
+    hooks: Arc<dyn Hooks>,
 }
 
-impl Flush for Disk {
+impl Flush for SledLog {
     fn flush(&self) -> std::io::Result<()> {
-        self.faults.before_flush()?;
-        if self.what_if.skips_flush() {
-            // Nobody waits for it: flush nothing, and do not spin (the
-            // thread would otherwise take a core from the experiment).
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            return Ok(());
-        }
-        Flush::flush(&self.db)?;
-        self.log.sync_data()
+        self.hooks.flush(&|| {
+            Flush::flush(&self.db)?;
+            self.log.sync_data()
+        })
     }
 }
 
@@ -558,8 +541,8 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
     handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-fn unavailable<E: std::fmt::Display>(e: E) -> Error {
-    Error::StoreUnavailable(anyhow::anyhow!("{e}"))
+fn unavailable<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!("{e}"))
 }
 
 enum ScanError {

@@ -1,16 +1,17 @@
 //! What the store keeps, and how it is laid out in sled.
 //!
-//! Everything lives in one sled tree so that a transition and its audit record
-//! go in one atomic `Batch`. Keys start with a one-byte kind, then big-endian
+//! Everything lives in one sled tree. A change is not one atomic sled
+//! `Batch` (the first batch makes sled serialize every writer): its
+//! commit-point key carries the whole change and the keys that follow it are
+//! restored from it on start (see `SeatEntry`). Keys start with a one-byte kind, then big-endian
 //! ids, so that a prefix scan returns a kind in id order. Values are one format
 //! version byte followed by bincode.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{
-    Alert, Audit, AuditId, EventId, Id, LearnerId, Role, RoleEvent, SeatId, SeatState, TenantId, Timestamp, UserId,
-};
+pub use crate::domain::{chain, BlockRecord, Hash, SeatRecord};
+use crate::domain::{Alert, Audit, AuditId, EventId, Id, Role, RoleEvent, SeatId, TenantId, Timestamp};
 
 /// The format version of every record written by this build.
 pub const FORMAT: u8 = 1;
@@ -150,14 +151,6 @@ pub fn history_key_day(key: &[u8]) -> Option<i64> {
     Some((raw ^ SIGN) as i64)
 }
 
-/// A tenant's seat counts at the end of a day on which they changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DaySnapshot {
-    pub free: u64,
-    pub reserved: u64,
-    pub assigned: u64,
-}
-
 pub fn audit_prefix(seat: SeatId) -> [u8; 9] {
     key(AUDIT, seat.get())
 }
@@ -213,44 +206,6 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, Decode
     }
 }
 
-/// One purchase: `count` seats with consecutive ids from `first_seat`, all free
-/// at `created_at`, and their purchase audit entries with consecutive ids from
-/// `first_audit`. One record instead of 2 × count keeps a 100,000-seat purchase
-/// a single small write; the per-seat entries are derived from it on read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockRecord {
-    pub tenant_id: TenantId,
-    pub first_seat: SeatId,
-    pub count: u64,
-    pub first_audit: AuditId,
-    pub created_at: Timestamp,
-    pub changed_by: UserId,
-}
-
-impl BlockRecord {
-    pub fn contains(&self, seat: SeatId) -> bool {
-        (self.first_seat.get()..self.first_seat.get() + self.count).contains(&seat.get())
-    }
-
-    /// The purchase audit entry of the seat `offset` places into the block.
-    pub fn purchase_audit(&self, offset: u64) -> Audit {
-        Audit {
-            id: self.first_audit.offset(offset),
-            seat_id: self.first_seat.offset(offset),
-            previous_state: None,
-            new_state: SeatState::Free,
-            previous_learner_id: None,
-            new_learner_id: None,
-            changed_by: self.changed_by.clone(),
-            reason: "Seat purchased".into(),
-            created_at: self.created_at,
-        }
-    }
-}
-
-/// A SHA-256 link of a tenant's audit hash chain.
-pub type Hash = [u8; 32];
-
 /// One entry of a tenant's trail (key `trail_key`). Written right after the
 /// commit-point record it points at, and restored from it on start if a
 /// crash came between (see `SeatEntry`). It holds no copy of the audit entry (that stays
@@ -274,33 +229,6 @@ impl TrailEntry {
             TrailEntry::Seat { hash, .. } | TrailEntry::Block { hash, .. } => hash,
         }
     }
-}
-
-/// The next link of a tenant's chain: SHA-256 over the previous hash, the
-/// tenant and the entry's stored encoding (bincode is deterministic for a
-/// given value, and it is what `A` records hold after their version byte).
-pub fn chain(prev: &Hash, tenant: TenantId, audit: &Audit) -> Hash {
-    use sha2::{Digest, Sha256};
-    /// Feeds bincode's output straight into the hasher: a 100,000-seat
-    /// purchase hashes 100,000 entries, so no buffer per entry.
-    struct Feed(Sha256);
-    impl std::io::Write for Feed {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut feed = Feed(Sha256::new());
-    feed.0.update(prev);
-    feed.0.update(tenant.get().to_be_bytes());
-    // As in `encode`: a derived record into an infallible writer cannot fail.
-    if let Err(e) = bincode::serialize_into(&mut feed, audit) {
-        unreachable!("bincode cannot encode a derived record: {e}");
-    }
-    feed.0.finalize().into()
 }
 
 /// What is stored under a seat's key: its state and everything the change
@@ -420,20 +348,10 @@ pub struct RoleEntryRef<'a> {
     pub last_event: &'a RoleEvent,
 }
 
-/// A seat's state after it first changed; absent means "free since purchase".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeatRecord {
-    pub tenant_id: TenantId,
-    pub state: SeatState,
-    pub learner_id: Option<LearnerId>,
-    pub reserved_at: Option<Timestamp>,
-    pub assigned_at: Option<Timestamp>,
-    pub updated_at: Timestamp,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{LearnerId, SeatState};
 
     #[test]
     fn records_round_trip_and_versions_are_checked() {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::StoreError;
 use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, RoleEvent, TenantId, Timestamp, TrailPos};
-use crate::error::Error;
 
 use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, RolePurge, TrailEntry};
 use super::trail::TrailReader;
@@ -53,13 +53,13 @@ pub struct RetainReport {
 }
 
 /// Whether a tenant's retention checkpoint covers the trail position (at, id).
-pub fn covers(db: &sled::Db, tenant: TenantId, at: Timestamp, id: u64) -> Result<bool, Error> {
+pub fn covers(db: &sled::Db, tenant: TenantId, at: Timestamp, id: u64) -> Result<bool, StoreError> {
     Ok(checkpoint(db, tenant)?.is_some_and(|cp| cp.covers(at, id)))
 }
 
 /// The trail key of the last entry a tenant's retention purged: readers
 /// start after it (keys it covers may outlive a crash until the next start).
-pub fn purged_through(db: &sled::Db, tenant: TenantId) -> Result<Option<[u8; 25]>, Error> {
+pub fn purged_through(db: &sled::Db, tenant: TenantId) -> Result<Option<[u8; 25]>, StoreError> {
     Ok(checkpoint(db, tenant)?.map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id)))
 }
 
@@ -116,22 +116,22 @@ fn remove_covered(db: &sled::Db, tenant: TenantId, cp: &Checkpoint) -> Result<us
 }
 
 /// The checkpoint of a tenant's purged entries, if any were purged.
-pub fn checkpoint(db: &sled::Db, tenant: TenantId) -> Result<Option<Checkpoint>, Error> {
+pub fn checkpoint(db: &sled::Db, tenant: TenantId) -> Result<Option<Checkpoint>, StoreError> {
     let k = key(records::CHECKPOINT, tenant.get());
     match db.get(k).map_err(unavailable)? {
         None => Ok(None),
-        Some(v) => decode(&k, &v).map(Some).map_err(|e| Error::Internal(e.into())),
+        Some(v) => decode(&k, &v).map(Some).map_err(|e| StoreError::Internal(e.into())),
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::Internal(anyhow::anyhow!("{e}"))
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("{e}"))
 }
 
 impl Store {
     /// Exports, then purges, every tenant's entries created before
     /// `horizon`. Returns what it did and the last write to wait for.
-    pub fn retain(&self, horizon: Timestamp, export_dir: &Path) -> Result<(RetainReport, Seq), Error> {
+    pub fn retain(&self, horizon: Timestamp, export_dir: &Path) -> Result<(RetainReport, Seq), StoreError> {
         let mut tenants = Vec::new();
         for k in self.db.scan_prefix([records::TENANT]).keys() {
             tenants.extend(records::key_id(&k.map_err(unavailable)?).and_then(TenantId::new));
@@ -150,11 +150,13 @@ impl Store {
         // 1. Export, remembering how far each tenant's export went. The
         // file is made only when something is old enough.
         let mut report = RetainReport::default();
-        let old_enough = tenants.iter().try_fold(false, |found, &t| -> Result<bool, Error> {
-            Ok(found
-                || TrailReader::new(&self.db, t, &query)?.next_step()?.is_some()
-                || !old_role_events(&self.db, t, horizon)?.is_empty())
-        })?;
+        let old_enough = tenants
+            .iter()
+            .try_fold(false, |found, &t| -> Result<bool, StoreError> {
+                Ok(found
+                    || TrailReader::new(&self.db, t, &query)?.next_step()?.is_some()
+                    || !old_role_events(&self.db, t, horizon)?.is_empty())
+            })?;
         if !old_enough {
             return Ok((report, 0));
         }
@@ -284,7 +286,11 @@ impl Store {
 
 /// A tenant's role events created before `horizon` (they are few: grants
 /// and deactivations), with their keys; none an earlier purge covered.
-fn old_role_events(db: &sled::Db, tenant: TenantId, horizon: Timestamp) -> Result<Vec<(sled::IVec, RoleEvent)>, Error> {
+fn old_role_events(
+    db: &sled::Db,
+    tenant: TenantId,
+    horizon: Timestamp,
+) -> Result<Vec<(sled::IVec, RoleEvent)>, StoreError> {
     let purged = role_purge(db, tenant)?;
     let mut out = Vec::new();
     for item in db.scan_prefix(key(records::ROLE_EVENT, tenant.get())) {
@@ -298,13 +304,13 @@ fn old_role_events(db: &sled::Db, tenant: TenantId, horizon: Timestamp) -> Resul
 }
 
 /// Before when a tenant's role events were purged, if ever.
-pub fn role_purge(db: &sled::Db, tenant: TenantId) -> Result<Option<Timestamp>, Error> {
+pub fn role_purge(db: &sled::Db, tenant: TenantId) -> Result<Option<Timestamp>, StoreError> {
     let k = key(records::ROLE_PURGE, tenant.get());
     match db.get(k).map_err(unavailable)? {
         None => Ok(None),
         Some(v) => decode::<RolePurge>(&k, &v)
             .map(|p| Some(p.before))
-            .map_err(|e| Error::Internal(e.into())),
+            .map_err(|e| StoreError::Internal(e.into())),
     }
 }
 
@@ -316,8 +322,8 @@ pub fn export_tenant<W: Write>(
     tenant: TenantId,
     query: &AuditQuery,
     out: &mut W,
-) -> Result<Exported, Error> {
-    let mut line = |l: ExportLine| -> Result<(), Error> {
+) -> Result<Exported, StoreError> {
+    let mut line = |l: ExportLine| -> Result<(), StoreError> {
         serde_json::to_writer(&mut *out, &l).map_err(internal)?;
         out.write_all(b"\n").map_err(internal)
     };

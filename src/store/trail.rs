@@ -4,8 +4,8 @@
 
 use std::ops::Bound;
 
+use super::StoreError;
 use crate::domain::{Audit, AuditPage, AuditQuery, Id, Order, TenantId, Timestamp, TrailPos};
-use crate::error::Error;
 
 use super::records::{self, decode, key, BlockRecord, TrailEntry};
 use super::unavailable;
@@ -37,12 +37,12 @@ pub struct TrailReader<'q> {
     block: Option<BlockRun>,
 }
 
-fn corrupt(e: impl std::fmt::Display) -> Error {
-    Error::Internal(anyhow::anyhow!("{e}"))
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("{e}"))
 }
 
 impl<'q> TrailReader<'q> {
-    pub fn new(db: &sled::Db, tenant: TenantId, query: &'q AuditQuery) -> Result<Self, Error> {
+    pub fn new(db: &sled::Db, tenant: TenantId, query: &'q AuditQuery) -> Result<Self, StoreError> {
         let at_or_min = |t: Option<Timestamp>| t.unwrap_or(Timestamp::from_micros(i64::MIN));
         let mut lower = Bound::Included(records::trail_bound(tenant, at_or_min(query.filter.since), 0));
         let mut upper = match query.filter.until {
@@ -102,7 +102,7 @@ impl<'q> TrailReader<'q> {
 
     /// The part of a purchase block that lies after the cursor (in order)
     /// and inside the time window.
-    fn run(&self, first_seat: crate::domain::SeatId) -> Result<BlockRun, Error> {
+    fn run(&self, first_seat: crate::domain::SeatId) -> Result<BlockRun, StoreError> {
         let k = key(records::BLOCK, first_seat.get());
         let v = self
             .db
@@ -127,7 +127,7 @@ impl<'q> TrailReader<'q> {
         Ok(BlockRun { record, lo, hi })
     }
 
-    pub fn next_step(&mut self) -> Result<Option<Step>, Error> {
+    pub fn next_step(&mut self) -> Result<Option<Step>, StoreError> {
         loop {
             if let Some(run) = &mut self.block {
                 if run.lo < run.hi {
@@ -209,7 +209,7 @@ impl<'q> TrailReader<'q> {
         }
     }
 
-    fn audit(&self, seat: crate::domain::SeatId, id: u64) -> Result<Option<Audit>, Error> {
+    fn audit(&self, seat: crate::domain::SeatId, id: u64) -> Result<Option<Audit>, StoreError> {
         let k = records::audit_key(
             seat,
             crate::domain::AuditId::new(id).ok_or_else(|| corrupt("audit id 0"))?,
@@ -232,7 +232,7 @@ fn bound_key(b: &Bound<[u8; 25]>) -> &[u8; 25] {
 /// by position: each step takes the smallest (asc) or largest (desc) of the
 /// readers' next positions. The cursor is the last position stepped over, so
 /// every position before it (in order) has been seen, in every tenant.
-pub fn page(db: &sled::Db, tenants: &[TenantId], query: &AuditQuery, budget: usize) -> Result<AuditPage, Error> {
+pub fn page(db: &sled::Db, tenants: &[TenantId], query: &AuditQuery, budget: usize) -> Result<AuditPage, StoreError> {
     let mut readers = Vec::with_capacity(tenants.len());
     for &tenant in tenants {
         let mut reader = TrailReader::new(db, tenant, query)?;

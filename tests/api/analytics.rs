@@ -387,7 +387,7 @@ async fn history_has_one_entry_per_day_ending_today_and_carries_snapshots_forwar
     {
         let db = open_sled(&dir.path().join("data"));
         let day = chrono::Utc::now().timestamp().div_euclid(86_400) - 2;
-        let snapshot = tenant_service::store::records::DaySnapshot {
+        let snapshot = tenant_service::domain::Counts {
             free: 3,
             reserved: 0,
             assigned: 1,
@@ -434,7 +434,7 @@ async fn stats_wait_for_the_history_pass_and_a_stop_during_it_answers_them_at_on
 
     // This start's history pass is held before it reads anything: the
     // purchase before the restart cannot be counted yet.
-    let faults = std::sync::Arc::new(tenant_service::Faults::none());
+    let faults = std::sync::Arc::new(super::faulty_disk::Faults::none());
     faults.stall_history(true);
     let app = TestApp::spawn_with_faults(dir, |_| {}, std::sync::Arc::clone(&faults)).await;
     // Everything else answers meanwhile.

@@ -29,17 +29,14 @@ fn spec() -> Spec {
 
 /// What each test here starts from: the seeded random source (kill points,
 /// operations), a fresh data dir (removed when the returned guard drops) and
-/// the path inside it, a new ledger, the binary started there with `env`, and
+/// the path inside it, a new ledger, the binary started there, and
 /// a district of two schools recorded in the ledger.
-async fn opening(
-    name: &str,
-    env: &[(&str, &str)],
-) -> (Rng, tempfile::TempDir, std::path::PathBuf, Shared, Server, Vec<u64>) {
+async fn opening(name: &str) -> (Rng, tempfile::TempDir, std::path::PathBuf, Shared, Server, Vec<u64>) {
     let rng = Rng::new(load::seed("TENANT_SOAK_SEED"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("data");
     let ledger = Shared::default();
-    let server = Server::start_with(&data, &[], env);
+    let server = Server::start(&data);
     let tenants = load::tenants(&ledger, &server.base, &server.client, name, 2).await;
     (rng, dir, data, ledger, server, tenants)
 }
@@ -65,7 +62,7 @@ fn start_load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_write() {
     let rounds = load::env_u64("TENANT_SOAK_ROUNDS", 6);
-    let (mut rng, _dir, data, ledger, mut server, mut tenants) = opening("Crash", &[]).await;
+    let (mut rng, _dir, data, ledger, mut server, mut tenants) = opening("Crash").await;
     let started = Instant::now();
     let mut in_flight_total = 0;
     // The flush delay of the server now running (the first starts with none).
@@ -86,7 +83,11 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
         // longer): writes wait longer between sled and the disk, so a kill
         // catches many of them there.
         let slow = if round % 2 == 0 { 0 } else { 5 + rng.below(20) };
-        server = Server::start_with(&data, &[], &[("TENANT_TEST_FLUSH_DELAY_MS", &slow.to_string())]);
+        server = if slow == 0 {
+            Server::start(&data)
+        } else {
+            Server::start_on_disk(&data, &format!("slow:{slow}"))
+        };
         let checked = load::check(&ledger, &server.base, &server.client, false).await;
         in_flight_total += stats.unanswered - before.unanswered;
         let disk = delay;
@@ -122,7 +123,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_or_refuses_every_request_and_exits_zero() {
-    let (mut rng, _dir, data, ledger, mut server, tenants) = opening("Term", &[]).await;
+    let (mut rng, _dir, data, ledger, mut server, tenants) = opening("Term").await;
     let spec = spec();
     let load = start_load(&server, &tenants, &ledger, &spec, rng.next());
     let term_at = Duration::from_millis(100 + rng.below(300));
@@ -162,29 +163,4 @@ fn a_second_process_on_the_same_data_dir_exits_with_one_clear_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use by another tenant-service process"), "{stderr}");
     assert!(stderr.contains(&data.display().to_string()), "{stderr}");
-}
-
-/// The what-if experiments of the bench suite (`src/store/what_if.rs`) answer
-/// before the disk has the write. In a build that serves, their switch does
-/// nothing: under `TS_WHAT_IF=no-flush` every acknowledged write still
-/// survives kill -9 (with the experiment on, sled would still hold them in
-/// its memory buffers: nothing flushes them).
-#[cfg(not(feature = "what-if"))]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_what_if_switch_is_inert_in_a_build_that_serves() {
-    let what_if = [("TS_WHAT_IF", "no-flush")];
-    let (mut rng, _dir, data, ledger, mut server, tenants) = opening("WhatIf", &what_if).await;
-    let load = start_load(&server, &tenants, &ledger, &spec(), rng.next());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    server.kill9();
-    load.await.unwrap_or_else(|e| panic!("load: {e}"));
-    let acked = lock(&ledger).stats.acked;
-    assert!(acked > 0, "no write was acknowledged before the kill");
-
-    let server = Server::start_with(&data, &[], &what_if);
-    let checked = load::check(&ledger, &server.base, &server.client, false).await;
-    eprintln!(
-        "TS_WHAT_IF=no-flush, kill -9: {acked} acknowledged writes, {} seats checked, none lost",
-        checked.seats
-    );
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tenant_service::{Faults, ServeError};
+use tenant_service::ServeError;
+
+use super::faulty_disk::Faults;
 
 use super::helpers::*;
 use super::load::{self, lock, Shared, Spec};
@@ -196,7 +198,7 @@ async fn a_failed_fsync_under_load_makes_the_process_exit_non_zero_and_restart_c
     let data = dir.path().join("data");
     let ledger = Shared::default();
     // Enough good flushes to set up and run a moment of load, then the disk fails.
-    let mut server = Server::start_with(&data, &[], &[("TENANT_TEST_FAIL_FLUSH_AFTER", "60")]);
+    let mut server = Server::start_on_disk(&data, "fail-flushes-after:60");
     let tenants = load::tenants(&ledger, &server.base, &server.client, "Fsync", 2).await;
     let spec = Spec {
         clients: 8,

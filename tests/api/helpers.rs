@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tenant_service::{App, Faults, ServeError, Settings};
+use tenant_service::{App, ServeError, Settings};
+
+use super::faulty_disk::Faults;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -84,7 +86,7 @@ impl TestApp {
         // drops the lock at exit. So only "locked" is waited out, boundedly.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let app = loop {
-            match App::open_with_faults(&settings, Arc::clone(&faults)) {
+            match App::open_with(&settings, faults.clone()) {
                 Ok(app) => break app,
                 Err(e) if e.to_string().contains("in use by another") && std::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;

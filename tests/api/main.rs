@@ -9,6 +9,7 @@ mod contract;
 mod crash;
 mod export;
 mod faults;
+mod faulty_disk;
 mod helpers;
 mod hostile;
 mod load;

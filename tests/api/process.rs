@@ -34,12 +34,31 @@ impl Server {
             .args(args)
             .env("RUST_LOG", "info")
             // The old contract: any identified caller may act (see tests/api/auth.rs for roles).
-            .env("TENANT_ENFORCE_ROLES", "false")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("TENANT_ENFORCE_ROLES", "false");
         for (k, v) in env {
             command.env(k, v);
         }
+        Self::spawn(command)
+    }
+
+    /// The service on a disk of the tests' own (`faulty_disk::Faults`), as a
+    /// process of its own that kill -9 can stop: this test binary re-run as
+    /// the child `disk_child` below, which serves `data_dir` through a disk
+    /// armed by `arm` (e.g. `slow:20`, `fail-flushes-after:60`). The release
+    /// binary has no such switch; this is how a real process meets a slow or
+    /// failing disk.
+    pub fn start_on_disk(data_dir: &Path, arm: &str) -> Server {
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("test binary: {e}"));
+        let mut command = Command::new(exe);
+        command
+            .args(["--exact", "process::disk_child", "--nocapture", "--test-threads=1"])
+            .env(DISK_CHILD, format!("{arm}|{}", data_dir.display()));
+        Self::spawn(command)
+    }
+
+    /// Starts `command` and reads the bound address from its log.
+    fn spawn(mut command: Command) -> Server {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(pipe) = child.stderr.take() {
@@ -155,6 +174,50 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Set in `Server::start_on_disk`'s child: how to arm its disk, and its data dir.
+const DISK_CHILD: &str = "TENANT_TEST_DISK_CHILD";
+
+/// Not a test by itself: the child process of `Server::start_on_disk`. Run
+/// without its variable (as in every normal test run) it returns at once.
+/// As the child it serves until killed, logging like the binary, and ends
+/// like the binary does when serving fails: one `tenant-service:` line on
+/// stderr and exit code 1.
+#[test]
+fn disk_child() {
+    let Ok(spec) = std::env::var(DISK_CHILD) else { return };
+    let (arm, data_dir) = spec.split_once('|').unwrap_or_else(|| panic!("{DISK_CHILD}={spec}"));
+    let disk = super::faulty_disk::Faults::none();
+    match arm.split_once(':') {
+        Some(("slow", ms)) => disk.slow_flushes(ms.parse().unwrap_or_else(|e| panic!("{arm}: {e}"))),
+        Some(("fail-flushes-after", n)) => disk.fail_flushes_after(n.parse().unwrap_or_else(|e| panic!("{arm}: {e}"))),
+        _ => panic!("{DISK_CHILD}: unknown disk {arm}"),
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_ansi(false)
+        .init();
+    let mut settings = tenant_service::Settings {
+        data_dir: data_dir.into(),
+        ..tenant_service::Settings::default()
+    };
+    // The old contract: any identified caller may act (as `start_with`).
+    settings.auth.enforce_roles = false;
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+    let served = runtime.block_on(async {
+        let app = tenant_service::App::open_with(&settings, Arc::new(disk)).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        app.serve(listener, std::future::pending())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = served {
+        eprintln!("tenant-service: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::faulty_disk::Faults;
 use serde_json::{json, Value};
-use tenant_service::Faults;
 
 use super::helpers::*;
 
@@ -266,7 +266,7 @@ async fn a_purge_cut_short_after_its_checkpoint_hides_what_it_covers_and_the_nex
 /// moment to be released).
 async fn open_store(dir: &std::path::Path, faults: Arc<Faults>) -> Arc<tenant_service::store::Store> {
     for _ in 0..500 {
-        if let Ok((store, _)) = tenant_service::store::Store::open_with(dir, Arc::clone(&faults)) {
+        if let Ok((store, _)) = tenant_service::store::Store::open_with(dir, faults.clone()) {
             return store;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

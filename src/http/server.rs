@@ -26,7 +26,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::{Filter, Reply};
 
-use crate::error::Error;
+use super::error::ApiError;
+use crate::engine::Error;
 
 /// What the server lets clients hold (from `Settings`).
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +142,7 @@ where
 
 /// A connection past the cap: read its request, answer 503, close.
 async fn answer_overloaded(stream: TcpStream, http: Arc<Http>, _slot: OwnedSemaphorePermit) {
-    let reply = service_fn(|_| async { Ok::<_, Infallible>(crate::http::error_reply(&Error::Overloaded)) });
+    let reply = service_fn(|_| async { Ok::<_, Infallible>(super::error::reply(&ApiError::from(Error::Overloaded))) });
     let _ = http.serve_connection(stream, reply).await;
 }
 

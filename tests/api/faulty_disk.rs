@@ -1,14 +1,11 @@
-//! Failures injected behind the store, so tests can prove what a failing disk
-//! does to the service without a failing disk.
-//!
-//! Compiled into every build (no cargo feature to forget in CI) but inert
-//! unless armed: `Faults::none()` is what `Store::open` uses, and a healthy
-//! hook costs one relaxed atomic load per write or flush. Tests arm it through
-//! `App::open_with_faults`; the binary arms faults only from the hidden
-//! `TENANT_TEST_*` variables (see `main.rs`).
+//! A disk that fails, stalls or slows down on command: the tests' own
+//! `store::Hooks`, passed in through `App::open_with` (the product has no
+//! fault switch of its own). Healthy until a test arms it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
+
+use tenant_service::store::Hooks;
 
 /// "No limit": the budget never runs out.
 const UNLIMITED: u64 = u64::MAX;
@@ -81,12 +78,13 @@ impl Faults {
     pub fn stall_history(&self, stall: bool) {
         self.history_stalled.store(stall, Ordering::SeqCst);
     }
+}
 
-    /// Called when the history pass starts; returns once it may go on, once
-    /// `stop` is set, or after 60 s (so a test whose stop never reaches the
-    /// pass fails instead of hanging). Polls: a test-only wait, and `stop`
-    /// has no condvar.
-    pub(super) fn before_history(&self, stop: &AtomicBool) {
+impl Hooks for Faults {
+    /// Returns once the history pass may go on, once `stop` is set, or after
+    /// 60 s (so a test whose stop never reaches the pass fails instead of
+    /// hanging). Polls: a test-only wait, and `stop` has no condvar.
+    fn before_history(&self, stop: &AtomicBool) {
         let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while self.history_stalled.load(Ordering::SeqCst)
             && !stop.load(Ordering::SeqCst)
@@ -96,8 +94,7 @@ impl Faults {
         }
     }
 
-    /// Called before each write reaches sled.
-    pub(super) fn before_write(&self) -> std::io::Result<()> {
+    fn before_write(&self) -> std::io::Result<()> {
         let mut stalled = self.stalled.lock().unwrap_or_else(PoisonError::into_inner);
         while *stalled {
             stalled = self.resumed.wait(stalled).unwrap_or_else(PoisonError::into_inner);
@@ -106,14 +103,14 @@ impl Faults {
         spend(&self.writes, "injected write failure")
     }
 
-    /// Called before each flush reaches sled.
-    pub(super) fn before_flush(&self) -> std::io::Result<()> {
+    fn flush(&self, real: &dyn Fn() -> std::io::Result<()>) -> std::io::Result<()> {
         let delay = self.flush_delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             // On the group-commit thread, which only ever waits for the disk.
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
-        spend(&self.flushes, "injected flush (fsync) failure")
+        spend(&self.flushes, "injected flush (fsync) failure")?;
+        real()
     }
 }
 
@@ -143,6 +140,6 @@ mod tests {
         f.heal_writes();
         assert!(f.before_write().is_ok());
         f.fail_flushes_after(0);
-        assert!(f.before_flush().is_err());
+        assert!(f.flush(&|| Ok(())).is_err());
     }
 }

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use super::error::ApiError as Error;
 use crate::config::{AuthMode, AuthSettings};
 use crate::domain::{Caller, UserId};
-use crate::error::Error;
 
 pub struct Authenticator {
     scheme: Scheme,

@@ -1,0 +1,94 @@
+//! What an engine operation can fail with. Each variant's `Display` is the
+//! sentence a caller reads (the contract's sentences among them); how a
+//! failure becomes a status code is the HTTP layer's business
+//! (`http::error`).
+
+use crate::domain::{Invalid, SeatState, TenantId};
+use crate::store::StoreError;
+
+/// What was not found, for the contract's "X not found" sentences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    District,
+    Tenant,
+    Seat,
+    Role,
+}
+
+impl Missing {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Missing::District => "District",
+            Missing::Tenant => "Tenant",
+            Missing::Seat => "Seat",
+            Missing::Role => "Role",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{} not found", .0.noun())]
+    NotFound(Missing),
+    #[error("Seat is not available. Current state: {0}")]
+    SeatUnavailable(SeatState),
+    #[error("Learner already has a seat in this tenant")]
+    LearnerHasSeat,
+    #[error("Seat is already free")]
+    SeatAlreadyFree,
+    #[error("User already has an active role in this tenant")]
+    RoleExists,
+    #[error("Role is already inactive")]
+    RoleInactive,
+    #[error("Tenant is inactive")]
+    TenantInactive,
+    /// The caller has a role in the tenant's district, but not this one.
+    #[error("This action requires the {0} role in this tenant")]
+    Forbidden(&'static str),
+    #[error("This action requires a platform admin")]
+    PlatformAdminOnly,
+    /// A well-formed request whose values break a rule of the contract.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store refused a write or a flush; nothing was acknowledged.
+    #[error("Storage is unavailable; the change was not made")]
+    StoreUnavailable(#[source] anyhow::Error),
+    #[error("Service is shutting down")]
+    ShuttingDown,
+    /// Past saturation (a full tenant mailbox, or every connection slot
+    /// taken): refused at once, nothing done; the client retries later.
+    #[error("Service is overloaded; retry shortly")]
+    Overloaded,
+    #[error("Internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(field: &str, rule: &str) -> Self {
+        Error::Invalid(Invalid::new(field, rule).into_string())
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::Invalid(e.into_string())
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(e) => Error::StoreUnavailable(e),
+            StoreError::Internal(e) => Error::Internal(e),
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the actor threads: {0}")]
+    Actors(std::io::Error),
+    #[error("tenant {0} holds more than {max} seats in the store, more than this build can serve", max = super::MAX_SEATS)]
+    TooManySeats(TenantId),
+}

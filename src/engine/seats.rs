@@ -1,0 +1,113 @@
+//! Seat purchase, allocation, reclaim, lookups and summaries: every change
+//! goes through the owning tenant's actor.
+
+use serde::Serialize;
+
+use crate::domain::{Caller, Counts, LearnerId, Reason, Seat, SeatCount, SeatId, SeatSummary, TenantId};
+use crate::store::Seq;
+
+use super::actor;
+use super::durable::Durable;
+use super::error::{Error, Missing};
+use super::{Action, Engine};
+
+/// `GET /district/{id}/summary`: the top level is a SeatSummary of the
+/// district's own and its schools' seats together.
+#[derive(Debug, Serialize)]
+pub struct DistrictSummary {
+    #[serde(flatten)]
+    pub totals: SeatSummary,
+    /// The seats bought by the district itself.
+    pub own: SeatSummary,
+    /// One per school, in creation order.
+    pub schools: Vec<SeatSummary>,
+}
+
+impl Engine {
+    pub async fn purchase(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        count: SeatCount,
+    ) -> Result<Durable<Vec<Seat>>, Error> {
+        self.check(caller, Action::Purchase, tenant, Missing::Tenant).await?;
+        self.writable(tenant).await?;
+        let actor = self.actor(tenant)?;
+        let by = caller.user.clone();
+        self.ask(&actor, actor::Purchase { count, by }).await
+    }
+
+    pub async fn allocate(&self, caller: &Caller, seat: SeatId, learner: LearnerId) -> Result<Durable<Seat>, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
+        self.writable(tenant).await?;
+        let by = caller.user.clone();
+        self.ask(&actor, actor::Allocate { seat, learner, by }).await
+    }
+
+    pub async fn reclaim(&self, caller: &Caller, seat: SeatId, reason: Reason) -> Result<Durable<Seat>, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
+        self.writable(tenant).await?;
+        let by = caller.user.clone();
+        self.ask(&actor, actor::Reclaim { seat, reason, by }).await
+    }
+
+    /// A seat; learners (and anyone else with a role in the district) may
+    /// read the seat they hold themselves.
+    pub async fn seat(&self, caller: &Caller, seat: SeatId) -> Result<Durable<Seat>, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        let refusal = match self.check(caller, Action::Read, tenant, Missing::Seat).await {
+            Ok(()) => return self.ask(&actor, actor::GetSeat { seat }).await,
+            Err(refusal @ Error::Forbidden(_)) => refusal,
+            Err(other) => return Err(other),
+        };
+        let found = self.read(&actor, actor::GetSeat { seat }).await?;
+        if found.learner_id.as_ref().map(LearnerId::as_str) == Some(caller.user.as_str()) {
+            Ok(Durable::ready(found))
+        } else {
+            Err(refusal)
+        }
+    }
+
+    pub async fn summary(&self, caller: &Caller, tenant: TenantId) -> Result<Durable<SeatSummary>, Error> {
+        self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
+        let (summary, seq) = self.counted(tenant, Missing::Tenant)?;
+        Ok(Durable::after(seq, Ok(summary)))
+    }
+
+    /// A district's seats: its own and its schools' together, its own alone,
+    /// and each school's (no actor message, no seat scanned).
+    pub async fn district_summary(
+        &self,
+        caller: &Caller,
+        district: TenantId,
+    ) -> Result<Durable<DistrictSummary>, Error> {
+        let (_, children, _) = self
+            .directory
+            .district(district)
+            .ok_or(Error::NotFound(Missing::District))?;
+        self.check(caller, Action::Read, district, Missing::District).await?;
+        let (own, mut seq) = self.counted(district, Missing::District)?;
+        let mut schools = Vec::with_capacity(children.len());
+        for school in children {
+            let (summary, s) = self.counted(school, Missing::Tenant)?;
+            seq = seq.max(s);
+            schools.push(summary);
+        }
+        let totals = std::iter::once(&own)
+            .chain(&schools)
+            .map(Counts::from)
+            .sum::<Counts>()
+            .summary(district, own.tenant_name.clone());
+        Ok(Durable::after(seq, Ok(DistrictSummary { totals, own, schools })))
+    }
+
+    /// A tenant's counters as a summary, with the write they (and its name)
+    /// depend on: as the actor last published them, read without a mailbox
+    /// round trip (O(1), exact once that write is durable).
+    fn counted(&self, tenant: TenantId, missing: Missing) -> Result<(SeatSummary, Seq), Error> {
+        let (meta, counts, seq) = self.directory.counts(tenant).ok_or(Error::NotFound(missing))?;
+        Ok((counts.summary(tenant, meta.name.as_str().to_owned()), seq))
+    }
+}

@@ -1,0 +1,110 @@
+//! Districts, schools and tenant metadata: served from the directory, never
+//! through an actor's mailbox.
+
+use crate::domain::{Caller, Tenant, TenantId, TenantKind, TenantName, TenantPatch, Timestamp};
+use crate::store::IdSpace;
+
+use super::actor::Restored;
+use super::durable::Durable;
+use super::error::{Error, Missing};
+use super::pool::SeatPool;
+use super::{Action, Engine};
+
+impl Engine {
+    pub async fn create_district(&self, caller: &Caller, name: TenantName) -> Result<Durable<Tenant>, Error> {
+        self.access.create_district(caller)?;
+        self.create_tenant(name, TenantKind::District, None)
+    }
+
+    pub async fn create_school(
+        &self,
+        caller: &Caller,
+        district: TenantId,
+        name: TenantName,
+    ) -> Result<Durable<Tenant>, Error> {
+        if self.directory.district(district).is_none() {
+            return Err(Error::NotFound(Missing::District));
+        }
+        self.check(caller, Action::ManageTenant, district, Missing::District)
+            .await?;
+        self.writable(district).await?;
+        self.create_tenant(name, TenantKind::School, Some(district))
+    }
+
+    fn create_tenant(
+        &self,
+        name: TenantName,
+        kind: TenantKind,
+        parent_id: Option<TenantId>,
+    ) -> Result<Durable<Tenant>, Error> {
+        let now = Timestamp::now();
+        let tenant = Tenant {
+            id: self.new_id(IdSpace::Tenant)?,
+            name,
+            kind,
+            parent_id,
+            created_at: now,
+            updated_at: now,
+            is_active: true,
+        };
+        let seq = self.store.put_tenant(&tenant)?;
+        self.spawner.register(
+            &self.directory,
+            tenant.clone(),
+            SeatPool::new(tenant.id),
+            seq,
+            Restored::default(),
+        );
+        Ok(Durable::after(seq, Ok(tenant)))
+    }
+
+    pub async fn tenant(&self, caller: &Caller, id: TenantId) -> Result<Durable<Tenant>, Error> {
+        self.check(caller, Action::Read, id, Missing::Tenant).await?;
+        let (tenant, seq) = self.directory.tenant(id).ok_or(Error::NotFound(Missing::Tenant))?;
+        Ok(Durable::after(seq, Ok(tenant)))
+    }
+
+    /// A district and its schools.
+    pub async fn district(&self, caller: &Caller, id: TenantId) -> Result<Durable<(Tenant, Vec<Tenant>)>, Error> {
+        let (district, children, mut seq) = self.directory.district(id).ok_or(Error::NotFound(Missing::District))?;
+        self.check(caller, Action::Read, id, Missing::District).await?;
+        let mut schools = Vec::with_capacity(children.len());
+        for child in children {
+            if let Some((school, s)) = self.directory.tenant(child) {
+                seq = seq.max(s);
+                schools.push(school);
+            }
+        }
+        Ok(Durable::after(seq, Ok((district, schools))))
+    }
+
+    /// Renames or (de)activates a tenant. Allowed on an inactive tenant: this
+    /// is how it is reactivated.
+    pub async fn update_tenant(
+        &self,
+        caller: &Caller,
+        id: TenantId,
+        patch: TenantPatch,
+    ) -> Result<Durable<Tenant>, Error> {
+        self.check(caller, Action::ManageTenant, id, Missing::Tenant).await?;
+        let (tenant, seq) = self
+            .directory
+            .update_tenant(id, |current| {
+                let mut next = current.clone();
+                if let Some(name) = patch.name {
+                    next.name = name;
+                }
+                if let Some(active) = patch.is_active {
+                    next.is_active = active;
+                }
+                if next == *current {
+                    return Ok::<_, Error>(None);
+                }
+                next.updated_at = Timestamp::now();
+                let seq = self.store.put_tenant(&next)?;
+                Ok(Some((next, seq)))
+            })
+            .ok_or(Error::NotFound(Missing::Tenant))??;
+        Ok(Durable::after(seq, Ok(tenant)))
+    }
+}

@@ -1,0 +1,146 @@
+//! The one place a failure becomes a response: its status code, its
+//! `error_code`, its `WWW-Authenticate` and `Retry-After`, and the
+//! contract's `{"detail", "error_code"}` body.
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::Reply;
+
+use crate::domain::Invalid;
+use crate::engine::{Error, Missing};
+
+/// What a request can fail with: the engine's refusals, and what only HTTP
+/// can get wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Engine(#[from] Error),
+    /// A body that is not JSON at all (400).
+    #[error("Request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("Missing or empty X-User-ID header")]
+    Unauthenticated,
+    /// JWT mode. Deliberately vague: why a token failed is only logged.
+    #[error("Missing or invalid credentials")]
+    InvalidCredentials,
+    #[error("Not found")]
+    RouteNotFound,
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("Request body is too large (at most {0} bytes)")]
+    PayloadTooLarge(u64),
+    #[error("Request body needs a Content-Length header")]
+    LengthRequired,
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::Engine(e.into())
+    }
+}
+
+impl ApiError {
+    /// A 422 with its own sentence.
+    pub fn invalid(sentence: impl Into<String>) -> Self {
+        ApiError::Engine(Error::Invalid(sentence.into()))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        let engine = match self {
+            ApiError::Engine(e) => e,
+            ApiError::MalformedJson(_) => return StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => return StatusCode::UNAUTHORIZED,
+            ApiError::RouteNotFound => return StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => return StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LengthRequired => return StatusCode::LENGTH_REQUIRED,
+        };
+        match engine {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::SeatUnavailable(_)
+            | Error::LearnerHasSeat
+            | Error::SeatAlreadyFree
+            | Error::RoleExists
+            | Error::RoleInactive => StatusCode::BAD_REQUEST,
+            Error::TenantInactive => StatusCode::CONFLICT,
+            Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
+            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::StoreUnavailable(_) | Error::ShuttingDown | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        let engine = match self {
+            ApiError::Engine(e) => e,
+            ApiError::MalformedJson(_) => return "MALFORMED_JSON",
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => return "UNAUTHORIZED",
+            ApiError::RouteNotFound => return "NOT_FOUND",
+            ApiError::MethodNotAllowed => return "METHOD_NOT_ALLOWED",
+            ApiError::PayloadTooLarge(_) => return "PAYLOAD_TOO_LARGE",
+            ApiError::LengthRequired => return "LENGTH_REQUIRED",
+        };
+        match engine {
+            Error::NotFound(Missing::District) => "DISTRICT_NOT_FOUND",
+            Error::NotFound(Missing::Tenant) => "TENANT_NOT_FOUND",
+            Error::NotFound(Missing::Seat) => "SEAT_NOT_FOUND",
+            Error::NotFound(Missing::Role) => "ROLE_NOT_FOUND",
+            Error::RoleInactive => "ROLE_INACTIVE",
+            Error::TenantInactive => "TENANT_INACTIVE",
+            Error::Forbidden(_) | Error::PlatformAdminOnly => "FORBIDDEN",
+            Error::SeatUnavailable(_) => "SEAT_NOT_AVAILABLE",
+            Error::LearnerHasSeat => "LEARNER_ALREADY_HAS_SEAT",
+            Error::SeatAlreadyFree => "SEAT_ALREADY_FREE",
+            Error::RoleExists => "ROLE_ALREADY_EXISTS",
+            Error::Invalid(_) => "VALIDATION_ERROR",
+            Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",
+            Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::Overloaded => "SERVICE_OVERLOADED",
+            Error::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge that goes with a 401.
+    pub fn challenge(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unauthenticated => Some("X-User-ID realm=\"tenant-service\""),
+            ApiError::InvalidCredentials => Some("Bearer realm=\"tenant-service\", error=\"invalid_token\""),
+            _ => None,
+        }
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for
+    /// refusals that say nothing about the request itself.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::Engine(Error::Overloaded) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// The response for a failure.
+pub fn reply(err: &ApiError) -> warp::reply::Response {
+    let status = err.status();
+    // Shedding load is the plan working, and one line per shed request would
+    // turn an overload into a logging storm.
+    if matches!(err, ApiError::Engine(Error::Overloaded)) {
+        tracing::debug!("request shed: overloaded");
+    } else if status.is_server_error() {
+        tracing::error!(error = ?err, "request failed");
+    }
+    let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
+    let mut response = warp::reply::with_status(body, status).into_response();
+    if let Some(challenge) = err.challenge() {
+        response.headers_mut().insert(
+            warp::http::header::WWW_AUTHENTICATE,
+            warp::http::HeaderValue::from_static(challenge),
+        );
+    }
+    if let Some(secs) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, secs.into());
+    }
+    response
+}

@@ -1,0 +1,432 @@
+//! Each route declared once: `Route::post("/api/v1/seats/allocate", allocate)`
+//! gives its method and path template, whether it needs a caller, and its
+//! handler. The same table dispatches requests (one warp filter for all of
+//! them), names each request's metrics label (the template, never the raw
+//! path), and lists the routes the metrics pre-register.
+//!
+//! What every handler gets is a `Request`: the caller (identified before the
+//! handler runs), the path parameters, the query and the body, read on
+//! demand. A handler that takes a body reads it first, as the contract's
+//! refusals go: identity, then body, then the values in it and in the path.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::reply::Response;
+use warp::{Buf, Reply};
+
+use super::auth::Authenticator;
+use super::error::ApiError;
+use crate::domain::{Caller, Id};
+use crate::engine::{Durable, Engine};
+
+/// What a handler answers: a response to send once it is durable.
+pub type Answer = Result<Durable<Response>, ApiError>;
+
+type Handler = Box<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Answer> + Send>> + Send + Sync>;
+
+type Body = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+pub struct Route {
+    pub method: Method,
+    /// The path template, e.g. `/api/v1/seats/{id}/audit`: also the
+    /// request's metrics label.
+    pub path: &'static str,
+    /// Needs no identity (health, metrics).
+    pub open: bool,
+    segments: Vec<Segment>,
+    handler: Handler,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Literal(&'static str),
+    /// `{name}`: any non-empty segment, handed to the handler raw.
+    Param,
+}
+
+impl Route {
+    pub fn get<F, Fut>(path: &'static str, handler: F) -> Route
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
+    {
+        Self::new(Method::GET, path, handler)
+    }
+
+    pub fn post<F, Fut>(path: &'static str, handler: F) -> Route
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
+    {
+        Self::new(Method::POST, path, handler)
+    }
+
+    pub fn put<F, Fut>(path: &'static str, handler: F) -> Route
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
+    {
+        Self::new(Method::PUT, path, handler)
+    }
+
+    /// The route needs no identity.
+    pub fn open(mut self) -> Route {
+        self.open = true;
+        self
+    }
+
+    fn new<F, Fut>(method: Method, path: &'static str, handler: F) -> Route
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
+    {
+        let segments = split(path)
+            .map(|s| {
+                if s.starts_with('{') && s.ends_with('}') {
+                    Segment::Param
+                } else {
+                    Segment::Literal(s)
+                }
+            })
+            .collect();
+        Route {
+            method,
+            path,
+            open: false,
+            segments,
+            handler: Box::new(move |req| Box::pin(handler(req))),
+        }
+    }
+
+    /// Whether `path` (split in segments) matches this route's template.
+    fn matches(&self, path: &[&str]) -> bool {
+        path.len() == self.segments.len()
+            && self.segments.iter().zip(path).all(|(seg, part)| match seg {
+                Segment::Literal(lit) => lit == part,
+                Segment::Param => !part.is_empty(),
+            })
+    }
+
+    fn params(&self, path: &[&str]) -> Vec<String> {
+        self.segments
+            .iter()
+            .zip(path)
+            .filter(|(seg, _)| **seg == Segment::Param)
+            .map(|(_, part)| (*part).to_owned())
+            .collect()
+    }
+}
+
+/// A path's segments after its leading `/` (`/` itself is one empty segment).
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.strip_prefix('/').unwrap_or("\u{0}").split('/')
+}
+
+/// The most segments any route has; longer paths are not found.
+const MAX_SEGMENTS: usize = 8;
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The index of the first route matching path and method.
+    Found(usize),
+    /// The path is a route's (the first such index), the method is not.
+    WrongMethod(usize),
+    NotFound,
+}
+
+/// Every route, in the order they are tried: the first that matches path
+/// and method wins (so literal segments go before a `{param}` in the same
+/// place, and the hot routes first).
+pub struct Table(Vec<Route>);
+
+impl Table {
+    pub fn new(routes: Vec<Route>) -> Table {
+        Table(routes)
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.0
+    }
+
+    /// `HEAD` is answered wherever `GET` is (without the body).
+    pub fn lookup(&self, method: &Method, path: &str) -> Lookup {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut n = 0;
+        for part in split(path) {
+            if n == MAX_SEGMENTS {
+                return Lookup::NotFound;
+            }
+            parts[n] = part;
+            n += 1;
+        }
+        let parts = &parts[..n];
+        let mut path_known = None;
+        for (i, route) in self.0.iter().enumerate() {
+            if route.matches(parts) {
+                if route.method == *method {
+                    return Lookup::Found(i);
+                }
+                path_known.get_or_insert(i);
+            }
+        }
+        path_known.map_or(Lookup::NotFound, Lookup::WrongMethod)
+    }
+
+    /// Runs route `index` for a request: identifies the caller, then hands
+    /// the request to the handler.
+    pub async fn run(&self, index: usize, ctx: &super::Ctx, path: &str, parts: Parts) -> Answer {
+        let Some(route) = self.0.get(index) else {
+            return Err(ApiError::RouteNotFound);
+        };
+        let caller = if route.open {
+            None
+        } else {
+            Some(identify(&ctx.auth, &parts.headers)?)
+        };
+        let path: Vec<&str> = split(path).collect();
+        let request = Request {
+            caller,
+            params: route.params(&path),
+            query: parts.query,
+            headers: parts.headers,
+            body: Some(parts.body),
+            body_limit: ctx.body_limit,
+            engine: Arc::clone(&ctx.engine),
+        };
+        (route.handler)(request).await
+    }
+}
+
+/// The raw request past its method and path, as the dispatcher extracted it.
+pub struct Parts {
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl Parts {
+    pub fn new<S, B>(query: String, headers: HeaderMap, body: S) -> Parts
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+        B: Buf,
+    {
+        let body = body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())));
+        Parts {
+            query,
+            headers,
+            body: Box::pin(body),
+        }
+    }
+}
+
+/// The caller, identified by the configured scheme (X-User-ID or a bearer
+/// token). A header that is not visible ASCII, or a repeated identity, is
+/// no identity.
+fn identify(auth: &Authenticator, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let one = |name: &str| -> Result<Option<&str>, ApiError> {
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::Unauthenticated);
+        }
+        first
+            .map(|v| v.to_str().map_err(|_| ApiError::Unauthenticated))
+            .transpose()
+    };
+    auth.identify(one("x-user-id")?, one("authorization")?)
+}
+
+/// One request, as a handler sees it.
+pub struct Request {
+    caller: Option<Caller>,
+    params: Vec<String>,
+    query: String,
+    headers: HeaderMap,
+    body: Option<Body>,
+    body_limit: u64,
+    pub engine: Arc<Engine>,
+}
+
+impl Request {
+    /// The caller (identified routes only).
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        self.caller.as_ref().ok_or(ApiError::Unauthenticated)
+    }
+
+    /// The `n`th `{param}` of the path, raw (not percent-decoded).
+    pub fn param(&self, n: usize) -> &str {
+        self.params.get(n).map_or("", String::as_str)
+    }
+
+    /// The `n`th `{param}` as an id.
+    pub fn id<I: Id>(&self, n: usize) -> Result<I, ApiError> {
+        Ok(I::parse_str(self.param(n))?)
+    }
+
+    /// The `n`th `{param}`, percent-decoded.
+    pub fn decoded(&self, n: usize) -> Result<String, ApiError> {
+        percent_encoding::percent_decode_str(self.param(n))
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| ApiError::invalid("path segment is not valid UTF-8"))
+    }
+
+    /// The query string as key → value (the last value wins for repeated keys).
+    pub fn query(&self) -> Result<HashMap<String, String>, ApiError> {
+        serde_urlencoded::from_str(&self.query)
+            .map_err(|e| ApiError::invalid(format!("query string is not valid: {e}")))
+    }
+
+    /// A required id in the query string, e.g. `tenantId`.
+    pub fn query_id<I: Id>(query: &HashMap<String, String>, name: &str) -> Result<I, ApiError> {
+        let raw = query
+            .get(name)
+            .ok_or_else(|| ApiError::invalid(format!("query parameter {name} is required")))?;
+        I::parse_str(raw.trim())
+            .map_err(|_| ApiError::invalid(format!("query parameter {name} must be a positive integer")))
+    }
+
+    /// The body as one JSON object of at most the configured size, with or
+    /// without a Content-Length (chunked bodies are counted as they arrive).
+    /// Not JSON at all: 400. JSON of the wrong shape or types: 422, naming
+    /// the field.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let limit = self.body_limit;
+        let declared = self
+            .headers
+            .get(warp::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::invalid("request body was already read"))?;
+        let bytes = read_capped(body, limit).await?;
+        parse_json(&bytes)
+    }
+}
+
+async fn read_capped(mut body: Body, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::MalformedJson(format!("request body could not be read: {e}")))?;
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Parses a request body that must be one JSON object and nothing else.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        // Serde would read an array's items as the struct's fields in order.
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            return Err(ApiError::invalid("request body must be a JSON object"));
+        }
+        Some(_) => return Err(ApiError::MalformedJson("expected a JSON object".into())),
+        None => return Err(ApiError::invalid("request body must be a JSON object")),
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data if path == "." => ApiError::invalid(format!("request body: {inner}")),
+            serde_json::error::Category::Data => ApiError::invalid(format!("{path}: {inner}")),
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    // Anything after the object (a second object, stray bytes) is not JSON.
+    de.end().map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// 200 with `value` as JSON.
+pub fn ok<T: Serialize>(value: T) -> Response {
+    warp::reply::json(&value).into_response()
+}
+
+/// 201 with `value` as JSON.
+pub fn created<T: Serialize>(value: T) -> Response {
+    warp::reply::with_status(warp::reply::json(&value), StatusCode::CREATED).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(_: Request) -> impl Future<Output = Answer> {
+        std::future::ready(Ok(Durable::ready(ok(()))))
+    }
+
+    fn table() -> Table {
+        Table::new(vec![
+            Route::get("/", answer).open(),
+            Route::get("/health", answer).open(),
+            Route::post("/api/v1/seats/allocate", answer),
+            Route::get("/api/v1/seats/summary", answer),
+            Route::get("/api/v1/seats/{id}", answer),
+            Route::get("/api/v1/seats/{id}/audit", answer),
+            Route::get("/api/v1/users/{id}/tenants", answer),
+        ])
+    }
+
+    #[test]
+    fn literals_win_over_params_and_methods_are_told_apart() {
+        let t = table();
+        assert_eq!(t.lookup(&Method::GET, "/"), Lookup::Found(0));
+        assert_eq!(t.lookup(&Method::POST, "/api/v1/seats/allocate"), Lookup::Found(2));
+        assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/summary"), Lookup::Found(3));
+        assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/17"), Lookup::Found(4));
+        // The word is not an id, but the path is a seat's: the handler refuses it.
+        assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/allocate"), Lookup::Found(4));
+        assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/17/audit"), Lookup::Found(5));
+        assert_eq!(t.lookup(&Method::DELETE, "/api/v1/seats/17"), Lookup::WrongMethod(4));
+        assert_eq!(t.lookup(&Method::POST, "/"), Lookup::WrongMethod(0));
+        assert_eq!(t.lookup(&Method::HEAD, "/health"), Lookup::Found(1));
+        assert_eq!(
+            t.lookup(&Method::GET, "/api/v1/users/some%20one/tenants"),
+            Lookup::Found(6)
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_not_found() {
+        let t = table();
+        for path in [
+            "/health/",
+            "health",
+            "",
+            "/api/v1/seats/",
+            "/api/v1/seats//audit",
+            "/../../etc/passwd",
+            "/api/v1/seats/1/audit/x/y/z/w/v",
+        ] {
+            assert_eq!(t.lookup(&Method::GET, path), Lookup::NotFound, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn params_are_the_raw_segments() {
+        let t = table();
+        let route = &t.routes()[6];
+        let path: Vec<&str> = split("/api/v1/users/some%20one/tenants").collect();
+        assert_eq!(route.params(&path), vec!["some%20one".to_owned()]);
+    }
+}

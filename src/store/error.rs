@@ -1,0 +1,14 @@
+//! What a store operation can fail with. The engine decides what a caller
+//! is told; the store only says whether the disk refused or a record made
+//! no sense.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store refused a write or a flush (or stopped after a failed
+    /// flush); nothing was acknowledged.
+    #[error("{0}")]
+    Unavailable(anyhow::Error),
+    /// A record that does not decode, or a read that could not be made.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
