@@ -1,4 +1,7 @@
-//! Ids and counts out of range, in bodies, paths and query strings.
+//! Ids and counts out of range, in bodies, paths and query strings. Which
+//! strings and numbers make an id or a count is unit-tested beside the types
+//! (`domain::ids`, `domain::seat`); here each place an id arrives proves the
+//! mapping to a 4xx that changes nothing.
 
 use serde_json::json;
 
@@ -10,14 +13,12 @@ async fn out_of_range_counts_create_no_seats() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
     let s = f.school;
+    // `SeatCount`'s range is unit-tested (`domain::seat`); "100001" proves its
+    // mapping. The rest are not a u64 in JSON, or not a number at all.
     let counts = [
-        "0",
+        "100001",
         "-1",
         "-0",
-        "100001",
-        "1000000",
-        "4294967296",
-        "18446744073709551615",
         "18446744073709551616",
         "99999999999999999999999999999",
         "1e30",
@@ -85,16 +86,12 @@ async fn out_of_range_seat_ids_in_bodies_are_refused() {
 async fn bad_ids_in_paths_are_4xx_with_detail() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
+    // Which strings are ids is unit-tested (`domain::ids`): "abc" stands for
+    // them on every route. The rest are about the path itself: segments
+    // arrive percent-encoded, and a valid id may name nothing.
     let bad = [
-        "0",
-        "-1",
-        "99999999999999999999",
-        "18446744073709551616",
-        "18446744073709551615",
         "abc",
-        "1.5",
-        "1e3",
-        "0x10",
+        "18446744073709551615",
         "%20",
         "%00",
         "%FF",
@@ -169,16 +166,14 @@ async fn bad_ids_in_paths_are_4xx_with_detail() {
 async fn bad_tenant_ids_in_queries_are_4xx_with_detail() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
+    // As in paths, "abc" stands for the id rules (`domain::ids`); the rest are
+    // about the query string.
     let queries = [
         "?tenantId=abc",
         "",
         "?",
         "?tenantId=",
         "?tenantId",
-        "?tenantId=0",
-        "?tenantId=-1",
-        "?tenantId=1.5",
-        "?tenantId=99999999999999999999",
         "?tenantId=%FF",
         "?tenantId=%00",
         "?tenantid=1",

@@ -3,6 +3,10 @@
 //! identity, unknown routes and methods, oversized bodies, and a fixed-seed
 //! fuzz. Every refusal must be a 4xx with the contract's error body, must
 //! change nothing, and must leave the server healthy.
+//!
+//! The rules of each field (lengths, ranges, which characters) are unit
+//! tests beside the domain types in `src/domain`; here one case per route and
+//! field proves that a broken rule becomes a 422 that changes nothing.
 
 mod field_types;
 mod fixture;

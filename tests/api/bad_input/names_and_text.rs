@@ -1,4 +1,6 @@
-//! Names, learner ids, user ids, reasons and roles.
+//! Names, learner ids, user ids, reasons and roles. Their rules are
+//! unit-tested beside the types (`domain::text`, `domain::tenant`); here one
+//! case per route and field proves the 422, and that a refusal changes nothing.
 
 use serde_json::{json, Value};
 
@@ -9,22 +11,9 @@ use super::{call, refused};
 async fn invalid_names_are_422_and_create_nothing() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
-    let names = [
-        String::new(),
-        " ".into(),
-        "     ".into(),
-        "\t".into(),
-        "\n".into(),
-        " \u{3000} ".into(), // ideographic space is whitespace too
-        "a".repeat(256),
-        "é".repeat(256),
-        "🏫".repeat(256),
-        "x".repeat(10_000),
-        " ".repeat(10_000),
-        "bad\u{0}name".into(),
-        "line\nbreak".into(),
-        "bell\u{7}".into(),
-    ];
+    // One name per rule of `TenantName` (blank, too long, a control
+    // character); the rules themselves are unit-tested in `domain::text`.
+    let names = [" ".to_string(), "é".repeat(256), "bad\u{0}name".into()];
     for name in &names {
         let what = format!(
             "name {:?} ({} chars)",
@@ -61,9 +50,10 @@ async fn invalid_names_are_422_and_create_nothing() {
 #[tokio::test]
 async fn odd_but_valid_names_are_stored_verbatim() {
     let f = Fixture::new().await;
+    // Names that test the way through JSON, the store and back; which names
+    // `TenantName` takes (down to one character, up to 255) is unit-tested.
     let names = [
-        "a".to_string(),
-        "Ünïcødé Dístrïct".into(),
+        "Ünïcødé Dístrïct".to_string(),
         "🏫🎒📚 Emoji Academy 👩‍🏫".into(),
         "\"double\" 'single' `back`".into(),
         "back\\slash \\n \\u0000 \\\\".into(),
@@ -76,10 +66,7 @@ async fn odd_but_valid_names_are_stored_verbatim() {
         "e\u{301}\u{302} combining".into(),
         "zero\u{200b}width".into(),
         "%41%00 percent".into(),
-        "a".repeat(255),
-        "é".repeat(255),
         "🏫".repeat(255),
-        "学".repeat(255),
     ];
     for name in &names {
         let what = format!("{:?}", name.chars().take(30).collect::<String>());
@@ -142,15 +129,8 @@ async fn bad_learner_ids_are_422_and_the_seat_stays_free() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
     let free = f.free();
-    let learners = [
-        String::new(),
-        " ".into(),
-        "\t \n".into(),
-        "x".repeat(256),
-        "é".repeat(256),
-        "x".repeat(10_000),
-        "bad\u{0}learner".into(),
-    ];
+    // One learner id per rule of `LearnerId` (unit-tested in `domain::text`).
+    let learners = ["\t \n".to_string(), "é".repeat(256), "bad\u{0}learner".into()];
     for learner in &learners {
         let r = f.app.allocate(free, learner).await;
         refused(
@@ -187,13 +167,12 @@ async fn reclaim_reason_over_500_chars_is_422_and_the_seat_stays_assigned() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
     let seat = f.assigned();
-    for reason in ["r".repeat(501), "é".repeat(501), "🏫".repeat(501), "r".repeat(10_000)] {
-        let r = f.app.reclaim(seat, Some(&reason)).await;
-        refused(&r, &[422], &format!("reason of {} chars", reason.chars().count()));
-        let got = f.app.seat(seat).await;
-        assert_eq!(got["state"].as_str(), Some("assigned"), "{got}");
-        assert_eq!(got["learner_id"].as_str(), Some(FIXTURE_LEARNER), "{got}");
-    }
+    // `Reason`'s limit is unit-tested in `domain::text`.
+    let r = f.app.reclaim(seat, Some(&"é".repeat(501))).await;
+    refused(&r, &[422], "reason of 501 chars");
+    let got = f.app.seat(seat).await;
+    assert_eq!(got["state"].as_str(), Some("assigned"), "{got}");
+    assert_eq!(got["learner_id"].as_str(), Some(FIXTURE_LEARNER), "{got}");
     // Reclaiming a free seat is refused with the contract's sentence.
     let r = f.app.reclaim(f.free(), None).await;
     refused(&r, &[400], "reclaim a free seat");
@@ -214,33 +193,17 @@ async fn bad_roles_are_refused() {
     let f = Fixture::new().await;
     let before = f.snapshot().await;
     let s = f.school;
-    for role in [
-        "superuser",
-        "ADMIN",
-        "Admin",
-        "admin ",
-        " admin",
-        "",
-        "root",
-        "learners",
-        "teacher\u{0}",
-    ] {
-        let r = f
-            .app
-            .post(
-                "/api/v1/roles",
-                json!({"user_id": "u_new", "tenant_id": s, "role": role}),
-            )
-            .await;
-        refused(&r, &[422], &format!("role {role:?}"));
-    }
-    for user in [
-        String::new(),
-        "   ".into(),
-        "u".repeat(256),
-        "u".repeat(10_000),
-        "bad\u{0}user".into(),
-    ] {
+    // `RoleKind::parse` and `UserId::parse` are unit-tested (`domain::tenant`,
+    // `domain::text`); here one role, and one user id per rule.
+    let r = f
+        .app
+        .post(
+            "/api/v1/roles",
+            json!({"user_id": "u_new", "tenant_id": s, "role": "ADMIN"}),
+        )
+        .await;
+    refused(&r, &[422], "role \"ADMIN\"");
+    for user in ["   ".to_string(), "u".repeat(256), "bad\u{0}user".into()] {
         let r = f
             .app
             .post(
