@@ -89,4 +89,17 @@ mod tests {
         assert!(Percent::parse(f64::NAN).is_err());
         assert!(Percent::parse(100.0).is_ok());
     }
+
+    #[test]
+    fn percent_is_more_than_0_and_at_most_100() {
+        for raw in [0.0, -0.0, -1.0, 100.000_001, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(
+                Percent::parse(raw).err().map(|e| e.to_string()).as_deref(),
+                Some("percent must be a number greater than 0 and at most 100"),
+                "{raw}"
+            );
+        }
+        assert_eq!(Percent::parse(0.01).ok().map(Percent::get), Some(0.01));
+        assert_eq!(Percent::parse(50.0).ok().map(Percent::get), Some(50.0));
+    }
 }

@@ -120,3 +120,54 @@ pub struct AuditPage {
     pub items: Vec<Audit>,
     pub next_cursor: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_defaults_to_100_and_takes_1_to_1000() {
+        assert_eq!(AuditQuery::parse_limit(None).ok(), Some(DEFAULT_LIMIT));
+        assert_eq!(AuditQuery::parse_limit(Some("1")).ok(), Some(1));
+        assert_eq!(AuditQuery::parse_limit(Some("1000")).ok(), Some(MAX_LIMIT));
+        for raw in ["0", "1001", "ten", "-1", "", "1.5", " 5"] {
+            assert_eq!(
+                AuditQuery::parse_limit(Some(raw))
+                    .err()
+                    .map(|e| e.to_string())
+                    .as_deref(),
+                Some("limit must be an integer from 1 to 1000"),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_nothing_else_is_one() {
+        let pos = TrailPos {
+            at: Timestamp::from_micros(1_788_249_600_123_456),
+            id: 42,
+        };
+        assert_eq!(TrailPos::parse_cursor(&pos.cursor()).ok(), Some(pos));
+        for raw in ["garbage", "1.x", "x.1", "", ".", "1", "1.-2", "1.2.3"] {
+            assert_eq!(
+                TrailPos::parse_cursor(raw).err().map(|e| e.to_string()).as_deref(),
+                Some("cursor is not a cursor this service handed out"),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn order_is_asc_or_desc() {
+        assert_eq!(Order::parse("asc").ok(), Some(Order::Asc));
+        assert_eq!(Order::parse("desc").ok(), Some(Order::Desc));
+        for raw in ["up", "ASC", "", "descending"] {
+            assert_eq!(
+                Order::parse(raw).err().map(|e| e.to_string()).as_deref(),
+                Some("order must be asc or desc"),
+                "{raw:?}"
+            );
+        }
+    }
+}

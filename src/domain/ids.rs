@@ -68,3 +68,75 @@ impl AuditId {
         AuditId(self.0 + offset)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_in_paths_and_queries_are_plain_positive_decimals() {
+        // Segments arrive percent-encoded (`%20`), so those are refused as they are.
+        for raw in [
+            "0",
+            "00",
+            "-1",
+            "+1",
+            "",
+            " 1",
+            "1 ",
+            "abc",
+            "1.5",
+            "1e3",
+            "0x10",
+            "%20",
+            "%00",
+            "%FF",
+            "1%2F2",
+            "%F0%9F%8F%AB",
+            "🏫",
+            "99999999999999999999",
+            "18446744073709551616",
+        ] {
+            assert_eq!(
+                TenantId::parse_str(raw).err().map(|e| e.to_string()).as_deref(),
+                Some("tenant_id must be a positive integer"),
+                "{raw:?}"
+            );
+            assert!(SeatId::parse_str(raw).is_err(), "{raw:?}");
+        }
+        for (raw, id) in [
+            ("1", 1),
+            ("007", 7),
+            ("999999", 999_999),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            assert_eq!(TenantId::parse_str(raw).ok().map(Id::get), Some(id), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn each_id_names_its_own_field() {
+        assert_eq!(
+            SeatId::parse_str("abc").err().map(|e| e.to_string()).as_deref(),
+            Some("seat_id must be a positive integer")
+        );
+        assert_eq!(
+            RoleId::parse_str("0").err().map(|e| e.to_string()).as_deref(),
+            Some("role_id must be a positive integer")
+        );
+    }
+
+    #[test]
+    fn ids_in_json_are_positive() {
+        assert_eq!(
+            SeatId::from_u64(0).err().map(|e| e.to_string()).as_deref(),
+            Some("seat_id must be a positive integer")
+        );
+        assert_eq!(
+            TenantId::from_u64(0).err().map(|e| e.to_string()).as_deref(),
+            Some("tenant_id must be a positive integer")
+        );
+        assert_eq!(TenantId::from_u64(1).ok().map(Id::get), Some(1));
+        assert_eq!(SeatId::from_u64(u64::MAX).ok().map(Id::get), Some(u64::MAX));
+    }
+}

@@ -100,7 +100,15 @@ mod tests {
     fn count_bounds() {
         assert!(SeatCount::parse(0).is_err());
         assert!(SeatCount::parse(100_001).is_err());
+        assert!(SeatCount::parse(1_000_000).is_err());
+        // Past u32 as well: never truncated into range.
+        assert!(SeatCount::parse(4_294_967_296).is_err());
+        assert!(SeatCount::parse(4_294_967_297).is_err());
         assert!(SeatCount::parse(u64::MAX).is_err());
+        assert_eq!(
+            SeatCount::parse(0).err().map(|e| e.to_string()).as_deref(),
+            Some("count must be an integer from 1 to 100000")
+        );
         assert_eq!(SeatCount::parse(1).ok().map(SeatCount::get), Some(1));
         assert_eq!(SeatCount::parse(100_000).ok().map(SeatCount::get), Some(100_000));
     }

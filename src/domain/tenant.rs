@@ -83,3 +83,37 @@ pub struct RoleEvent {
     pub changed_by: UserId,
     pub created_at: Timestamp,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_the_four_lowercase_words_exactly() {
+        for (raw, kind) in [
+            ("admin", RoleKind::Admin),
+            ("manager", RoleKind::Manager),
+            ("teacher", RoleKind::Teacher),
+            ("learner", RoleKind::Learner),
+        ] {
+            assert_eq!(RoleKind::parse(raw).ok(), Some(kind), "{raw:?}");
+        }
+        for raw in [
+            "superuser",
+            "ADMIN",
+            "Admin",
+            "admin ",
+            " admin",
+            "",
+            "root",
+            "learners",
+            "teacher\u{0}",
+        ] {
+            assert_eq!(
+                RoleKind::parse(raw).err().map(|e| e.to_string()).as_deref(),
+                Some("role must be one of admin, manager, teacher, learner"),
+                "{raw:?}"
+            );
+        }
+    }
+}

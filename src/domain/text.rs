@@ -139,4 +139,129 @@ mod tests {
         assert!(Reason::parse_reclaim(Some("r".repeat(501))).is_err());
         assert!(Reason::parse_reclaim(Some("r".repeat(500))).is_ok());
     }
+
+    /// The message a refused value gets, whatever the error type.
+    fn refusal<T, E: std::fmt::Display>(parsed: Result<T, E>) -> Option<String> {
+        parsed.err().map(|e| e.to_string())
+    }
+
+    const BLANK_NAME: &str = "name must be 1 to 255 characters and not blank";
+    const CONTROL_NAME: &str = "name must not contain control characters";
+
+    #[test]
+    fn names_blank_too_long_or_with_control_characters_are_refused() {
+        for (name, says) in [
+            (String::new(), BLANK_NAME),
+            (" ".into(), BLANK_NAME),
+            ("     ".into(), BLANK_NAME),
+            ("\t".into(), BLANK_NAME),
+            ("\n".into(), BLANK_NAME),
+            // Ideographic space is whitespace too.
+            (" \u{3000} ".into(), BLANK_NAME),
+            ("a".repeat(256), BLANK_NAME),
+            ("é".repeat(256), BLANK_NAME),
+            ("🏫".repeat(256), BLANK_NAME),
+            ("x".repeat(10_000), BLANK_NAME),
+            (" ".repeat(10_000), BLANK_NAME),
+            ("bad\u{0}name".into(), CONTROL_NAME),
+            ("line\nbreak".into(), CONTROL_NAME),
+            ("bell\u{7}".into(), CONTROL_NAME),
+        ] {
+            let shown = name.chars().take(20).collect::<String>();
+            assert_eq!(refusal(TenantName::parse(name)).as_deref(), Some(says), "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn odd_but_valid_names_are_kept_verbatim() {
+        for name in [
+            "a".to_string(),
+            "Ünïcødé Dístrïct".into(),
+            "🏫🎒📚 Emoji Academy 👩‍🏫".into(),
+            "\"double\" 'single' `back`".into(),
+            "back\\slash \\n \\u0000 \\\\".into(),
+            "<script>alert('x')</script>".into(),
+            "Robert'); DROP TABLE tenants;--".into(),
+            "{\"json\": [1, 2]}".into(),
+            "  leading and trailing spaces  ".into(),
+            "مدرسة الشروق".into(),
+            "北京市第一中学".into(),
+            "e\u{301}\u{302} combining".into(),
+            "zero\u{200b}width".into(),
+            "%41%00 percent".into(),
+            // 255 characters, however many bytes each.
+            "a".repeat(255),
+            "é".repeat(255),
+            "🏫".repeat(255),
+            "学".repeat(255),
+        ] {
+            let parsed = TenantName::parse(name.clone());
+            assert_eq!(parsed.ok().map(|n| n.as_str().to_owned()), Some(name));
+        }
+    }
+
+    #[test]
+    fn learner_ids_blank_too_long_or_with_control_characters_are_refused() {
+        const BLANK: &str = "learner_id must be 1 to 255 characters and not blank";
+        const CONTROL: &str = "learner_id must not contain control characters";
+        for (learner, says) in [
+            (String::new(), BLANK),
+            (" ".into(), BLANK),
+            ("\t \n".into(), BLANK),
+            ("x".repeat(256), BLANK),
+            ("é".repeat(256), BLANK),
+            ("x".repeat(10_000), BLANK),
+            ("bad\u{0}learner".into(), CONTROL),
+        ] {
+            let shown = learner.chars().take(20).collect::<String>();
+            assert_eq!(refusal(LearnerId::parse(&learner)).as_deref(), Some(says), "{shown:?}");
+        }
+        // The longest the contract allows, in characters.
+        let long = "é".repeat(255);
+        assert_eq!(LearnerId::parse(&long).ok().map(|l| l.as_str().to_owned()), Some(long));
+    }
+
+    #[test]
+    fn user_ids_follow_the_same_rules() {
+        const BLANK: &str = "user_id must be 1 to 255 characters and not blank";
+        for (user, says) in [
+            (String::new(), BLANK),
+            ("   ".into(), BLANK),
+            ("u".repeat(256), BLANK),
+            ("u".repeat(10_000), BLANK),
+            ("bad\u{0}user".into(), "user_id must not contain control characters"),
+        ] {
+            assert_eq!(
+                refusal(UserId::parse(&user)).as_deref(),
+                Some(says),
+                "{} chars",
+                user.chars().count()
+            );
+        }
+        assert_eq!(
+            UserId::parse(" teacher_1 ").ok().map(|u| u.as_str().to_owned()),
+            Some("teacher_1".into())
+        );
+        assert!(UserId::parse(&"u".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn reclaim_reasons_over_500_characters_are_refused() {
+        for reason in ["r".repeat(501), "é".repeat(501), "🏫".repeat(501), "r".repeat(10_000)] {
+            let chars = reason.chars().count();
+            assert_eq!(
+                refusal(Reason::parse_reclaim(Some(reason))).as_deref(),
+                Some("reason must be at most 500 characters"),
+                "{chars} chars"
+            );
+        }
+        // Exactly 500 multi-byte characters are kept verbatim.
+        let reason = "é".repeat(500);
+        assert_eq!(
+            Reason::parse_reclaim(Some(reason.clone()))
+                .ok()
+                .map(Reason::into_string),
+            Some(reason)
+        );
+    }
 }

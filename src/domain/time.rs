@@ -68,4 +68,24 @@ mod tests {
             "2026-09-01T08:00:00.123456Z"
         );
     }
+
+    #[test]
+    fn parses_rfc3339_with_an_offset_only() {
+        let at = Timestamp::parse_rfc3339("since", "2026-09-01T08:00:00Z").ok();
+        assert_eq!(at, Some(Timestamp::from_micros(1_788_249_600_000_000)));
+        assert_eq!(
+            Timestamp::parse_rfc3339("since", " 2026-09-01T10:00:00.5+02:00 ").ok(),
+            Some(Timestamp::from_micros(1_788_249_600_500_000))
+        );
+        for raw in ["yesterday", "2026-01-01", "2026-09-01T08:00:00", "", "1788249600"] {
+            assert_eq!(
+                Timestamp::parse_rfc3339("until", raw)
+                    .err()
+                    .map(|e| e.to_string())
+                    .as_deref(),
+                Some("until must be an RFC 3339 time with an offset"),
+                "{raw:?}"
+            );
+        }
+    }
 }

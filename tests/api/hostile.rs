@@ -8,14 +8,12 @@
 //! replay a run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::helpers::*;
 use super::load::{self, Rng};
+use super::raw;
 
 /// What the accepted requests did, learned from their answers only.
 #[derive(Default)]
@@ -289,35 +287,6 @@ fn request(rng: &mut Rng, method: &str, path: &str, body: Option<Vec<u8>>) -> Ve
     out
 }
 
-/// Sends raw bytes, half-closes, reads to the end: (status, body) or None if
-/// the server closed without an answer.
-async fn send_raw(app: &TestApp, bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(app.addr)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"));
-    // The server may answer and close before reading everything: not an error.
-    let _ = stream.write_all(bytes).await;
-    let _ = stream.shutdown().await;
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "no answer and no close within 10 s");
-    let mut at = 0;
-    loop {
-        let text = String::from_utf8_lossy(&out[at..]);
-        let status: u16 = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
-        let body_at = out[at..]
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(out.len(), |i| at + i + 4);
-        // `Expect: 100-continue` gets an interim answer before the real one.
-        if (100..200).contains(&status) {
-            at = body_at;
-            continue;
-        }
-        return Some((status, out[body_at..].to_vec()));
-    }
-}
-
 #[tokio::test]
 async fn thousands_of_hostile_requests_never_5xx_and_rejected_ones_change_nothing() {
     let total = load::env_u64("TENANT_FUZZ_REQUESTS", 4000);
@@ -354,9 +323,9 @@ async fn thousands_of_hostile_requests_never_5xx_and_rejected_ones_change_nothin
             path
         };
         let body = (valid.is_some() || rng.chance(6)).then(|| body_bytes(&mut rng, valid.as_ref()));
-        let raw = request(&mut rng, method, &path, body);
-        let shown = String::from_utf8_lossy(&raw[..raw.len().min(300)]).into_owned();
-        let Some((status, body)) = send_raw(&app, &raw).await else {
+        let bytes = request(&mut rng, method, &path, body);
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+        let Some(raw::Reply { status, body, .. }) = raw::send(app.addr, &bytes, raw::After::HalfClose).await else {
             unanswered += 1;
             continue;
         };

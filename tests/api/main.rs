@@ -16,6 +16,7 @@ mod load;
 mod metrics;
 mod overload;
 mod process;
+mod raw;
 mod restart;
 mod retention;
 mod rules;

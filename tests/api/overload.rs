@@ -8,65 +8,24 @@ use std::time::{Duration, Instant};
 use super::faulty_disk::Faults;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::helpers::*;
 use super::process::Server;
+use super::raw;
 
-/// One HTTP/1.1 exchange on an open connection: status, headers, JSON body.
-async fn exchange(stream: &mut TcpStream, request: &str) -> std::io::Result<(u16, String, Value)> {
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
-    Ok((status, head, body))
-}
-
+/// A JSON POST on a kept-alive connection, as a storm client sends it.
 fn post_request(path: &str, body: &Value) -> String {
     let body = body.to_string();
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: t\r\nX-User-ID: storm\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    let length = format!("Content-Length: {}", body.len());
+    raw::request(
+        "POST",
+        path,
+        &["Host: t", "X-User-ID: storm", "Content-Type: application/json", &length],
+        &body,
     )
 }
 
 const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
-
-/// Waits until the server closes `stream` (EOF or reset); how long it took.
-async fn closed_by_server(stream: &mut TcpStream) -> Duration {
-    let started = Instant::now();
-    let mut buf = [0u8; 256];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return started.elapsed(),
-            Ok(_) => {}
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_full_mailbox_answers_503_with_retry_after_and_nothing_is_lost() {
@@ -145,24 +104,29 @@ async fn past_the_connection_cap_new_connections_get_503_and_idle_ones_are_cut()
     // Eight connections that never send a byte take every slot.
     let mut idle = Vec::new();
     for _ in 0..8 {
-        idle.push(TcpStream::connect(app.addr).await.unwrap_or_else(|e| panic!("{e}")));
+        idle.push(raw::connect(app.addr).await);
     }
-    let mut ninth = TcpStream::connect(app.addr).await.unwrap_or_else(|e| panic!("{e}"));
-    let (status, head, body) = exchange(&mut ninth, HEALTH).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut ninth = raw::connect(app.addr).await;
+    let r = raw::exchange(&mut ninth, HEALTH)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = r.json().unwrap_or_default();
     assert_eq!(
-        (status, body["error_code"].clone()),
+        (r.status, body["error_code"].clone()),
         (503, json!("SERVICE_OVERLOADED")),
         "{body}"
     );
-    assert!(head.contains("retry-after: 1"), "{head}");
+    assert!(r.head.contains("retry-after: 1"), "{}", r.head);
     // The idle ones are cut by the header timeout and their slots come back.
     for stream in &mut idle {
-        let after = closed_by_server(stream).await;
+        let after = raw::closed_by_server(stream).await;
         assert!(after < Duration::from_secs(5), "an idle connection was kept {after:?}");
     }
-    let mut fresh = TcpStream::connect(app.addr).await.unwrap_or_else(|e| panic!("{e}"));
-    let (status, _, body) = exchange(&mut fresh, HEALTH).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((status, body), (200, json!({"status": "healthy"})));
+    let mut fresh = raw::connect(app.addr).await;
+    let r = raw::exchange(&mut fresh, HEALTH)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((r.status, r.json()), (200, Some(json!({"status": "healthy"}))));
 }
 
 /// The storm: 2,000 connections open at once, each allocating a seat and
@@ -220,11 +184,7 @@ async fn a_storm_of_connections_and_slow_clients_keeps_health_answering_in_bound
     // Every storm connection is open before any sends a request.
     let mut streams = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
-        streams.push(
-            TcpStream::connect(addr)
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}")),
-        );
+        streams.push(raw::connect(addr).await);
     }
     let go = Arc::new(tokio::sync::Barrier::new(CONNECTIONS + 1));
     let shed = Arc::new(AtomicU64::new(0));
@@ -242,26 +202,28 @@ async fn a_storm_of_connections_and_slow_clients_keeps_health_answering_in_bound
                 );
                 // Shed requests are retried as the server asks (Retry-After: 1).
                 for _ in 0..10 {
-                    let (status, _, body) = exchange(&mut stream, &allocate)
+                    let r = raw::exchange(&mut stream, &allocate)
                         .await
                         .unwrap_or_else(|e| panic!("seat {seat}: {e}"));
-                    match status {
+                    let body = r.json().unwrap_or_default();
+                    match r.status {
                         200 => {
                             // Read it back (a read can be shed too: retry it likewise).
                             let get =
                                 format!("GET /api/v1/seats/{seat} HTTP/1.1\r\nHost: t\r\nX-User-ID: storm\r\n\r\n");
                             for _ in 0..10 {
-                                let (status, head, body) =
-                                    exchange(&mut stream, &get).await.unwrap_or_else(|e| panic!("{e}"));
-                                if status == 503 && body["error_code"] == "SERVICE_OVERLOADED" {
+                                let r = raw::exchange(&mut stream, &get).await.unwrap_or_else(|e| panic!("{e}"));
+                                let body = r.json().unwrap_or_default();
+                                if r.status == 503 && body["error_code"] == "SERVICE_OVERLOADED" {
                                     shed.fetch_add(1, Ordering::Relaxed);
                                     tokio::time::sleep(Duration::from_secs(1)).await;
                                     continue;
                                 }
                                 assert_eq!(
-                                    (status, body["learner_id"].clone()),
+                                    (r.status, body["learner_id"].clone()),
                                     (200, json!(format!("s{i}"))),
-                                    "{head}"
+                                    "{}",
+                                    r.head
                                 );
                                 return Some(seat);
                             }
@@ -271,7 +233,7 @@ async fn a_storm_of_connections_and_slow_clients_keeps_health_answering_in_bound
                             shed.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
-                        _ => panic!("seat {seat}: {status} {body}"),
+                        status => panic!("seat {seat}: {status} {body}"),
                     }
                 }
                 None
@@ -283,7 +245,7 @@ async fn a_storm_of_connections_and_slow_clients_keeps_health_answering_in_bound
     let slow: Vec<_> = (0..SLOW)
         .map(|_| {
             tokio::spawn(async move {
-                let mut stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+                let mut stream = raw::connect(addr).await;
                 let started = Instant::now();
                 let head = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
                 for byte in head {
@@ -312,12 +274,12 @@ async fn a_storm_of_connections_and_slow_clients_keeps_health_answering_in_bound
             let (mut worst, mut probes, mut peak_rss) = (Duration::ZERO, 0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let mut s = TcpStream::connect(addr)
+                let mut s = raw::connect(addr).await;
+                let r = raw::exchange(&mut s, HEALTH)
                     .await
-                    .unwrap_or_else(|e| panic!("probe connect: {e}"));
-                let (status, _, body) = exchange(&mut s, HEALTH).await.unwrap_or_else(|e| panic!("probe: {e}"));
+                    .unwrap_or_else(|e| panic!("probe: {e}"));
                 assert_eq!(
-                    (status, body),
+                    (r.status, r.json().unwrap_or_default()),
                     (200, json!({"status": "healthy"})),
                     "/health stopped answering"
                 );
