@@ -10,6 +10,7 @@ mod crash;
 mod export;
 mod faults;
 mod faulty_disk;
+mod format;
 mod helpers;
 mod hostile;
 mod load;
