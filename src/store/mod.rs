@@ -9,6 +9,7 @@ mod commit;
 mod disk;
 mod error;
 mod export;
+mod marks;
 pub mod records;
 mod retain;
 mod startup;
@@ -296,7 +297,7 @@ impl Store {
     /// A tenant's role grants and deactivations, oldest first.
     pub fn role_events(&self, tenant: TenantId) -> Result<Vec<RoleEvent>, StoreError> {
         // Events a purge covers may be there while it runs.
-        let purged = retain::role_purge(&self.db, tenant)?;
+        let purged = marks::role_purge(&self.db, tenant)?;
         let mut events: Vec<RoleEvent> = self.tenant_records(records::ROLE_EVENT, tenant)?;
         events.retain(|e| purged.is_none_or(|before| e.created_at >= before));
         Ok(events)
@@ -421,7 +422,7 @@ impl Store {
     /// its block, then the stored entries (their keys sort by audit id).
     pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, StoreError> {
         let offset = seat.get() - block.first_seat.get();
-        let checkpoint = retain::checkpoint(&self.db, block.tenant_id)?;
+        let checkpoint = marks::checkpoint(&self.db, block.tenant_id)?;
         // Purged: at or before the checkpoint (its keys may still be there
         // while a purge runs, or after a crash cut one short).
         let purged = |at: Timestamp, id: u64| checkpoint.as_ref().is_some_and(|cp| cp.covers(at, id));

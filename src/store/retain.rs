@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::StoreError;
 use crate::domain::{Audit, AuditFilter, AuditQuery, Id, Order, RoleEvent, TenantId, Timestamp, TrailPos};
 
+use super::marks::{checkpoint, role_purge};
 use super::records::{self, decode, encode, key, BlockRecord, Checkpoint, RolePurge, TrailEntry};
 use super::trail::TrailReader;
 use super::{unavailable, Seq, Store};
@@ -50,17 +51,6 @@ pub struct RetainReport {
     pub purged: u64,
     /// The export file, when anything was old enough.
     pub file: Option<PathBuf>,
-}
-
-/// Whether a tenant's retention checkpoint covers the trail position (at, id).
-pub fn covers(db: &sled::Db, tenant: TenantId, at: Timestamp, id: u64) -> Result<bool, StoreError> {
-    Ok(checkpoint(db, tenant)?.is_some_and(|cp| cp.covers(at, id)))
-}
-
-/// The trail key of the last entry a tenant's retention purged: readers
-/// start after it (keys it covers may outlive a crash until the next start).
-pub fn purged_through(db: &sled::Db, tenant: TenantId) -> Result<Option<[u8; 25]>, StoreError> {
-    Ok(checkpoint(db, tenant)?.map(|cp| records::trail_bound(tenant, cp.at, cp.audit_id)))
 }
 
 /// Removes the keys a purge cut short left behind (see `Store::retain`):
@@ -113,15 +103,6 @@ fn remove_covered(db: &sled::Db, tenant: TenantId, cp: &Checkpoint) -> Result<us
         removed += 1;
     }
     Ok(removed)
-}
-
-/// The checkpoint of a tenant's purged entries, if any were purged.
-pub fn checkpoint(db: &sled::Db, tenant: TenantId) -> Result<Option<Checkpoint>, StoreError> {
-    let k = key(records::CHECKPOINT, tenant.get());
-    match db.get(k).map_err(unavailable)? {
-        None => Ok(None),
-        Some(v) => decode(&k, &v).map(Some).map_err(|e| StoreError::Internal(e.into())),
-    }
 }
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
@@ -301,17 +282,6 @@ fn old_role_events(
         }
     }
     Ok(out)
-}
-
-/// Before when a tenant's role events were purged, if ever.
-pub fn role_purge(db: &sled::Db, tenant: TenantId) -> Result<Option<Timestamp>, StoreError> {
-    let k = key(records::ROLE_PURGE, tenant.get());
-    match db.get(k).map_err(unavailable)? {
-        None => Ok(None),
-        Some(v) => decode::<RolePurge>(&k, &v)
-            .map(|p| Some(p.before))
-            .map_err(|e| StoreError::Internal(e.into())),
-    }
 }
 
 /// Writes a tenant's audit entries that `query` selects, in trail order,

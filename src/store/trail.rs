@@ -57,7 +57,7 @@ impl<'q> TrailReader<'q> {
         };
         // What retention purged is gone, even while (or after a crash cut
         // short) its keys are being removed.
-        let purged = super::retain::purged_through(db, tenant)?;
+        let purged = super::marks::purged_through(db, tenant)?;
         if let Some(through) = purged {
             if bound_key(&lower) <= &through {
                 lower = Bound::Excluded(through);
@@ -187,7 +187,7 @@ impl<'q> TrailReader<'q> {
                         // writing the checkpoint): as if never seen.
                         let tenant = records::key_id(&k).and_then(TenantId::new);
                         let purged = match tenant {
-                            Some(t) => super::retain::covers(&self.db, t, at, id)?,
+                            Some(t) => super::marks::covers(&self.db, t, at, id)?,
                             None => false,
                         };
                         if !purged && self.db.contains_key(&k).map_err(unavailable)? {

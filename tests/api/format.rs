@@ -31,8 +31,8 @@ fn copy_fixture() -> Arc<tempfile::TempDir> {
 async fn a_data_dir_written_by_an_earlier_build_opens_verifies_and_takes_writes() {
     let dir = copy_fixture();
     // Read-only verification first, as an operator would (`audit verify`).
-    let reports = tenant_service::store::verify_dir(&dir.path().join("data"), None)
-        .unwrap_or_else(|e| panic!("verify: {e}"));
+    let reports =
+        tenant_service::store::verify_dir(&dir.path().join("data"), None).unwrap_or_else(|e| panic!("verify: {e}"));
     assert_eq!(reports.len(), 2);
     assert!(reports.iter().all(|r| r.intact), "{reports:?}");
 
@@ -44,7 +44,11 @@ async fn a_data_dir_written_by_an_earlier_build_opens_verifies_and_takes_writes(
 
     let summary = app.summary(2).await;
     assert_eq!(
-        (&summary["total_seats"], &summary["free_seats"], &summary["assigned_seats"]),
+        (
+            &summary["total_seats"],
+            &summary["free_seats"],
+            &summary["assigned_seats"]
+        ),
         (&json!(5), &json!(3), &json!(2)),
         "{summary}"
     );
@@ -82,11 +86,21 @@ async fn a_data_dir_written_by_an_earlier_build_opens_verifies_and_takes_writes(
     // rules as before, and the chain still intact.
     let r = app.allocate(4, "learner_4").await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(app.allocate(5, "learner_1").await.status, 400, "learner_1 still holds seat 1");
+    assert_eq!(
+        app.allocate(5, "learner_1").await.status,
+        400,
+        "learner_1 still holds seat 1"
+    );
     let school = app.school(1, "Shelbyville Elementary").await;
     assert!(school > 2, "a tenant id was handed out twice: {school}");
     let seats = app.purchase(school, 2).await;
-    assert!(seats.iter().all(|s| *s > 5), "a seat id was handed out twice: {seats:?}");
+    assert!(
+        seats.iter().all(|s| *s > 5),
+        "a seat id was handed out twice: {seats:?}"
+    );
     let verified = app.get("/api/v1/audit/verify?tenantId=2").await;
-    assert_eq!((&verified.body["intact"], &verified.body["entries"]), (&json!(true), &json!(10)));
+    assert_eq!(
+        (&verified.body["intact"], &verified.body["entries"]),
+        (&json!(true), &json!(10))
+    );
 }
