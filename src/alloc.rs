@@ -5,10 +5,9 @@
 /// every page-in and page-out, so a start that reads every record (the seat
 /// scan, then the history pass) leaves some 500,000 small long-lived records
 /// scattered among memory the scans freed. With glibc's malloc that freed
-/// memory stayed resident, holes too small to return: 135 MB in use, 213-262
-/// MB resident with every one of 1,000,000 seats allocated; jemalloc's size
+/// memory stayed resident, holes too small to return; jemalloc's size
 /// classes keep like with like, and its purge returns the rest (BENCHMARKS.md
-/// §4). Declared here, not in `main.rs`, so that the tests and benches that
+/// §4 has the measurements). Declared here, not in `main.rs`, so that the tests and benches that
 /// run the app in-process measure the same allocator.
 /// (Not with MSVC, where jemalloc does not build: the system allocator there.)
 #[cfg(not(target_env = "msvc"))]

@@ -79,7 +79,8 @@ impl Metrics {
                 "tenant_http_request_duration_seconds",
                 "Time from request to response, by route template",
             )
-            // 100 µs to ~6.5 s: most answers wait for one group-commit flush.
+            // From a tenth of a millisecond to seconds: most answers wait for
+            // one group-commit flush.
             .buckets(exponential_buckets(0.0001, 2.0, 17)?),
             &["route"],
         )?;

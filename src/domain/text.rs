@@ -48,9 +48,9 @@ fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, Invalid>
 
 /// A learner's id as given by the platform. Held inline when it is at most
 /// 24 bytes (`learner_123`, `l-000042`; a UUID is not): a seat's slot then
-/// holds it without a heap allocation of its own. At 1,000,000 allocated
-/// seats those allocations were 48 MB, and more in the fragmentation they
-/// left among the start-up scan's freed memory.
+/// holds it without a heap allocation of its own: those allocations, and
+/// the fragmentation they left among the start-up scan's freed memory, were
+/// a large part of a full pool's memory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LearnerId(CompactString);

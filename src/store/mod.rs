@@ -167,8 +167,8 @@ impl Store {
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
-        // Decoding every entry's last audit too cost ~1 s per 1,000,000
-        // changed seats at start: only the seat record is read.
+        // Decoding every entry's last audit too would slow every start by
+        // the number of changed seats: only the seat record is read.
         let seats = startup::scan_seats(&db, &blocks).map_err(|e| e.into_open(dir))?;
         let restored = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges)
             .map_err(|e| e.into_open(dir))?;

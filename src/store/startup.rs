@@ -4,9 +4,9 @@
 //! or unknown-version one stops the service) and rebuilds the per-minute
 //! stats of the last `RECENT`.
 //!
-//! The history pass runs after the service starts answering: at 1,000,000
-//! changed seats it is two sequential scans of 1,000,000 records each, most
-//! of which is sled paging in nodes (about 1.5 µs of CPU per record).
+//! The history pass runs after the service starts answering: it is two
+//! sequential scans of one record per changed seat each, most of which is
+//! sled paging in nodes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,7 +110,7 @@ pub(super) fn check_blocks(blocks: &[BlockEntry]) -> Result<(), ScanError> {
 
 /// Every seat's record (only the `SeatRecord` that leads its entry: bincode
 /// reads the leading fields and leaves the rest), in seat order. Read in two
-/// halves of the seat ids on two threads: at 1,000,000 changed seats this is
+/// halves of the seat ids on two threads: with many changed seats this is
 /// most of the time before the service answers, and nearly all of it is
 /// sled paging in nodes, which parallelizes.
 pub(super) fn scan_seats(db: &sled::Db, blocks: &[BlockEntry]) -> Result<Vec<(SeatId, SeatRecord)>, ScanError> {
@@ -257,8 +257,8 @@ pub(super) fn restore_followers(
     // Only a tenant's latest seat change can have lost its followers: its
     // actor writes each change's keys one after another, and sled recovers
     // a prefix of its log, so a later commit point present means every key
-    // written before it is present too. (Checking every seat cost a sled
-    // read per seat at each start: seconds at 1,000,000 allocated seats.)
+    // written before it is present too. (Checking every seat would cost a
+    // sled read per seat at each start.)
     // A seat record's `updated_at` is its last audit entry's time, and an
     // actor's clock never repeats a time: the latest change of a tenant is
     // its seat with the greatest `updated_at` (all of them, were two equal).
