@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::Invalid;
 
+/// Control characters (NUL, newline, ESC, ...) and the bidirectional
+/// embedding, override and isolate marks, which make text read differently
+/// from what it holds (e.g. an audit reason that hides what follows it).
 fn has_control(raw: &str) -> bool {
-    raw.chars().any(char::is_control)
+    raw.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
 }
 
 /// A tenant's display name: 1 to 255 characters, not blank, no control
@@ -80,7 +84,8 @@ impl UserId {
     }
 }
 
-/// Why a seat was reclaimed: at most 500 characters. A blank reason means the
+/// Why a seat was reclaimed: at most 500 characters, no control characters
+/// (it is shown in the audit trail as given). A blank reason means the
 /// caller gave none, and the contract's default sentence is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason(String);
@@ -91,6 +96,7 @@ impl Reason {
     pub fn parse_reclaim(raw: Option<String>) -> Result<Self, Invalid> {
         match raw {
             Some(r) if r.chars().count() > 500 => Err(Invalid::new("reason", "must be at most 500 characters")),
+            Some(r) if has_control(&r) => Err(Invalid::new("reason", "must not contain control characters")),
             Some(r) if !r.trim().is_empty() => Ok(Self(r)),
             _ => Ok(Self(Self::RECLAIM_DEFAULT.to_owned())),
         }
@@ -104,6 +110,29 @@ impl Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_refuse_control_and_bidi_override_characters() {
+        for bad in [
+            "a\u{0}b",
+            "line\nbreak",
+            "esc\u{1b}[31m",
+            "right\u{202e}left",
+            "iso\u{2066}late",
+        ] {
+            let err = Reason::parse_reclaim(Some(bad.to_owned())).err();
+            assert!(
+                err.is_some_and(|e| e.to_string().contains("control characters")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Reason::parse_reclaim(Some("Moved to Shelbyville 🏫".into())).map(Reason::into_string),
+            Ok("Moved to Shelbyville 🏫".to_owned())
+        );
+        assert!(TenantName::parse("evil\u{202e}txt.exe".into()).is_err());
+        assert!(LearnerId::parse("l\u{2067}1").is_err());
+    }
 
     #[test]
     fn names_are_verbatim_and_bounded() {

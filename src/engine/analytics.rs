@@ -147,8 +147,10 @@ impl Engine {
         }))
     }
 
-    /// Sets (or, with `None`, clears) a tenant's utilization alert threshold.
-    /// Setting it raises no alert by itself: alerts come from changes.
+    /// Sets (or, with `None`, clears) a tenant's utilization alert threshold
+    /// (409 in an inactive tenant, like every write but reactivation and
+    /// taking access away). Setting it raises no alert by itself: alerts
+    /// come from changes.
     pub async fn set_threshold(
         &self,
         caller: &Caller,
@@ -157,6 +159,8 @@ impl Engine {
     ) -> Result<Durable<Threshold>, Error> {
         self.check(caller, Action::ManageTenant, tenant, Missing::Tenant)
             .await?;
+        // A write like any other: refused in an inactive tenant.
+        self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
         let threshold = Threshold {
             tenant_id: tenant,

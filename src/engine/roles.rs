@@ -79,7 +79,9 @@ impl Engine {
             .map(|(role, _)| role.tenant_id)
             .ok_or(Error::NotFound(Missing::Role))?;
         self.check(caller, Action::ManageRoles, tenant, Missing::Role).await?;
-        self.writable(tenant).await?;
+        // No `writable` check: taking access away must work in an inactive
+        // tenant too (or an admin there could make her own role unrevocable
+        // by deactivating the tenant).
         let mut roles = self.directory.roles_write();
         let (current, seq) = roles.get(id).cloned().ok_or(Error::NotFound(Missing::Role))?;
         if !current.is_active {

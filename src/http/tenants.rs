@@ -16,9 +16,11 @@ struct UpdateBody {
     is_active: Option<bool>,
 }
 
-/// `percent` absent or null clears the threshold.
+/// `percent` is required; `null` clears the threshold.
 #[derive(Deserialize)]
 struct ThresholdBody {
+    // Required although nullable: `{}` is a mistake, not a request to clear.
+    #[serde(deserialize_with = "Option::deserialize")]
     percent: Option<f64>,
 }
 

@@ -11,6 +11,7 @@ mod export;
 mod faults;
 mod faulty_disk;
 mod format;
+mod hardening;
 mod helpers;
 mod hostile;
 mod load;
