@@ -456,8 +456,11 @@ impl Store {
         Ok(trail::seat_page(self.seat_audit(seat, block)?, query))
     }
 
-    /// Walks a tenant's audit hash chain (O(its trail)); `head` is the link
-    /// the tenant's actor holds, which must be on the chain.
+    /// Walks a tenant's audit hash chain (O(its trail)), then checks its seat
+    /// and audit records against it (O(its seats and records), see
+    /// `verify`); `head` is the link the tenant's actor holds, which must be
+    /// on the chain (given by a running service: changes newer than the
+    /// walk are then left alone, as writes in flight).
     pub fn verify_chain(&self, tenant: TenantId, head: Option<Hash>) -> Result<ChainReport, StoreError> {
         verify::walk(&self.db, tenant, head).map_err(unavailable)
     }
@@ -573,9 +576,10 @@ impl ScanError {
 }
 
 /// `tenant-service audit verify`: walks the chains of one tenant or of all,
-/// straight from a data dir that no running service holds (sled's lock says
-/// so if one does). Reads only; no recovery, so it also runs on a store
-/// whose records would stop a start.
+/// and checks each tenant's seat and audit records against its chain
+/// (`verify`), straight from a data dir that no running service holds
+/// (sled's lock says so if one does). Reads only; no recovery, so it also
+/// runs on a store whose records would stop a start.
 pub fn verify_dir(dir: &Path, tenant: Option<TenantId>) -> Result<Vec<ChainReport>, OpenError> {
     if !dir.is_dir() {
         return Err(OpenError::NoDataDir(dir.to_path_buf()));
@@ -601,9 +605,15 @@ pub fn verify_dir(dir: &Path, tenant: Option<TenantId>) -> Result<Vec<ChainRepor
             .collect::<Result<_, _>>()
             .map_err(open_err)?,
     };
+    // Read once for every tenant: each tenant's records are checked against
+    // its own blocks (`verify::walk_stopped`).
+    let blocks = verify::blocks_by_tenant(&db).map_err(open_err)?;
     tenants
         .into_iter()
-        .map(|t| verify::walk(&db, t, None).map_err(open_err))
+        .map(|t| {
+            let theirs = blocks.get(&t).map_or(&[][..], Vec::as_slice);
+            verify::walk_stopped(&db, t, theirs).map_err(open_err)
+        })
         .collect()
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::load::{self, lock, Rng, Shared, Spec};
-use super::process::Server;
+use super::process::{Server, BIN};
 
 fn spec() -> Spec {
     Spec {
@@ -78,6 +78,20 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
         server.kill9();
         load.await.unwrap_or_else(|e| panic!("load: {e}"));
         let stats = lock(&ledger).stats;
+        // Before a start restores anything, the offline verifier finds every
+        // tenant's chain and records intact: a tenant's last change may lack
+        // its trail key, and then its link must extend the chain.
+        let verified = Command::new(BIN)
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            verified.status.success(),
+            "audit verify after kill -9 in round {round}: {}{}",
+            String::from_utf8_lossy(&verified.stdout),
+            String::from_utf8_lossy(&verified.stderr)
+        );
 
         // Every other round runs on a slow disk (each flush 5 to 25 ms
         // longer): writes wait longer between sled and the disk, so a kill

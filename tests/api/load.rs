@@ -345,7 +345,8 @@ pub struct Checked {
 /// Compares the server with the ledger: every acknowledged write is there as
 /// acknowledged; an unanswered one happened whole or not at all (`strict`:
 /// not at all); counters equal a count of the seats; audit entries equal the
-/// transitions, chain without gaps, and only grow; no learner holds two seats
+/// transitions, chain without gaps, and only grow; `/audit/verify` finds each
+/// tenant's hash chain and records intact; no learner holds two seats
 /// in a tenant; no seat, audit or tenant id is used twice. Panics on the first
 /// difference; afterwards the ledger holds what the server showed.
 pub async fn check(ledger: &Shared, base: &str, client: &reqwest::Client, strict: bool) -> Checked {
@@ -490,6 +491,12 @@ pub async fn check(ledger: &Shared, base: &str, client: &reqwest::Client, strict
         assert!(
             (!strict || extra == 0) && subset_sums(&pending).contains(&extra),
             "tenant {tenant}: {extra} seats beyond the acknowledged ones; unanswered purchases {pending:?}"
+        );
+        let (status, verified) = get(format!("/api/v1/audit/verify?tenantId={tenant}")).await;
+        assert_eq!(
+            (status, &verified["intact"]),
+            (200, &json!(true)),
+            "tenant {tenant}: audit verify: {verified}"
         );
         out.unnamed_found += extra;
         let unnamed = unnamed_before + extra;

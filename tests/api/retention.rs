@@ -122,7 +122,7 @@ async fn export_then_purge_leaves_a_chain_that_verifies_and_goes_on() {
     }
     assert_eq!(
         verify(&app, s).await,
-        json!({"tenant_id": s, "entries": 0, "purged_entries": 5, "intact": true, "first_bad_entry": null})
+        json!({"tenant_id": s, "entries": 0, "purged_entries": 5, "seats_checked": 1, "intact": true, "first_bad_entry": null})
     );
     assert_eq!(verify(&app, d).await["purged_entries"], 2);
     assert_eq!(
@@ -229,7 +229,7 @@ async fn a_purge_cut_short_after_its_checkpoint_hides_what_it_covers_and_the_nex
     }
     assert_eq!(
         v,
-        json!({"tenant_id": s, "entries": 0, "purged_entries": 5, "intact": true, "first_bad_entry": null})
+        json!({"tenant_id": s, "entries": 0, "purged_entries": 5, "seats_checked": 1, "intact": true, "first_bad_entry": null})
     );
     assert_eq!(trail(&app, s).await, Vec::<Value>::new());
     assert_eq!(app.audit(seats[0]).await, Vec::<Value>::new());
