@@ -12,6 +12,9 @@ use crate::domain::{BlockRecord, Counts, Id, LearnerId, Seat, SeatId, SeatRecord
 use super::error::{Error, Missing};
 
 use super::learners::{LearnerIndex, Position};
+use bits::Bits;
+
+mod bits;
 
 /// The most seats one pool holds: the learner index names a seat by its
 /// `Position`, 4 bytes (all of US K-12 is about 50 million learners).
@@ -100,6 +103,18 @@ pub struct SeatPool {
     learners: LearnerIndex,
     /// Kept in step with every `set`, so a summary never scans seats.
     counts: Counts,
+    /// The positions of the seats in each state (by `state_index`), in
+    /// order: the lowest free seat, or a state's seats from a cursor, in a
+    /// few word reads. Kept in step with every `set`.
+    by_state: [Bits; 3],
+}
+
+fn state_index(state: SeatState) -> usize {
+    match state {
+        SeatState::Free => 0,
+        SeatState::Reserved => 1,
+        SeatState::Assigned => 2,
+    }
 }
 
 impl SeatPool {
@@ -109,6 +124,7 @@ impl SeatPool {
             blocks: Vec::new(),
             learners: LearnerIndex::default(),
             counts: Counts::default(),
+            by_state: Default::default(),
         }
     }
 
@@ -136,6 +152,10 @@ impl SeatPool {
         let slots = vec![Slot::free(record.created_at); record.count as usize];
         let base = self.counts.total();
         self.counts.free += record.count;
+        for bits in &mut self.by_state {
+            bits.grow(base + record.count);
+        }
+        self.by_state[state_index(SeatState::Free)].insert_range(base, record.count);
         self.blocks.push(Block { record, base, slots });
     }
 
@@ -161,6 +181,22 @@ impl SeatPool {
     /// The purchase record a seat came from (its purchase audit entry is derived from it).
     pub fn block_of(&self, id: SeatId) -> Option<&BlockRecord> {
         self.locate(id).map(|(block, _)| &self.blocks[block].record)
+    }
+
+    /// The lowest free seat, if any.
+    pub fn first_free(&self) -> Option<SeatId> {
+        let p = self.by_state[state_index(SeatState::Free)].next_from(0)?;
+        let (block, index) = at(&self.blocks, Position::try_from(p).ok()?)?;
+        Some(self.blocks[block].record.first_seat.offset(index as u64))
+    }
+
+    /// The seat a learner holds here (reserved or assigned), if any.
+    pub fn seat_of(&self, learner: &LearnerId) -> Option<Seat> {
+        let p = self.learners.get(learner, |p| learner_at(&self.blocks, p))?;
+        let (block, index) = at(&self.blocks, p)?;
+        let b = &self.blocks[block];
+        let id = b.record.first_seat.offset(index as u64);
+        Some(view(self.tenant, id, &b.record, &b.slots[index]))
     }
 
     pub fn allocate(&self, seat: SeatId, learner: LearnerId, at: Timestamp) -> Result<SeatChange, Error> {
@@ -254,6 +290,10 @@ impl SeatPool {
         let new = &self.blocks[block].slots[index];
         *self.counts.of_mut(old.state()) -= 1;
         *self.counts.of_mut(new.state()) += 1;
+        if old.state() != new.state() {
+            self.by_state[state_index(old.state())].remove(u64::from(position));
+            self.by_state[state_index(new.state())].insert(u64::from(position));
+        }
         // Slot first, then the index: it finds learners through the slots.
         if let Some(l) = &old.learner {
             self.learners.remove(l, position);
@@ -274,6 +314,12 @@ impl SeatPool {
             for (i, slot) in block.slots.iter().enumerate() {
                 let id = block.record.first_seat.offset(i as u64);
                 *counted.of_mut(slot.state()) += 1;
+                let p = block.base + i as u64;
+                for (k, bits) in self.by_state.iter().enumerate() {
+                    if bits.contains(p) != (k == state_index(slot.state())) {
+                        return Err(format!("seat {id} is {} but the state sets disagree", slot.state()));
+                    }
+                }
                 match (&slot.learner, slot.state()) {
                     (None, SeatState::Free) => {}
                     (Some(l), SeatState::Reserved | SeatState::Assigned) => {

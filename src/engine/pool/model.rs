@@ -91,6 +91,14 @@ fn agree(pool: &SeatPool, model: &Model) -> Result<(), TestCaseError> {
         *counts.of_mut(expected) += 1;
     }
     prop_assert_eq!(pool.counts(), counts);
+    let lowest_free = model.seats.iter().find(|(_, h)| h.is_none()).map(|(&s, _)| s);
+    prop_assert_eq!(pool.first_free().map(|s| s.get()), lowest_free);
+    for (&seat, holder) in &model.seats {
+        if let Some(l) = holder {
+            let learner = LearnerId::parse(l).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(pool.seat_of(&learner).map(|s| s.id.get()), Some(seat));
+        }
+    }
     for absent in (1..model.next_id + 3).filter(|s| !model.seats.contains_key(s)) {
         prop_assert!(pool.seat(id(absent)).is_none(), "seat {} should not exist", absent);
     }
