@@ -36,6 +36,8 @@ pub enum Error {
     LearnerHasSeat,
     #[error("Seat is already free")]
     SeatAlreadyFree,
+    #[error("No free seat in this tenant")]
+    NoFreeSeat,
     #[error("User already has an active role in this tenant")]
     RoleExists,
     #[error("Role is already inactive")]

@@ -45,6 +45,21 @@ impl Engine {
         self.ask(&actor, actor::Allocate { seat, learner, by }).await
     }
 
+    /// A seat for the learner in the tenant: the one they hold (`false`,
+    /// nothing written), or the lowest free one, assigned to them (`true`).
+    pub async fn assign(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        learner: LearnerId,
+    ) -> Result<Durable<(Seat, bool)>, Error> {
+        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
+        self.writable(tenant).await?;
+        let actor = self.actor(tenant)?;
+        let by = caller.user.clone();
+        self.ask(&actor, actor::Assign { learner, by }).await
+    }
+
     pub async fn reclaim(&self, caller: &Caller, seat: SeatId, reason: Reason) -> Result<Durable<Seat>, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
         self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;

@@ -62,7 +62,7 @@ impl ApiError {
             | Error::SeatAlreadyFree
             | Error::RoleExists
             | Error::RoleInactive => StatusCode::BAD_REQUEST,
-            Error::TenantInactive => StatusCode::CONFLICT,
+            Error::TenantInactive | Error::NoFreeSeat => StatusCode::CONFLICT,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::StoreUnavailable(_) | Error::ShuttingDown | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +91,7 @@ impl ApiError {
             Error::SeatUnavailable(_) => "SEAT_NOT_AVAILABLE",
             Error::LearnerHasSeat => "LEARNER_ALREADY_HAS_SEAT",
             Error::SeatAlreadyFree => "SEAT_ALREADY_FREE",
+            Error::NoFreeSeat => "NO_FREE_SEAT",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
             Error::Invalid(_) => "VALIDATION_ERROR",
             Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",

@@ -5,6 +5,7 @@
 
 mod audit;
 pub mod auth;
+mod bulk;
 pub mod error;
 mod health;
 mod metrics;
@@ -44,6 +45,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table::new(
         [
             seats::routes(),
+            bulk::routes(),
             health::routes(),
             metrics::routes(),
             tenants::routes(),

@@ -41,6 +41,8 @@ pub struct Route {
     pub path: &'static str,
     /// Needs no identity (health, metrics).
     pub open: bool,
+    /// A body limit of its own, above the configured one (bulk routes).
+    body_limit: Option<u64>,
     segments: Vec<Segment>,
     handler: Handler,
 }
@@ -83,6 +85,13 @@ impl Route {
         self
     }
 
+    /// The route takes bodies up to `bytes` (or the configured limit, if
+    /// that is larger).
+    pub fn max_body(mut self, bytes: u64) -> Route {
+        self.body_limit = Some(bytes);
+        self
+    }
+
     fn new<F, Fut>(method: Method, path: &'static str, handler: F) -> Route
     where
         F: Fn(Request) -> Fut + Send + Sync + 'static,
@@ -101,6 +110,7 @@ impl Route {
             method,
             path,
             open: false,
+            body_limit: None,
             segments,
             handler: Box::new(move |req| Box::pin(handler(req))),
         }
@@ -200,7 +210,7 @@ impl Table {
             query: parts.query,
             headers: parts.headers,
             body: Some(parts.body),
-            body_limit: ctx.body_limit,
+            body_limit: route.body_limit.map_or(ctx.body_limit, |own| own.max(ctx.body_limit)),
             engine: Arc::clone(&ctx.engine),
         };
         (route.handler)(request).await

@@ -19,6 +19,12 @@ struct AllocateBody {
 }
 
 #[derive(Deserialize)]
+struct AssignBody {
+    tenant_id: u64,
+    learner_id: String,
+}
+
+#[derive(Deserialize)]
 struct ReclaimBody {
     seat_id: u64,
     reason: Option<String>,
@@ -30,6 +36,7 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/v1/seats/allocate", allocate),
         Route::get("/api/v1/seats/summary", summary),
         Route::post("/api/v1/seats/reclaim", reclaim),
+        Route::post("/api/v1/seats/assign", assign),
         Route::post("/api/v1/seats/purchase", purchase),
         Route::get("/api/v1/seats/stats", stats),
         Route::get("/api/v1/seats/history", history),
@@ -50,6 +57,15 @@ async fn allocate(mut req: Request) -> Answer {
     let seat = SeatId::from_u64(body.seat_id)?;
     let learner = LearnerId::parse(&body.learner_id)?;
     Ok(req.engine.allocate(req.caller()?, seat, learner).await?.map(ok))
+}
+
+/// 201 with the seat assigned now, 200 with the one the learner already held.
+async fn assign(mut req: Request) -> Answer {
+    let body: AssignBody = req.json().await?;
+    let tenant = TenantId::from_u64(body.tenant_id)?;
+    let learner = LearnerId::parse(&body.learner_id)?;
+    let assigned = req.engine.assign(req.caller()?, tenant, learner).await?;
+    Ok(assigned.map(|(seat, new)| if new { created(seat) } else { ok(seat) }))
 }
 
 async fn reclaim(mut req: Request) -> Answer {

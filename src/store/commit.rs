@@ -156,6 +156,15 @@ impl GroupCommit {
         let _ = self.observer.set(observer);
     }
 
+    /// Fail-stop from outside the flusher: a write the store could not
+    /// complete after its commit point. Nothing more is acknowledged, and
+    /// the service stops (`failed`); a restart finishes the write.
+    pub fn fail(&self) {
+        self.upto.store(FAILED, Ordering::Release);
+        self.durable.send_replace(Durable::Failed);
+        self.stop();
+    }
+
     /// Asks the flusher to make everything written durable and exit.
     pub fn stop(&self) {
         self.lock().stopping = true;
@@ -198,8 +207,18 @@ impl GroupCommit {
                 }
                 let batch = upto - flushed;
                 flushed = upto;
-                self.upto.store(upto, Ordering::Release);
-                self.durable.send_replace(Durable::Upto(upto));
+                // `fetch_max`: a store failed meanwhile (`fail`) stays failed.
+                self.upto.fetch_max(upto, Ordering::AcqRel);
+                let published = self.durable.send_if_modified(|d| match d {
+                    Durable::Failed => false,
+                    Durable::Upto(_) => {
+                        *d = Durable::Upto(upto);
+                        true
+                    }
+                });
+                if !published {
+                    return;
+                }
                 if let Some(observe) = self.observer.get() {
                     observe(batch, took);
                 }

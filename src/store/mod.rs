@@ -44,6 +44,17 @@ const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 /// A group-commit sequence number: wait for it before answering.
 pub type Seq = u64;
 
+/// One seat's change within `put_seat_changes`: its new state, the audit
+/// entry that made it, the tenant's chain hash after that entry, and the
+/// alert it raised (if any).
+pub struct SeatWrite<'a> {
+    pub seat: SeatId,
+    pub record: &'a SeatRecord,
+    pub audit: &'a Audit,
+    pub hash: Hash,
+    pub alert: Option<&'a Alert>,
+}
+
 /// The id spaces. Each hands out integers unique for the store's lifetime.
 #[derive(Debug, Clone, Copy)]
 pub enum IdSpace {
@@ -167,12 +178,16 @@ impl Store {
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
+        let finished_bulk = startup::finish_bulk(&db).map_err(|e| e.into_open(dir))?;
+        if finished_bulk > 0 {
+            tracing::warn!(seats = finished_bulk, "finished a bulk seat change a crash cut short");
+        }
         // Decoding every entry's last audit too would slow every start by
         // the number of changed seats: only the seat record is read.
         let seats = startup::scan_seats(&db, &blocks).map_err(|e| e.into_open(dir))?;
         let restored = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges)
             .map_err(|e| e.into_open(dir))?;
-        if restored > 0 {
+        if restored + finished_bulk > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
             tracing::warn!(restored, "restored trail entries of the last changes before a crash");
         }
@@ -375,6 +390,48 @@ impl Store {
             .map_err(unavailable)?;
         for (k, v) in entry.followers(seat) {
             self.db.insert(k, v).map_err(unavailable)?;
+        }
+        Ok(self.commit.wrote())
+    }
+
+    /// Many seat changes of one tenant as one change: one commit point (the
+    /// tenant's `BULK` key, carrying every seat's new entry), then each
+    /// seat's key and its followers, then the commit point is removed. A
+    /// crash anywhere leaves all of them or none: on start a `BULK` key still
+    /// there is finished (`startup::finish_bulk`). A write that fails after
+    /// the commit point stops the store (fail-stop): the change is made, the
+    /// restart completes it, and nothing is acknowledged meanwhile.
+    pub fn put_seat_changes(&self, tenant: TenantId, changes: &[SeatWrite<'_>]) -> Result<Seq, StoreError> {
+        self.writable()?;
+        let entries: Vec<(SeatId, SeatEntryRef<'_>)> = changes
+            .iter()
+            .map(|c| {
+                let entry = SeatEntryRef {
+                    seat: c.record,
+                    last_audit: c.audit,
+                    tenant,
+                    hash: c.hash,
+                    alert: c.alert,
+                };
+                (c.seat, entry)
+            })
+            .collect();
+        let bulk = key(records::BULK, tenant.get());
+        self.db.insert(bulk, encode(&entries)).map_err(unavailable)?;
+        let followers = || -> sled::Result<()> {
+            for (seat, entry) in &entries {
+                self.db.insert(key(records::SEAT, seat.get()), encode(entry))?;
+                for (k, v) in entry.followers(*seat) {
+                    self.db.insert(k, v)?;
+                }
+            }
+            self.db.remove(bulk)?;
+            Ok(())
+        };
+        if let Err(e) = followers() {
+            tracing::error!(error = %e, %tenant, "a bulk seat change failed after its commit point; the store stops");
+            self.commit.fail();
+            return Err(unavailable(e));
         }
         Ok(self.commit.wrote())
     }

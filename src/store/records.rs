@@ -32,6 +32,10 @@ pub const THRESHOLD: u8 = b'W';
 pub const ALERT: u8 = b'Y';
 /// A tenant's seat counts at the end of a day (`history_key`).
 pub const HISTORY: u8 = b'H';
+/// A tenant's bulk seat change in progress: the commit point of many seat
+/// changes at once (`Vec<(SeatId, SeatEntry)>`), removed once every seat key
+/// it carries is written; on start, one still there is finished.
+pub const BULK: u8 = b'U';
 
 pub fn key(kind: u8, id: u64) -> [u8; 9] {
     let mut k = [kind; 9];

@@ -246,6 +246,36 @@ pub(super) fn trail_names_audits(db: &sled::Db, mut audits: Vec<u64>, seat_chang
 /// Writes the keys that follow a commit point when a crash came between them
 /// (see `Store::put_transition`), except those a retention run has purged
 /// since. Returns how many keys it wrote.
+/// Finishes the bulk seat changes a crash cut short (`Store::put_seat_changes`):
+/// every seat key a tenant's `BULK` commit point carries is written unless a
+/// newer change of that seat is already there, then the commit point goes.
+/// Their followers (audit, trail, alert keys) are the latest changes of the
+/// tenant, which `restore_followers` then completes. Returns the seat keys
+/// written.
+pub(super) fn finish_bulk(db: &sled::Db) -> Result<usize, ScanError> {
+    let mut written = 0;
+    for item in db.scan_prefix([records::BULK]) {
+        let (bulk_key, v) = item?;
+        let entries: Vec<(SeatId, SeatEntry)> = decode(&bulk_key, &v).map_err(ScanError::Decode)?;
+        for (seat, entry) in entries {
+            let k = key(records::SEAT, seat.get());
+            let newer = match db.get(k)? {
+                Some(stored) => {
+                    let stored: SeatEntry = decode(&k, &stored).map_err(ScanError::Decode)?;
+                    stored.last_audit.id >= entry.last_audit.id
+                }
+                None => false,
+            };
+            if !newer {
+                db.insert(k, encode(&entry))?;
+                written += 1;
+            }
+        }
+        db.remove(&bulk_key)?;
+    }
+    Ok(written)
+}
+
 pub(super) fn restore_followers(
     db: &sled::Db,
     seats: &[(SeatId, SeatRecord)],
@@ -317,7 +347,7 @@ pub(super) fn restore_followers(
 
 #[cfg(test)]
 mod tests {
-    use super::super::records::DecodeError;
+    use super::super::records::{DecodeError, SeatEntryRef};
     use super::super::{IdSpace, Store};
     use super::*;
     use crate::domain::{LearnerId, UserId};
@@ -379,6 +409,112 @@ mod tests {
         store
             .put_seat_change(t, seat, &record, &audit, [0; 32])
             .expect("put_seat_change");
+    }
+
+    #[test]
+    fn a_bulk_change_cut_short_by_a_crash_is_finished_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (t, at) = (tenant(1), Timestamp::now());
+        let changed: Vec<SeatId>;
+        {
+            let (store, _) = Store::open(dir.path()).expect("open");
+            purchase_and_allocate(&store, t, at);
+            // Seats 2 and 3 of the block, assigned in one bulk change.
+            let first = store.ids(IdSpace::Audit, 2).expect("ids");
+            changed = (1..3).map(|i| SeatId::new(1 + i).expect("seat")).collect();
+            let audits: Vec<Audit> = changed
+                .iter()
+                .enumerate()
+                .map(|(i, seat)| Audit {
+                    id: Id::new(first + i as u64).expect("audit id"),
+                    seat_id: *seat,
+                    previous_state: Some(SeatState::Free),
+                    new_state: SeatState::Assigned,
+                    previous_learner_id: None,
+                    new_learner_id: Some(LearnerId::parse(&format!("b{i}")).expect("learner")),
+                    changed_by: UserId::parse("admin").expect("user"),
+                    reason: "Seat allocated to learner".into(),
+                    created_at: at,
+                })
+                .collect();
+            let records: Vec<SeatRecord> = audits
+                .iter()
+                .map(|a| SeatRecord {
+                    tenant_id: t,
+                    state: SeatState::Assigned,
+                    learner_id: a.new_learner_id.clone(),
+                    reserved_at: None,
+                    assigned_at: Some(at),
+                    updated_at: at,
+                })
+                .collect();
+            let writes: Vec<super::super::SeatWrite<'_>> = changed
+                .iter()
+                .zip(&records)
+                .zip(&audits)
+                .map(|((seat, record), audit)| super::super::SeatWrite {
+                    seat: *seat,
+                    record,
+                    audit,
+                    hash: [7; 32],
+                    alert: None,
+                })
+                .collect();
+            store.put_seat_changes(t, &writes).expect("put_seat_changes");
+            // What a crash right after the commit point leaves: the commit
+            // point, and none of the keys that follow it.
+            let entries: Vec<(SeatId, SeatEntryRef<'_>)> = writes
+                .iter()
+                .map(|w| {
+                    let entry = SeatEntryRef {
+                        seat: w.record,
+                        last_audit: w.audit,
+                        tenant: t,
+                        hash: w.hash,
+                        alert: None,
+                    };
+                    (w.seat, entry)
+                })
+                .collect();
+            store
+                .db
+                .insert(key(records::BULK, t.get()), encode(&entries))
+                .expect("bulk");
+            for (seat, audit) in changed.iter().zip(&audits) {
+                store.db.remove(key(records::SEAT, seat.get())).expect("remove");
+                store.db.remove(records::audit_key(*seat, audit.id)).expect("remove");
+                store.db.remove(records::trail_key(t, at, audit.id)).expect("remove");
+            }
+            store.close();
+        }
+        let (store, recovered) = loop {
+            match Store::open(dir.path()) {
+                Err(super::super::OpenError::Locked(_)) => std::thread::yield_now(),
+                other => break other.expect("open"),
+            }
+        };
+        let held: Vec<(SeatId, Option<&str>)> = recovered
+            .seats
+            .iter()
+            .map(|(seat, r)| (*seat, r.learner_id.as_ref().map(LearnerId::as_str)))
+            .collect();
+        assert_eq!(held[1..], [(changed[0], Some("b0")), (changed[1], Some("b1"))]);
+        assert!(
+            store.db.get(key(records::BULK, t.get())).expect("read").is_none(),
+            "finished and removed"
+        );
+        for seat in &changed {
+            assert_eq!(
+                store.db.scan_prefix(records::audit_prefix(*seat)).count(),
+                1,
+                "audit key restored"
+            );
+        }
+        assert_eq!(
+            store.db.scan_prefix(records::trail_prefix(t)).count(),
+            4,
+            "block, seat 1, seats 2 and 3"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! HTTP tests against the real server: one binary, one module per concern.
 
 mod analytics;
+mod assign;
 mod audit;
 mod auth;
 mod bad_input;

@@ -190,6 +190,15 @@ impl SeatPool {
         Some(self.blocks[block].record.first_seat.offset(index as u64))
     }
 
+    /// The free seats, lowest id first (each step a few word reads).
+    pub fn free_seats(&self) -> impl Iterator<Item = SeatId> + '_ {
+        let free = &self.by_state[state_index(SeatState::Free)];
+        std::iter::successors(free.next_from(0), move |p| free.next_from(p + 1)).filter_map(move |p| {
+            let (block, index) = at(&self.blocks, Position::try_from(p).ok()?)?;
+            Some(self.blocks[block].record.first_seat.offset(index as u64))
+        })
+    }
+
     /// The seat a learner holds here (reserved or assigned), if any.
     pub fn seat_of(&self, learner: &LearnerId) -> Option<Seat> {
         let p = self.learners.get(learner, |p| learner_at(&self.blocks, p))?;

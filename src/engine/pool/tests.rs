@@ -165,3 +165,28 @@ fn restore_rebuilds_index_and_counters() {
         Err(Error::LearnerHasSeat)
     ));
 }
+
+#[test]
+fn free_seats_come_lowest_first_across_blocks() {
+    let mut pool = SeatPool::new(id(1));
+    for (first, count) in [(10, 3), (100, 2)] {
+        pool.add_block(BlockRecord {
+            tenant_id: id(1),
+            first_seat: id(first),
+            count,
+            first_audit: id(first),
+            created_at: at(0),
+            changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
+        });
+    }
+    let learner = |n: &str| LearnerId::parse(n).unwrap_or_else(|_| unreachable!());
+    for seat in [11, 100] {
+        let change = pool.allocate(id(seat), learner(&format!("l{seat}")), at(1));
+        pool.apply(change.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let free: Vec<u64> = pool.free_seats().map(SeatId::get).collect();
+    assert_eq!(free, [10, 12, 101]);
+    assert_eq!(pool.first_free(), Some(id(10)));
+    assert_eq!(pool.seat_of(&learner("l100")).map(|s| s.id), Some(id(100)));
+    assert_eq!(pool.seat_of(&learner("nobody")), None);
+}

@@ -1,0 +1,89 @@
+//! Bulk assign and bulk reclaim: up to `MAX_ROWS` inputs, one result row
+//! each, in input order.
+
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::route::{ok, Answer, Request, Route};
+use crate::domain::{Id, LearnerId, Reason, SeatId, TenantId};
+use crate::engine::{Input, Targets, MAX_ROWS};
+
+#[derive(Deserialize)]
+struct AssignBody {
+    tenant_id: u64,
+    learner_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ReclaimBody {
+    tenant_id: u64,
+    seat_ids: Option<Vec<u64>>,
+    learner_ids: Option<Vec<String>>,
+    reason: Option<String>,
+}
+
+/// Room for `MAX_ROWS` inputs of the longest learner ids (255 characters,
+/// most are far shorter): the configured limit is for single requests.
+const BODY_BYTES: u64 = 4 * 1024 * 1024;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/v1/seats/assign/bulk", assign).max_body(BODY_BYTES),
+        Route::post("/api/v1/seats/reclaim/bulk", reclaim).max_body(BODY_BYTES),
+    ]
+}
+
+async fn assign(mut req: Request) -> Answer {
+    let body: AssignBody = req.json().await?;
+    let tenant = TenantId::from_u64(body.tenant_id)?;
+    counted("learner_ids", body.learner_ids.len())?;
+    let learners = body.learner_ids.into_iter().map(learner).collect();
+    Ok(req.engine.assign_many(req.caller()?, tenant, learners).await?.map(ok))
+}
+
+async fn reclaim(mut req: Request) -> Answer {
+    let body: ReclaimBody = req.json().await?;
+    let tenant = TenantId::from_u64(body.tenant_id)?;
+    let targets = match (body.seat_ids, body.learner_ids) {
+        (Some(seats), None) => {
+            counted("seat_ids", seats.len())?;
+            Targets::Seats(
+                seats
+                    .into_iter()
+                    .map(|raw| Input {
+                        learner_id: None,
+                        seat_id: Some(raw),
+                        parsed: SeatId::from_u64(raw),
+                    })
+                    .collect(),
+            )
+        }
+        (None, Some(learners)) => {
+            counted("learner_ids", learners.len())?;
+            Targets::Learners(learners.into_iter().map(learner).collect())
+        }
+        _ => return Err(ApiError::invalid("exactly one of seat_ids and learner_ids is required")),
+    };
+    let reason = Reason::parse_reclaim(body.reason)?;
+    Ok(req
+        .engine
+        .reclaim_many(req.caller()?, tenant, targets, reason)
+        .await?
+        .map(ok))
+}
+
+fn learner(raw: String) -> Input<LearnerId> {
+    Input {
+        parsed: LearnerId::parse(&raw),
+        learner_id: Some(raw),
+        seat_id: None,
+    }
+}
+
+fn counted(field: &str, n: usize) -> Result<(), ApiError> {
+    if (1..=MAX_ROWS).contains(&n) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("{field} must hold 1 to {MAX_ROWS} entries")))
+    }
+}
