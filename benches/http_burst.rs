@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{allocate_req, drive, f0, f1, f2, pct, summary_req, table, Req, Run, Server};
+use common::{allocate_req, assign_req, drive, f0, f1, f2, pct, summary_req, table, Req, Run, Server};
 
 const CONNS: [usize; 3] = [8, 32, 64];
 const WARMUP: Duration = Duration::from_millis(200);
@@ -160,7 +160,7 @@ fn main() {
         .unwrap_or_else(|| CONNS.to_vec());
     // The experiment the in-process server runs, as the store reads it.
     let what_if = common::what_if();
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles".into());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles,assign".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
     let server = Server::start();
@@ -308,6 +308,41 @@ fn main() {
                 total: enforced,
                 ceiling: Some(open_rate),
             });
+        }
+
+        // Assign (the server picks the lowest free seat) at 64 connections,
+        // in a school of its own so it takes none of the seats listed above;
+        // "of ceiling" as for allocate, so the two compare through it.
+        let mut assigned_elsewhere = None;
+        if phase("assign") {
+            let conns = 64;
+            let assign_school = common::setup(addr, "Assign District").await;
+            let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
+            let mut pool = Seats {
+                free: Vec::new(),
+                bought: 0,
+                buying: Duration::ZERO,
+            };
+            pool.ensure(addr, assign_school, (best_rate * window * 1.5) as usize + 10_000)
+                .await;
+            let available = pool.free.len();
+            let cursor = Arc::new(AtomicUsize::new(0));
+            let next = || {
+                let cursor = Arc::clone(&cursor);
+                move |_: usize, _: u64| {
+                    let i = cursor.fetch_add(1, Ordering::Relaxed);
+                    (i < available).then(|| assign_req(assign_school, &format!("assign-{i:08}")))
+                }
+            };
+            let (ceiling, assign, _) = interleaved(addr, conns, rounds, slice, no_ceiling, 201, next).await;
+            assigned_elsewhere = Some((assign_school, assign.run.all_ok));
+            push_pair(&mut rows, conns, "POST /seats/assign", ceiling, assign);
+        }
+        if let Some((assign_school, acked)) = assigned_elsewhere {
+            let body = common::call(addr, summary_req(assign_school), 200).await;
+            let summary: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
+            assert_eq!(summary["assigned_seats"].as_u64(), Some(acked), "assign counters");
         }
 
         // Never wrong: the counters must equal the allocations acknowledged.

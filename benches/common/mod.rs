@@ -327,6 +327,14 @@ pub fn allocate_req(seat: u64, learner: &str) -> Req {
     )
 }
 
+/// A seat for `learner` in `tenant`, chosen by the server.
+pub fn assign_req(tenant: u64, learner: &str) -> Req {
+    Req::post(
+        "/api/v1/seats/assign",
+        format!(r#"{{"tenant_id":{tenant},"learner_id":"{learner}"}}"#),
+    )
+}
+
 pub fn summary_req(tenant: u64) -> Req {
     Req::get(format!("/api/v1/seats/summary?tenantId={tenant}"))
 }
