@@ -67,8 +67,12 @@ pub struct Settings {
     pub max_body_bytes: u64,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
-    /// A request's head must arrive within this (slow or idle clients are cut).
+    /// A request's head must arrive within this once its first byte has (a
+    /// new connection: once it is accepted). Slow clients are cut.
     pub header_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long after its last
+    /// answer is closed, so that silent clients give their slot back.
+    pub idle_timeout_ms: u64,
     /// Messages that may wait for one tenant's actor; more are answered 503.
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
@@ -137,6 +141,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
             header_timeout_ms: 10_000,
+            idle_timeout_ms: 5_000,
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
@@ -249,6 +254,7 @@ mod tests {
         assert_eq!(from_file.max_body_bytes, defaults.max_body_bytes);
         assert_eq!(from_file.max_connections, defaults.max_connections);
         assert_eq!(from_file.header_timeout_ms, defaults.header_timeout_ms);
+        assert_eq!(from_file.idle_timeout_ms, defaults.idle_timeout_ms);
         assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
     }
 

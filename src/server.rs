@@ -7,8 +7,11 @@
 //!   still answered, `503 SERVICE_OVERLOADED` with `Retry-After`, and closed;
 //!   beyond those they are closed at once. Nothing queues in this process.
 //! - A request head must arrive within `header_timeout` (hyper's header read
-//!   timer). The timer also runs while a kept-alive connection sits idle, so
-//!   a slow-header client or an idle one gives its slot back.
+//!   timer). It starts when a connection is accepted and, on a kept-alive
+//!   one, only when the next request's first byte arrives: it never cuts a
+//!   connection that stays silent after an answer.
+//! - So a kept-alive connection with no request in flight is closed once it
+//!   has been silent for `idle_timeout` after its last answer (`idle_for`).
 //! - A request head is at most `MAX_HEAD_BYTES` (hyper's read buffer cap);
 //!   bodies are capped by the routes (`max_body_bytes`).
 //!
@@ -18,10 +21,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::Http;
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::{Filter, Reply};
@@ -33,6 +36,8 @@ use crate::error::Error;
 pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long a kept-alive connection may stay silent after an answer.
+    pub idle_timeout: Duration,
 }
 
 /// Connections past the cap that still get a 503 before being closed. Each
@@ -97,7 +102,8 @@ where
         // Replies are small and written whole: do not let Nagle hold them.
         let _ = stream.set_nodelay(true);
         if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-            let conn = http.serve_connection(stream, service.clone());
+            let (idle_since, idle) = watch::channel(None);
+            let conn = http.serve_connection(stream, watched(service.clone(), idle_since));
             let draining = draining.clone();
             tokio::spawn(async move {
                 // The connection (and the routes it holds, hence the engine
@@ -110,6 +116,12 @@ where
                         ended = conn.as_mut() => ended,
                         () = until_set(draining) => {
                             // Finish the request in flight (if any), then close.
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                        () = idle_for(idle, limits.idle_timeout) => {
+                            // Nothing in flight: hyper closes at once. (Had
+                            // a request just begun, it would be answered first.)
                             conn.as_mut().graceful_shutdown();
                             conn.await
                         }
@@ -143,6 +155,74 @@ where
 async fn answer_overloaded(stream: TcpStream, http: Arc<Http>, _slot: OwnedSemaphorePermit) {
     let reply = service_fn(|_| async { Ok::<_, Infallible>(crate::http::error_reply(&Error::Overloaded)) });
     let _ = http.serve_connection(stream, reply).await;
+}
+
+/// When a connection last went idle: `None` while a request is being
+/// answered, and before its first answer (the header timeout governs then).
+type IdleSince = watch::Sender<Option<Instant>>;
+
+/// `service`, marking the connection busy while each request is answered.
+fn watched<S>(
+    mut service: S,
+    idle_since: IdleSince,
+) -> impl Service<
+    hyper::Request<hyper::Body>,
+    Response = hyper::Response<hyper::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<hyper::Response<hyper::Body>, Infallible>> + Send,
+>
+where
+    S: Service<hyper::Request<hyper::Body>, Response = hyper::Response<hyper::Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    let idle_since = Arc::new(idle_since);
+    service_fn(move |req| {
+        let busy = Busy::start(Arc::clone(&idle_since));
+        let answer = service.call(req);
+        async move {
+            let answered = answer.await;
+            drop(busy);
+            answered
+        }
+    })
+}
+
+/// A request being answered. Dropped (answered, or abandoned because the
+/// connection failed) it marks the connection idle from that instant.
+struct Busy(Arc<IdleSince>);
+
+impl Busy {
+    fn start(idle_since: Arc<IdleSince>) -> Busy {
+        idle_since.send_replace(None);
+        Busy(idle_since)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_replace(Some(Instant::now()));
+    }
+}
+
+/// Resolves once the connection has been idle for `limit` since its last
+/// answer; never while a request is being answered.
+async fn idle_for(mut idle_since: watch::Receiver<Option<Instant>>, limit: Duration) {
+    loop {
+        let since = *idle_since.borrow_and_update();
+        let changed = match since {
+            None => idle_since.changed().await,
+            Some(at) => tokio::select! {
+                // A request that began as the deadline passed wins: it is answered.
+                biased;
+                changed = idle_since.changed() => changed,
+                () = tokio::time::sleep_until((at + limit).into()) => return,
+            },
+        };
+        if changed.is_err() {
+            // The connection is gone; its task ends with it.
+            return std::future::pending().await;
+        }
+    }
 }
 
 /// Resolves once the flag is set (or its sender is gone: the server is stopping).

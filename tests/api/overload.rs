@@ -14,7 +14,7 @@ use super::helpers::*;
 use super::process::Server;
 
 /// One HTTP/1.1 exchange on an open connection: status, headers, JSON body.
-async fn exchange(stream: &mut TcpStream, request: &str) -> std::io::Result<(u16, String, Value)> {
+pub(super) async fn exchange(stream: &mut TcpStream, request: &str) -> std::io::Result<(u16, String, Value)> {
     stream.write_all(request.as_bytes()).await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -54,7 +54,7 @@ fn post_request(path: &str, body: &Value) -> String {
     )
 }
 
-const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+pub(super) const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
 
 /// Waits until the server closes `stream` (EOF or reset); how long it took.
 async fn closed_by_server(stream: &mut TcpStream) -> Duration {
