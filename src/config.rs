@@ -73,6 +73,9 @@ pub struct Settings {
     /// A kept-alive connection with no request for this long after its last
     /// answer is closed, so that silent clients give their slot back.
     pub idle_timeout_ms: u64,
+    /// A request's body must have arrived within this of its head; a slower
+    /// one is answered 400 and its connection closed.
+    pub body_timeout_ms: u64,
     /// Messages that may wait for one tenant's actor; more are answered 503.
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
@@ -142,6 +145,7 @@ impl Default for Settings {
             max_connections: 4096,
             header_timeout_ms: 10_000,
             idle_timeout_ms: 5_000,
+            body_timeout_ms: 5_000,
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
@@ -255,6 +259,7 @@ mod tests {
         assert_eq!(from_file.max_connections, defaults.max_connections);
         assert_eq!(from_file.header_timeout_ms, defaults.header_timeout_ms);
         assert_eq!(from_file.idle_timeout_ms, defaults.idle_timeout_ms);
+        assert_eq!(from_file.body_timeout_ms, defaults.body_timeout_ms);
         assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
     }
 

@@ -12,6 +12,10 @@
 //!   connection that stays silent after an answer.
 //! - So a kept-alive connection with no request in flight is closed once it
 //!   has been silent for `idle_timeout` after its last answer (`idle_for`).
+//! - A request body must have arrived within `body_timeout` of its head
+//!   (`BodyWithin`); past it the route reading it gets an error (answered
+//!   400), and hyper closes the connection, the body being unread. So a
+//!   stalled body neither holds a slot nor delays a graceful stop for long.
 //! - A request head is at most `MAX_HEAD_BYTES` (hyper's read buffer cap);
 //!   bodies are capped by the routes (`max_body_bytes`).
 //!
@@ -20,11 +24,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper::body::HttpBody;
 use hyper::server::conn::Http;
 use hyper::service::{service_fn, Service};
+use hyper::{Body, Request, Response};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::{Filter, Reply};
@@ -38,6 +46,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// How long a kept-alive connection may stay silent after an answer.
     pub idle_timeout: Duration,
+    /// How long a request body may take to arrive after its head.
+    pub body_timeout: Duration,
 }
 
 /// Connections past the cap that still get a 503 before being closed. Each
@@ -103,7 +113,7 @@ where
         let _ = stream.set_nodelay(true);
         if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
             let (idle_since, idle) = watch::channel(None);
-            let conn = http.serve_connection(stream, watched(service.clone(), idle_since));
+            let conn = http.serve_connection(stream, watched(service.clone(), idle_since, limits.body_timeout));
             let draining = draining.clone();
             tokio::spawn(async move {
                 // The connection (and the routes it holds, hence the engine
@@ -161,24 +171,26 @@ async fn answer_overloaded(stream: TcpStream, http: Arc<Http>, _slot: OwnedSemap
 /// answered, and before its first answer (the header timeout governs then).
 type IdleSince = watch::Sender<Option<Instant>>;
 
-/// `service`, marking the connection busy while each request is answered.
+/// `service`, marking the connection busy while each request is answered,
+/// with a deadline on each request's body.
 fn watched<S>(
     mut service: S,
     idle_since: IdleSince,
+    body_timeout: Duration,
 ) -> impl Service<
-    hyper::Request<hyper::Body>,
-    Response = hyper::Response<hyper::Body>,
+    Request<Body>,
+    Response = Response<Body>,
     Error = Infallible,
-    Future = impl Future<Output = Result<hyper::Response<hyper::Body>, Infallible>> + Send,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
 >
 where
-    S: Service<hyper::Request<hyper::Body>, Response = hyper::Response<hyper::Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
     S::Future: Send + 'static,
 {
     let idle_since = Arc::new(idle_since);
-    service_fn(move |req| {
+    service_fn(move |req: Request<Body>| {
         let busy = Busy::start(Arc::clone(&idle_since));
-        let answer = service.call(req);
+        let answer = service.call(BodyWithin::deadline(req, body_timeout));
         async move {
             let answered = answer.await;
             drop(busy);
@@ -222,6 +234,48 @@ async fn idle_for(mut idle_since: watch::Receiver<Option<Instant>>, limit: Durat
             // The connection is gone; its task ends with it.
             return std::future::pending().await;
         }
+    }
+}
+
+/// A request body that must have arrived by a deadline. Past it, the route
+/// reading it gets an error instead of waiting on: warp reports it as an
+/// unreadable body (400), and hyper, the body unread, closes the connection.
+struct BodyWithin {
+    body: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} ms", .0.as_millis())]
+struct BodyTimeout(Duration);
+
+impl BodyWithin {
+    /// `req` with its body bounded by `limit` from now (no body: unchanged).
+    fn deadline(req: Request<Body>, limit: Duration) -> Request<Body> {
+        if req.body().is_end_stream() {
+            return req;
+        }
+        req.map(|body| {
+            Body::wrap_stream(BodyWithin {
+                body,
+                deadline: Box::pin(tokio::time::sleep(limit)),
+                limit,
+            })
+        })
+    }
+}
+
+impl futures_util::Stream for BodyWithin {
+    type Item = Result<hyper::body::Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Poll::Ready(chunk) = Pin::new(&mut this.body).poll_data(cx) {
+            return Poll::Ready(chunk.map(|c| c.map_err(Into::into)));
+        }
+        ready!(this.deadline.as_mut().poll(cx));
+        Poll::Ready(Some(Err(BodyTimeout(this.limit).into())))
     }
 }
 

@@ -80,3 +80,91 @@ async fn a_connection_that_keeps_asking_within_the_idle_timeout_is_kept() {
         assert_eq!(status, 200, "request {i}: {head}");
     }
 }
+
+// ---- request bodies that stall ------------------------------------------------
+
+const STALLED_LENGTH: &str = "POST /api/v1/seats/purchase HTTP/1.1\r\nHost: t\r\nX-User-ID: slow\r\n\
+    Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+const STALLED_CHUNKED: &str = "POST /api/v1/seats/purchase HTTP/1.1\r\nHost: t\r\nX-User-ID: slow\r\n\
+    Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n";
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_and_its_connection_closed_within_the_body_timeout() {
+    let app = TestApp::spawn_with(|s| {
+        s.max_connections = 4;
+        s.body_timeout_ms = 1_000;
+    })
+    .await;
+    // Every slot is taken by a request whose body stops coming.
+    let stalled = [STALLED_LENGTH, STALLED_CHUNKED, STALLED_LENGTH, STALLED_CHUNKED].map(|request| {
+        let addr = app.addr;
+        tokio::spawn(async move {
+            let mut stream = connect(addr).await;
+            let started = Instant::now();
+            let answer = tokio::time::timeout(Duration::from_secs(15), exchange(&mut stream, request)).await;
+            let (status, head, body) = answer
+                .unwrap_or_else(|_| panic!("no answer within 15 s"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let answered = started.elapsed();
+            eof_within(&mut stream, Duration::from_secs(5)).await;
+            (status, head, body, answered)
+        })
+    });
+    for task in stalled {
+        let (status, head, body, answered) = task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (status, body["error_code"].clone()),
+            (400, json!("MALFORMED_JSON")),
+            "{head}{body}"
+        );
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("did not arrive within 1000 ms"), "{detail}");
+        assert!(answered >= Duration::from_millis(900), "answered after {answered:?}");
+    }
+    // The slots came back.
+    let mut fresh = connect(app.addr).await;
+    let (status, _, body) = exchange(&mut fresh, HEALTH).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((status, body), (200, json!({"status": "healthy"})));
+}
+
+/// SIGTERM while a request waits for a body that never comes: the stop waits
+/// for the body timeout, not for the whole 30 s grace.
+#[tokio::test]
+async fn a_stalled_body_does_not_hold_up_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.path().join("body.toml");
+    std::fs::write(&config, "body_timeout_ms = 1000\n").unwrap_or_else(|e| panic!("{e}"));
+    let config_arg = config.display().to_string();
+    let mut server = super::process::Server::start_with(&dir.path().join("data"), &["--config", &config_arg], &[]);
+    let mut stream = connect(server.addr()).await;
+    // With `Expect: 100-continue` the server says when the route is waiting
+    // for the body: the request is surely in flight before the signal.
+    let head = "POST /api/v1/seats/purchase HTTP/1.1\r\nHost: t\r\nX-User-ID: slow\r\n\
+        Content-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut interim))
+        .await
+        .unwrap_or_else(|_| panic!("no 100 Continue"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"{")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let signalled = Instant::now();
+    server.sigterm();
+    assert_eq!(
+        server.exit_code(Duration::from_secs(10)).await,
+        Some(0),
+        "{}",
+        server.stderr()
+    );
+    let stopped = signalled.elapsed();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(stopped < Duration::from_secs(10), "the stop took {stopped:?}");
+}
