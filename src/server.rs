@@ -16,14 +16,16 @@
 //!   (`BodyWithin`); past it the route reading it gets an error (answered
 //!   400), and hyper closes the connection, the body being unread. So a
 //!   stalled body neither holds a slot nor delays a graceful stop for long.
-//! - A request head is at most `MAX_HEAD_BYTES` (hyper's read buffer cap);
-//!   bodies are capped by the routes (`max_body_bytes`).
+//! - A request head (request line and headers) of more than `MAX_HEAD_BYTES`
+//!   is refused: hyper answers 431 and closes. Bodies are capped by the
+//!   routes (`max_body_bytes`).
 //!
 //! Graceful stop: stop accepting, ask every connection to finish the request
 //! it is on and close, and wait (at most `DRAIN_GRACE`) until all have.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -33,6 +35,7 @@ use hyper::body::HttpBody;
 use hyper::server::conn::Http;
 use hyper::service::{service_fn, Service};
 use hyper::{Body, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::{Filter, Reply};
@@ -59,6 +62,14 @@ const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(1);
 /// default (~400 KiB per connection) times thousands of connections is
 /// memory an attacker could pin.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most one read hands hyper (`ReadChunks`). hyper compares its buffer
+/// with its limit only between reads, and one read could otherwise take in
+/// as much again as the limit: with `max_buf_size` at 64 KiB, heads of up to
+/// ~120 KiB got through. With reads this size and hyper's limit one chunk
+/// under `MAX_HEAD_BYTES`, every head over `MAX_HEAD_BYTES` is refused, every
+/// head of up to `MAX_HEAD_BYTES - READ_CHUNK` is served, and a head between
+/// the two is served when it arrives whole.
+const READ_CHUNK: usize = 8 * 1024;
 /// How long a graceful stop waits for in-flight requests.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (typically out of file descriptors), so a
@@ -84,7 +95,7 @@ where
         // and a write it had already made would go unanswered).
         .http1_half_close(true)
         .http1_header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_buf_size(MAX_HEAD_BYTES - READ_CHUNK + 1);
     let mut refuse = http.clone();
     refuse
         .http1_keep_alive(false)
@@ -113,7 +124,10 @@ where
         let _ = stream.set_nodelay(true);
         if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
             let (idle_since, idle) = watch::channel(None);
-            let conn = http.serve_connection(stream, watched(service.clone(), idle_since, limits.body_timeout));
+            let conn = http.serve_connection(
+                ReadChunks(stream),
+                watched(service.clone(), idle_since, limits.body_timeout),
+            );
             let draining = draining.clone();
             tokio::spawn(async move {
                 // The connection (and the routes it holds, hence the engine
@@ -276,6 +290,50 @@ impl futures_util::Stream for BodyWithin {
         }
         ready!(this.deadline.as_mut().poll(cx));
         Poll::Ready(Some(Err(BodyTimeout(this.limit).into())))
+    }
+}
+
+/// A client's socket that hands hyper at most `READ_CHUNK` bytes per read
+/// (so that hyper's head limit is exact to within one read).
+struct ReadChunks(TcpStream);
+
+impl AsyncRead for ReadChunks {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let stream = Pin::new(&mut self.get_mut().0);
+        if buf.remaining() <= READ_CHUNK {
+            return stream.poll_read(cx, buf);
+        }
+        let mut part = ReadBuf::new(buf.initialize_unfilled_to(READ_CHUNK));
+        ready!(stream.poll_read(cx, &mut part))?;
+        let read = part.filled().len();
+        buf.advance(read);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ReadChunks {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
