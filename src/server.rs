@@ -16,6 +16,12 @@
 //!   (`BodyWithin`); past it the route reading it gets an error (answered
 //!   400), and hyper closes the connection, the body being unread. So a
 //!   stalled body neither holds a slot nor delays a graceful stop for long.
+//! - A request with a chunked body is answered and its connection closed
+//!   (`watched`). RFC 9112 §6.1 asks that of a request with both
+//!   `Transfer-Encoding` and `Content-Length` (a proxy in front may have
+//!   framed it by the length, and the rest of the body would be read here as
+//!   a next request); hyper drops a `Content-Length` that follows the
+//!   `Transfer-Encoding`, so every chunked request is treated so.
 //! - A request head (request line and headers) of more than `MAX_HEAD_BYTES`
 //!   is refused: hyper answers 431 and closes. Bodies are capped by the
 //!   routes (`max_body_bytes`).
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 use hyper::body::HttpBody;
 use hyper::server::conn::Http;
 use hyper::service::{service_fn, Service};
-use hyper::{Body, Request, Response};
+use hyper::{header, Body, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -186,7 +192,8 @@ async fn answer_overloaded(stream: TcpStream, http: Arc<Http>, _slot: OwnedSemap
 type IdleSince = watch::Sender<Option<Instant>>;
 
 /// `service`, marking the connection busy while each request is answered,
-/// with a deadline on each request's body.
+/// with a deadline on each request's body, and closing the connection after
+/// a request with a `Transfer-Encoding`.
 fn watched<S>(
     mut service: S,
     idle_since: IdleSince,
@@ -204,10 +211,17 @@ where
     let idle_since = Arc::new(idle_since);
     service_fn(move |req: Request<Body>| {
         let busy = Busy::start(Arc::clone(&idle_since));
+        let last = req.headers().contains_key(header::TRANSFER_ENCODING);
         let answer = service.call(BodyWithin::deadline(req, body_timeout));
         async move {
-            let answered = answer.await;
+            let mut answered = answer.await;
             drop(busy);
+            if let (true, Ok(response)) = (last, &mut answered) {
+                // hyper closes the connection once this answer is written.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            }
             answered
         }
     })

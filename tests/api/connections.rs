@@ -217,3 +217,42 @@ async fn request_heads_over_64_kib_are_refused_with_431() {
     }
     assert!(app.healthy().await);
 }
+
+// ---- Content-Length with Transfer-Encoding ------------------------------------
+
+#[tokio::test]
+async fn a_request_with_content_length_and_transfer_encoding_is_answered_and_its_connection_closed() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "Framed Twice"}).to_string();
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    // What a proxy framing by the length would take for a next request.
+    let smuggled = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    for framing in [
+        "Content-Length: 4\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 4",
+    ] {
+        let request = format!(
+            "POST /api/v1/district HTTP/1.1\r\nHost: t\r\nX-User-ID: {ADMIN}\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n{chunked}{smuggled}"
+        );
+        let mut stream = connect(app.addr).await;
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut answer = Vec::new();
+        // Read to the close; a reset after the answer (the smuggled bytes
+        // left unread) ends it too.
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+                Err(_) => panic!("{framing:?}: the connection was kept open"),
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert_eq!(answer.matches("http/1.1 ").count(), 1, "{framing:?}: {answer}");
+        assert!(answer.starts_with("http/1.1 201"), "{framing:?}: {answer}");
+        assert!(answer.contains("connection: close"), "{framing:?}: {answer}");
+    }
+}
