@@ -12,6 +12,7 @@ mod export;
 mod faults;
 mod helpers;
 mod hostile;
+mod identity;
 mod load;
 mod metrics;
 mod overload;
