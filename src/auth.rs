@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use warp::http::{header, HeaderMap};
 
 use crate::config::{AuthMode, AuthSettings};
 use crate::domain::{Caller, UserId};
@@ -36,6 +37,24 @@ pub enum AuthConfigError {
     TwoKeys,
     #[error("cannot read the JWT public key file {path}: {reason}")]
     KeyFile { path: String, reason: String },
+    #[error("platform admin {0:?} can never authenticate: a user id {1}")]
+    PlatformAdmin(String, String),
+}
+
+/// Identity headers a request may carry at most once.
+const IDENTITY_HEADERS: [header::HeaderName; 2] = [header::HeaderName::from_static("x-user-id"), header::AUTHORIZATION];
+
+/// Drops every identity header a request carries more than once. Which of
+/// two `X-User-ID`s (or bearer tokens) is the caller? Taking the first would
+/// let whoever adds one in front decide; with none left the request is
+/// refused as unidentified (401) like any other. Called by the accept loop
+/// on every request, before the routes see it.
+pub fn drop_repeated_identity(headers: &mut HeaderMap) {
+    for name in &IDENTITY_HEADERS {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            headers.remove(name);
+        }
+    }
 }
 
 /// Seconds of clock skew allowed when checking `exp` and `nbf`.
@@ -93,6 +112,12 @@ impl Authenticator {
                 }
             }
         };
+        for admin in &settings.platform_admins {
+            if let Err(e) = UserId::parse(admin) {
+                let rule = e.to_string().trim_start_matches("user_id ").to_owned();
+                return Err(AuthConfigError::PlatformAdmin(admin.clone(), rule));
+            }
+        }
         Ok(Authenticator {
             scheme,
             platform_admins: settings.platform_admins.iter().cloned().collect(),

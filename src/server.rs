@@ -193,7 +193,8 @@ type IdleSince = watch::Sender<Option<Instant>>;
 
 /// `service`, marking the connection busy while each request is answered,
 /// with a deadline on each request's body, and closing the connection after
-/// a request with a `Transfer-Encoding`.
+/// a request with a `Transfer-Encoding`. Repeated identity headers are
+/// dropped first (`auth::drop_repeated_identity`).
 fn watched<S>(
     mut service: S,
     idle_since: IdleSince,
@@ -209,8 +210,9 @@ where
     S::Future: Send + 'static,
 {
     let idle_since = Arc::new(idle_since);
-    service_fn(move |req: Request<Body>| {
+    service_fn(move |mut req: Request<Body>| {
         let busy = Busy::start(Arc::clone(&idle_since));
+        crate::auth::drop_repeated_identity(req.headers_mut());
         let last = req.headers().contains_key(header::TRANSFER_ENCODING);
         let answer = service.call(BodyWithin::deadline(req, body_timeout));
         async move {

@@ -65,14 +65,30 @@ impl LearnerId {
     }
 }
 
-/// A user id: the caller from `X-User-ID`, or the subject of a role.
+/// A user id: the caller from `X-User-ID` or a token's `sub`, or the
+/// subject of a role. Taken exactly as sent or refused, never normalized:
+/// 1 to 255 printable ASCII characters, spaces allowed only inside, no
+/// control characters. Trimming " root " or dropping a U+00A0 would make it
+/// another user's identity, `root`. ASCII only because `X-User-ID` cannot
+/// carry anything else: a role can only be granted to an id that can
+/// authenticate, in either auth mode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserId(Arc<str>);
 
 impl UserId {
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        identifier("user_id", raw).map(|id| Self(Arc::from(id)))
+        if raw.is_empty() || raw.len() > 255 {
+            return Err(Error::invalid("user_id", "must be 1 to 255 characters"));
+        }
+        let printable = raw.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        if !printable || raw.starts_with(' ') || raw.ends_with(' ') {
+            return Err(Error::invalid(
+                "user_id",
+                "must be printable ASCII, without control characters or leading or trailing spaces",
+            ));
+        }
+        Ok(Self(Arc::from(raw)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -124,6 +140,33 @@ mod tests {
         );
         assert!(LearnerId::parse("").is_err());
         assert!(LearnerId::parse(&"x".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn user_ids_are_exact_or_refused() {
+        let parsed = |raw: &str| UserId::parse(raw).ok().map(|u| u.as_str().to_owned());
+        assert_eq!(parsed("root"), Some("root".into()));
+        assert_eq!(parsed("a.b-c_d@e:f/1"), Some("a.b-c_d@e:f/1".into()));
+        assert_eq!(parsed("user with space"), Some("user with space".into()));
+        assert_eq!(parsed(&"u".repeat(255)), Some("u".repeat(255)));
+        for bad in [
+            "",
+            " ",
+            " root",
+            "root ",
+            "root\t",
+            "ro\tot",
+            "root\n",
+            "root\u{0}",
+            "root\u{7f}",
+            "root\u{a0}",
+            "root\u{3000}",
+            "root\u{200b}",
+            "jos\u{e9}",
+            &"u".repeat(256),
+        ] {
+            assert_eq!(parsed(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
