@@ -17,7 +17,7 @@
 //!   400), and hyper closes the connection, the body being unread. So a
 //!   stalled body neither holds a slot nor delays a graceful stop for long.
 //! - A request with a chunked body is answered and its connection closed
-//!   (`watched`). RFC 9112 §6.1 asks that of a request with both
+//!   (`guarded`). RFC 9112 §6.1 asks that of a request with both
 //!   `Transfer-Encoding` and `Content-Length` (a proxy in front may have
 //!   framed it by the length, and the rest of the body would be read here as
 //!   a next request); hyper drops a `Content-Length` that follows the
@@ -132,7 +132,7 @@ where
             let (idle_since, idle) = watch::channel(None);
             let conn = http.serve_connection(
                 ReadChunks(stream),
-                watched(service.clone(), idle_since, limits.body_timeout),
+                guarded(service.clone(), idle_since, limits.body_timeout),
             );
             let draining = draining.clone();
             tokio::spawn(async move {
@@ -195,7 +195,7 @@ type IdleSince = watch::Sender<Option<Instant>>;
 /// with a deadline on each request's body, and closing the connection after
 /// a request with a `Transfer-Encoding`. Repeated identity headers are
 /// dropped first (`auth::drop_repeated_identity`).
-fn watched<S>(
+fn guarded<S>(
     mut service: S,
     idle_since: IdleSince,
     body_timeout: Duration,
@@ -218,11 +218,13 @@ where
         async move {
             let mut answered = answer.await;
             drop(busy);
-            if let (true, Ok(response)) = (last, &mut answered) {
-                // hyper closes the connection once this answer is written.
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            if last {
+                if let Ok(response) = &mut answered {
+                    // hyper closes the connection once this answer is written.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                }
             }
             answered
         }
