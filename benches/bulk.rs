@@ -70,13 +70,19 @@ fn main() {
             format!("{}×", f2(rate(runs) / single)),
         ]
     };
-    println!("\nbulk: {} cores; server in-process, client on the same machine", common::cores());
+    println!(
+        "\nbulk: {} cores; server in-process, client on the same machine",
+        common::cores()
+    );
     table(
         "10 requests of 10,000 seats each, one after another (seats/s = seats ÷ total time; × = ÷ single allocations/s)",
         &["operation", "requests", "min ms", "max ms", "seats/s durable", "vs single"],
         &[row("POST /seats/assign/bulk", &assign), row("POST /seats/reclaim/bulk", &reclaim)],
     );
-    println!("\nsingle allocations by seat id, 64 connections, same server: {} /s", f0(single));
+    println!(
+        "\nsingle allocations by seat id, 64 connections, same server: {} /s",
+        f0(single)
+    );
 }
 
 /// Sends one bulk request; checks every row came out as `expected`.
@@ -84,7 +90,12 @@ async fn timed(conn: &mut Conn, req: Req, expected: &str) -> Duration {
     let started = Instant::now();
     let (status, body) = conn.call(req).await.unwrap_or_else(|e| panic!("bulk: {e}"));
     let took = started.elapsed();
-    assert_eq!(status.as_u16(), 200, "{}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+    assert_eq!(
+        status.as_u16(),
+        200,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("bulk body: {e}"));
     assert_eq!(report["totals"][expected], PER_REQUEST as u64, "{}", report["totals"]);
     took

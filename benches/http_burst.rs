@@ -340,8 +340,7 @@ fn main() {
         }
         if let Some((assign_school, acked)) = assigned_elsewhere {
             let body = common::call(addr, summary_req(assign_school), 200).await;
-            let summary: serde_json::Value =
-                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
+            let summary: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
             assert_eq!(summary["assigned_seats"].as_u64(), Some(acked), "assign counters");
         }
 

@@ -67,8 +67,15 @@ pub struct Settings {
     pub max_body_bytes: u64,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
-    /// A request's head must arrive within this (slow or idle clients are cut).
+    /// A request's head must arrive within this once its first byte has (a
+    /// new connection: once it is accepted). Slow clients are cut.
     pub header_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long after its last
+    /// answer is closed, so that silent clients give their slot back.
+    pub idle_timeout_ms: u64,
+    /// A request's body must have arrived within this of its head; a slower
+    /// one is answered 400 and its connection closed.
+    pub body_timeout_ms: u64,
     /// Messages that may wait for one tenant's actor; more are answered 503.
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
@@ -137,6 +144,8 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
             header_timeout_ms: 10_000,
+            idle_timeout_ms: 5_000,
+            body_timeout_ms: 5_000,
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
@@ -152,6 +161,12 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("environment variable {name} is invalid: {reason}")]
     Env { name: &'static str, reason: String },
+    #[error("setting {setting} = {value} is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        value: u64,
+        reason: &'static str,
+    },
 }
 
 impl Settings {
@@ -168,7 +183,34 @@ impl Settings {
             settings.data_dir = dir.clone();
         }
         settings.auth.apply_env(|name| std::env::var(name).ok())?;
+        settings.validate()?;
         Ok(settings)
+    }
+
+    /// Values that parse but must not be served with; checked by `load`, so
+    /// when the binary starts. (Tests that build `Settings` in code may go
+    /// below these: the retention tests purge everything with 0 days.)
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, value, reason| Err(ConfigError::Invalid { setting, value, reason });
+        if let Some(days @ 0) = self.audit.retention_days {
+            // Every entry is older than zero days: the whole trail would be
+            // exported and purged at each start.
+            return invalid(
+                "[audit] retention_days",
+                days,
+                "must be at least 1 day (0 would export and purge the whole audit trail)",
+            );
+        }
+        for (setting, ms) in [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+        ] {
+            if ms == 0 {
+                return invalid(setting, ms, "must be at least 1 ms");
+            }
+        }
+        Ok(())
     }
 
     fn from_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -249,7 +291,29 @@ mod tests {
         assert_eq!(from_file.max_body_bytes, defaults.max_body_bytes);
         assert_eq!(from_file.max_connections, defaults.max_connections);
         assert_eq!(from_file.header_timeout_ms, defaults.header_timeout_ms);
+        assert_eq!(from_file.idle_timeout_ms, defaults.idle_timeout_ms);
+        assert_eq!(from_file.body_timeout_ms, defaults.body_timeout_ms);
         assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
+    }
+
+    #[test]
+    fn settings_that_must_not_be_served_with_are_refused() {
+        assert!(Settings::default().validate().is_ok());
+        let mut s = Settings::default();
+        s.audit.retention_days = Some(1);
+        assert!(s.validate().is_ok());
+        s.audit.retention_days = Some(0);
+        let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("[audit] retention_days = 0"), "{err}");
+        for zero in [
+            |s: &mut Settings| s.header_timeout_ms = 0,
+            |s: &mut Settings| s.idle_timeout_ms = 0,
+            |s: &mut Settings| s.body_timeout_ms = 0,
+        ] {
+            let mut s = Settings::default();
+            zero(&mut s);
+            assert!(s.validate().is_err(), "{s:?}");
+        }
     }
 
     #[test]

@@ -175,6 +175,8 @@ impl App {
         let limits = http::server::Limits {
             max_connections: self.settings.max_connections,
             header_timeout: Duration::from_millis(self.settings.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.settings.idle_timeout_ms),
+            body_timeout: Duration::from_millis(self.settings.body_timeout_ms),
         };
         let retention = self.settings.audit.retention_days.map(|days| {
             let engine = Arc::clone(&self.engine);

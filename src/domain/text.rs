@@ -69,14 +69,30 @@ impl LearnerId {
     }
 }
 
-/// A user id: the caller from `X-User-ID`, or the subject of a role.
+/// A user id: the caller from `X-User-ID` or a token's `sub`, or the
+/// subject of a role. Taken exactly as sent or refused, never normalized:
+/// 1 to 255 printable ASCII characters, spaces allowed only inside, no
+/// control characters. Trimming " root " or dropping a U+00A0 would make it
+/// another user's identity, `root`. ASCII only because `X-User-ID` cannot
+/// carry anything else: a role can only be granted to an id that can
+/// authenticate, in either auth mode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserId(Arc<str>);
 
 impl UserId {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        identifier("user_id", raw).map(|id| Self(Arc::from(id)))
+        if raw.is_empty() || raw.len() > 255 {
+            return Err(Invalid::new("user_id", "must be 1 to 255 characters"));
+        }
+        let printable = raw.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        if !printable || raw.starts_with(' ') || raw.ends_with(' ') {
+            return Err(Invalid::new(
+                "user_id",
+                "must be printable ASCII, without control characters or leading or trailing spaces",
+            ));
+        }
+        Ok(Self(Arc::from(raw)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -157,6 +173,33 @@ mod tests {
         );
         assert!(LearnerId::parse("").is_err());
         assert!(LearnerId::parse(&"x".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn user_ids_are_exact_or_refused() {
+        let parsed = |raw: &str| UserId::parse(raw).ok().map(|u| u.as_str().to_owned());
+        assert_eq!(parsed("root"), Some("root".into()));
+        assert_eq!(parsed("a.b-c_d@e:f/1"), Some("a.b-c_d@e:f/1".into()));
+        assert_eq!(parsed("user with space"), Some("user with space".into()));
+        assert_eq!(parsed(&"u".repeat(255)), Some("u".repeat(255)));
+        for bad in [
+            "",
+            " ",
+            " root",
+            "root ",
+            "root\t",
+            "ro\tot",
+            "root\n",
+            "root\u{0}",
+            "root\u{7f}",
+            "root\u{a0}",
+            "root\u{3000}",
+            "root\u{200b}",
+            "jos\u{e9}",
+            &"u".repeat(256),
+        ] {
+            assert_eq!(parsed(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -255,25 +298,26 @@ mod tests {
     }
 
     #[test]
-    fn user_ids_follow_the_same_rules() {
-        const BLANK: &str = "user_id must be 1 to 255 characters and not blank";
+    fn user_ids_are_taken_exactly_as_sent_or_refused() {
+        const LENGTH: &str = "user_id must be 1 to 255 characters";
+        const PRINTABLE: &str =
+            "user_id must be printable ASCII, without control characters or leading or trailing spaces";
         for (user, says) in [
-            (String::new(), BLANK),
-            ("   ".into(), BLANK),
-            ("u".repeat(256), BLANK),
-            ("u".repeat(10_000), BLANK),
-            ("bad\u{0}user".into(), "user_id must not contain control characters"),
+            (String::new(), LENGTH),
+            ("u".repeat(256), LENGTH),
+            ("u".repeat(10_000), LENGTH),
+            ("   ".into(), PRINTABLE),
+            (" teacher_1 ".into(), PRINTABLE),
+            ("root\n".into(), PRINTABLE),
+            ("bad\u{0}user".into(), PRINTABLE),
+            ("r\u{f6}\u{f6}t".into(), PRINTABLE),
+            ("root\u{a0}".into(), PRINTABLE),
         ] {
-            assert_eq!(
-                refusal(UserId::parse(&user)).as_deref(),
-                Some(says),
-                "{} chars",
-                user.chars().count()
-            );
+            assert_eq!(refusal(UserId::parse(&user)).as_deref(), Some(says), "{user:?}");
         }
         assert_eq!(
-            UserId::parse(" teacher_1 ").ok().map(|u| u.as_str().to_owned()),
-            Some("teacher_1".into())
+            UserId::parse("user with space").ok().map(|u| u.as_str().to_owned()),
+            Some("user with space".into())
         );
         assert!(UserId::parse(&"u".repeat(255)).is_ok());
     }

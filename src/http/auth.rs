@@ -1,5 +1,8 @@
 //! Who is calling: `X-User-ID` from a trusted gateway, or a JWT bearer token.
 //! What the caller may do is decided by the engine (`engine::access`).
+//!
+//! An identity is taken exactly as sent or refused, never normalized into
+//! another (`UserId::parse`).
 
 use std::collections::HashSet;
 
@@ -33,7 +36,12 @@ pub enum AuthConfigError {
     TwoKeys,
     #[error("cannot read the JWT public key file {path}: {reason}")]
     KeyFile { path: String, reason: String },
+    #[error("platform admin {0:?} can never authenticate: a user id {1}")]
+    PlatformAdmin(String, String),
 }
+
+/// Seconds of clock skew allowed when checking `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
 
 #[derive(Deserialize)]
 struct Claims {
@@ -62,23 +70,37 @@ impl Authenticator {
                     (Some(_), Some(_)) => return Err(AuthConfigError::TwoKeys),
                 };
                 let mut validation = Validation::new(algorithm);
-                validation.set_required_spec_claims(&["exp", "sub"]);
                 validation.validate_exp = true;
                 validation.validate_nbf = true;
-                validation.leeway = 30;
+                // Clock skew between the issuer and us (README, "Authentication").
+                validation.leeway = LEEWAY_SECS;
+                // jsonwebtoken checks `aud` and `iss` only when the token has
+                // them: configured, they must also be required.
+                let mut required = vec!["exp", "sub"];
                 match &settings.jwt_audience {
-                    Some(aud) => validation.set_audience(&[aud]),
+                    Some(aud) => {
+                        validation.set_audience(&[aud]);
+                        required.push("aud");
+                    }
                     None => validation.validate_aud = false,
                 }
                 if let Some(iss) = &settings.jwt_issuer {
                     validation.set_issuer(&[iss]);
+                    required.push("iss");
                 }
+                validation.set_required_spec_claims(&required);
                 Scheme::Jwt {
                     key,
                     validation: Box::new(validation),
                 }
             }
         };
+        for admin in &settings.platform_admins {
+            if let Err(e) = UserId::parse(admin) {
+                let rule = e.to_string().trim_start_matches("user_id ").to_owned();
+                return Err(AuthConfigError::PlatformAdmin(admin.clone(), rule));
+            }
+        }
         Ok(Authenticator {
             scheme,
             platform_admins: settings.platform_admins.iter().cloned().collect(),
@@ -98,11 +120,17 @@ impl Authenticator {
                     .ok_or(Error::InvalidCredentials)?;
                 // Why a token failed (signature, expiry, audience) is logged,
                 // never told to the caller.
-                let claims = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
+                let token = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
                     tracing::debug!(error = %e, "bearer token refused");
                     Error::InvalidCredentials
                 })?;
-                UserId::parse(&claims.claims.sub).map_err(|_| Error::InvalidCredentials)?
+                // RFC 7515 §4.1.11: a `crit` header names extensions the
+                // token is invalid without; we understand none.
+                if let Some(crit) = &token.header.crit {
+                    tracing::debug!(?crit, "bearer token refused: crit header");
+                    return Err(Error::InvalidCredentials);
+                }
+                UserId::parse(&token.claims.sub).map_err(|_| Error::InvalidCredentials)?
             }
         };
         let platform_admin = self.platform_admins.contains(user.as_str());

@@ -240,18 +240,16 @@ impl Parts {
 }
 
 /// The caller, identified by the configured scheme (X-User-ID or a bearer
-/// token). A header that is not visible ASCII, or a repeated identity, is
-/// no identity.
+/// token). A header that is not visible ASCII is no identity; nor is a
+/// repeated one: which copy a proxy meant is not ours to guess, so the
+/// request is refused as unidentified.
 fn identify(auth: &Authenticator, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let one = |name: &str| -> Result<Option<&str>, ApiError> {
         let mut values = headers.get_all(name).iter();
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(ApiError::Unauthenticated);
+        match (values.next(), values.next()) {
+            (Some(v), None) => v.to_str().map(Some).map_err(|_| ApiError::Unauthenticated),
+            _ => Ok(None),
         }
-        first
-            .map(|v| v.to_str().map_err(|_| ApiError::Unauthenticated))
-            .transpose()
     };
     auth.identify(one("x-user-id")?, one("authorization")?)
 }

@@ -7,21 +7,41 @@
 //!   still answered, `503 SERVICE_OVERLOADED` with `Retry-After`, and closed;
 //!   beyond those they are closed at once. Nothing queues in this process.
 //! - A request head must arrive within `header_timeout` (hyper's header read
-//!   timer). The timer also runs while a kept-alive connection sits idle, so
-//!   a slow-header client or an idle one gives its slot back.
-//! - A request head is at most `MAX_HEAD_BYTES` (hyper's read buffer cap);
-//!   bodies are capped by the routes (`max_body_bytes`).
+//!   timer). It starts when a connection is accepted and, on a kept-alive
+//!   one, only when the next request's first byte arrives: it never cuts a
+//!   connection that stays silent after an answer.
+//! - So a kept-alive connection with no request in flight is closed once it
+//!   has been silent for `idle_timeout` after its last answer (`idle_for`).
+//! - A request body must have arrived within `body_timeout` of its head
+//!   (`BodyWithin`); past it the route reading it gets an error (answered
+//!   400), and hyper closes the connection, the body being unread. So a
+//!   stalled body neither holds a slot nor delays a graceful stop for long.
+//! - A request with a chunked body is answered and its connection closed
+//!   (`guarded`). RFC 9112 §6.1 asks that of a request with both
+//!   `Transfer-Encoding` and `Content-Length` (a proxy in front may have
+//!   framed it by the length, and the rest of the body would be read here as
+//!   a next request); hyper drops a `Content-Length` that follows the
+//!   `Transfer-Encoding`, so every chunked request is treated so.
+//! - A request head (request line and headers) of more than `MAX_HEAD_BYTES`
+//!   is refused: hyper answers 431 and closes. Bodies are capped by the
+//!   routes (`max_body_bytes`).
 //!
 //! Graceful stop: stop accepting, ask every connection to finish the request
 //! it is on and close, and wait (at most `DRAIN_GRACE`) until all have.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
+use hyper::body::HttpBody;
 use hyper::server::conn::Http;
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
+use hyper::{header, Body, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::{Filter, Reply};
@@ -34,6 +54,10 @@ use crate::engine::Error;
 pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long a kept-alive connection may stay silent after an answer.
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive after its head.
+    pub body_timeout: Duration,
 }
 
 /// Connections past the cap that still get a 503 before being closed. Each
@@ -45,6 +69,14 @@ const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(1);
 /// default (~400 KiB per connection) times thousands of connections is
 /// memory an attacker could pin.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most one read hands hyper (`ReadChunks`). hyper compares its buffer
+/// with its limit only between reads, and one read could otherwise take in
+/// as much again as the limit: with `max_buf_size` at 64 KiB, heads of up to
+/// ~120 KiB got through. With reads this size and hyper's limit one chunk
+/// under `MAX_HEAD_BYTES`, every head over `MAX_HEAD_BYTES` is refused, every
+/// head of up to `MAX_HEAD_BYTES - READ_CHUNK` is served, and a head between
+/// the two is served when it arrives whole.
+const READ_CHUNK: usize = 8 * 1024;
 /// How long a graceful stop waits for in-flight requests.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (typically out of file descriptors), so a
@@ -70,7 +102,7 @@ where
         // and a write it had already made would go unanswered).
         .http1_half_close(true)
         .http1_header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_buf_size(MAX_HEAD_BYTES - READ_CHUNK + 1);
     let mut refuse = http.clone();
     refuse
         .http1_keep_alive(false)
@@ -98,7 +130,11 @@ where
         // Replies are small and written whole: do not let Nagle hold them.
         let _ = stream.set_nodelay(true);
         if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-            let conn = http.serve_connection(stream, service.clone());
+            let (idle_since, idle) = watch::channel(None);
+            let conn = http.serve_connection(
+                ReadChunks(stream),
+                guarded(service.clone(), idle_since, limits.body_timeout),
+            );
             let draining = draining.clone();
             tokio::spawn(async move {
                 // The connection (and the routes it holds, hence the engine
@@ -111,6 +147,12 @@ where
                         ended = conn.as_mut() => ended,
                         () = until_set(draining) => {
                             // Finish the request in flight (if any), then close.
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                        () = idle_for(idle, limits.idle_timeout) => {
+                            // Nothing in flight: hyper closes at once. (Had
+                            // a request just begun, it would be answered first.)
                             conn.as_mut().graceful_shutdown();
                             conn.await
                         }
@@ -144,6 +186,172 @@ where
 async fn answer_overloaded(stream: TcpStream, http: Arc<Http>, _slot: OwnedSemaphorePermit) {
     let reply = service_fn(|_| async { Ok::<_, Infallible>(super::error::reply(&ApiError::from(Error::Overloaded))) });
     let _ = http.serve_connection(stream, reply).await;
+}
+
+/// When a connection last went idle: `None` while a request is being
+/// answered, and before its first answer (the header timeout governs then).
+type IdleSince = watch::Sender<Option<Instant>>;
+
+/// `service`, marking the connection busy while each request is answered,
+/// with a deadline on each request's body, and closing the connection after
+/// a request with a `Transfer-Encoding`.
+fn guarded<S>(
+    mut service: S,
+    idle_since: IdleSince,
+    body_timeout: Duration,
+) -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    let idle_since = Arc::new(idle_since);
+    service_fn(move |req: Request<Body>| {
+        let busy = Busy::start(Arc::clone(&idle_since));
+        let last = req.headers().contains_key(header::TRANSFER_ENCODING);
+        let answer = service.call(BodyWithin::deadline(req, body_timeout));
+        async move {
+            let mut answered = answer.await;
+            drop(busy);
+            if last {
+                if let Ok(response) = &mut answered {
+                    // hyper closes the connection once this answer is written.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                }
+            }
+            answered
+        }
+    })
+}
+
+/// A request being answered. Dropped (answered, or abandoned because the
+/// connection failed) it marks the connection idle from that instant.
+struct Busy(Arc<IdleSince>);
+
+impl Busy {
+    fn start(idle_since: Arc<IdleSince>) -> Busy {
+        idle_since.send_replace(None);
+        Busy(idle_since)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_replace(Some(Instant::now()));
+    }
+}
+
+/// Resolves once the connection has been idle for `limit` since its last
+/// answer; never while a request is being answered.
+async fn idle_for(mut idle_since: watch::Receiver<Option<Instant>>, limit: Duration) {
+    loop {
+        let since = *idle_since.borrow_and_update();
+        let changed = match since {
+            None => idle_since.changed().await,
+            Some(at) => tokio::select! {
+                // A request that began as the deadline passed wins: it is answered.
+                biased;
+                changed = idle_since.changed() => changed,
+                () = tokio::time::sleep_until((at + limit).into()) => return,
+            },
+        };
+        if changed.is_err() {
+            // The connection is gone; its task ends with it.
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// A request body that must have arrived by a deadline. Past it, the route
+/// reading it gets an error instead of waiting on: warp reports it as an
+/// unreadable body (400), and hyper, the body unread, closes the connection.
+struct BodyWithin {
+    body: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} ms", .0.as_millis())]
+struct BodyTimeout(Duration);
+
+impl BodyWithin {
+    /// `req` with its body bounded by `limit` from now (no body: unchanged).
+    fn deadline(req: Request<Body>, limit: Duration) -> Request<Body> {
+        if req.body().is_end_stream() {
+            return req;
+        }
+        req.map(|body| {
+            Body::wrap_stream(BodyWithin {
+                body,
+                deadline: Box::pin(tokio::time::sleep(limit)),
+                limit,
+            })
+        })
+    }
+}
+
+impl futures_util::Stream for BodyWithin {
+    type Item = Result<hyper::body::Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Poll::Ready(chunk) = Pin::new(&mut this.body).poll_data(cx) {
+            return Poll::Ready(chunk.map(|c| c.map_err(Into::into)));
+        }
+        ready!(this.deadline.as_mut().poll(cx));
+        Poll::Ready(Some(Err(BodyTimeout(this.limit).into())))
+    }
+}
+
+/// A client's socket that hands hyper at most `READ_CHUNK` bytes per read
+/// (so that hyper's head limit is exact to within one read).
+struct ReadChunks(TcpStream);
+
+impl AsyncRead for ReadChunks {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let stream = Pin::new(&mut self.get_mut().0);
+        if buf.remaining() <= READ_CHUNK {
+            return stream.poll_read(cx, buf);
+        }
+        let mut part = ReadBuf::new(buf.initialize_unfilled_to(READ_CHUNK));
+        ready!(stream.poll_read(cx, &mut part))?;
+        let read = part.filled().len();
+        buf.advance(read);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ReadChunks {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
 
 /// Resolves once the flag is set (or its sender is gone: the server is stopping).

@@ -613,9 +613,9 @@ async fn inactive_tenants_read_but_refuse_writes() {
 
 // ---- JWT ------------------------------------------------------------------
 
-const SECRET: &str = "test-secret-of-reasonable-length-0123456789";
+pub(super) const SECRET: &str = "test-secret-of-reasonable-length-0123456789";
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -648,7 +648,7 @@ fn unsigned(claims: &Value) -> String {
     )
 }
 
-async fn with_token(app: &TestApp, token: Option<&str>, user_header: Option<&str>) -> Response {
+pub(super) async fn with_token(app: &TestApp, token: Option<&str>, user_header: Option<&str>) -> Response {
     let mut req = app.client.get(app.url("/api/v1/me"));
     if let Some(t) = token {
         req = req.bearer_auth(t);

@@ -25,7 +25,7 @@ fn post_request(path: &str, body: &Value) -> String {
     )
 }
 
-const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+pub(super) const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
 
 #[tokio::test]
 async fn a_full_mailbox_answers_503_with_retry_after_and_nothing_is_lost() {

@@ -204,3 +204,53 @@ async fn an_unreadable_data_dir_is_refused_with_one_line() {
     std::fs::set_permissions(&db_file, std::fs::Permissions::from_mode(0o644)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(dump(&data), before, "the store changed");
 }
+
+/// `[audit] retention_days = 0` would export and purge the whole trail at
+/// start: the start is refused with one line naming the setting, and the
+/// store is left as it was.
+#[tokio::test]
+async fn a_retention_under_one_day_is_refused_and_nothing_is_purged() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    populated(&data).await;
+    let before = dump(&data);
+    let config = dir.path().join("retention.toml");
+    std::fs::write(&config, "[audit]\nretention_days = 0\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the service started with retention_days = 0");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(!status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "not one line: {stderr}");
+    assert!(lines[0].starts_with("tenant-service: "), "{stderr}");
+    assert!(
+        lines[0].contains("retention_days") && lines[0].contains("at least 1 day"),
+        "{stderr}"
+    );
+    eprintln!("retention_days = 0: {}", lines[0]);
+    assert_eq!(dump(&data), before, "the refused start changed the store");
+    assert!(!data.join("audit-exports").exists(), "an export was written");
+}
