@@ -146,7 +146,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let routes = http::routes(http::Ctx {
+        let router = http::Router::new(http::Ctx {
             engine: Arc::clone(&self.engine),
             auth: Arc::clone(&self.auth),
             body_limit: self.settings.max_body_bytes,
@@ -188,7 +188,7 @@ impl App {
                 .unwrap_or_else(|| self.settings.data_dir.join("audit-exports"));
             tokio::spawn(retention_loop(engine, days, dir))
         });
-        http::server::serve(listener, routes, limits, stop).await;
+        http::server::serve(listener, router, limits, stop).await;
         if let Some(task) = retention {
             task.abort();
         }

@@ -15,16 +15,13 @@ mod seats;
 pub mod server;
 mod tenants;
 
-use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use warp::http::{HeaderMap, Method};
-use warp::path::FullPath;
+use warp::http::Method;
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
 
-use crate::engine::{Engine, Error};
+use crate::engine::Engine;
 use auth::Authenticator;
 use error::ApiError;
 pub use route::parse_json;
@@ -63,27 +60,25 @@ pub fn route_labels() -> Vec<&'static str> {
     TABLE.routes().iter().map(|r| r.path).collect()
 }
 
-/// Every route of the service, as one filter that never rejects.
-pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let ctx = Arc::new(ctx);
-    let query = warp::query::raw().or_else(|_| async { Ok::<_, Infallible>((String::new(),)) });
-    warp::method()
-        .and(warp::path::full())
-        .and(query)
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .then(
-            move |method: Method, path: FullPath, query: String, headers: HeaderMap, body| {
-                let ctx = Arc::clone(&ctx);
-                let parts = Parts::new(query, headers, body);
-                async move { dispatch(&ctx, method, path.as_str(), parts).await }
-            },
-        )
-        // Only taking a body twice would reject, and nothing does.
-        .recover(|rejection: Rejection| async move {
-            let unexpected = Error::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"));
-            Ok::<_, Infallible>(error::reply(&unexpected.into()))
-        })
+/// Every route of the service, as the one handler the accept loop calls
+/// for each request (straight under hyper: no filter chain to walk).
+#[derive(Clone)]
+pub struct Router(Arc<Ctx>);
+
+impl Router {
+    pub fn new(ctx: Ctx) -> Router {
+        Router(Arc::new(ctx))
+    }
+
+    pub async fn handle(&self, request: hyper::Request<hyper::Body>) -> Response {
+        let (head, body) = request.into_parts();
+        let parts = Parts {
+            query: head.uri.query().map(str::to_owned),
+            headers: head.headers,
+            body,
+        };
+        dispatch(&self.0, head.method, head.uri.path(), parts).await
+    }
 }
 
 /// Finds the route, runs it, waits until its answer is durable, and logs

@@ -1,8 +1,9 @@
 //! Each route declared once: `Route::post("/api/v1/seats/allocate", allocate)`
 //! gives its method and path template, whether it needs a caller, and its
-//! handler. The same table dispatches requests (one warp filter for all of
-//! them), names each request's metrics label (the template, never the raw
-//! path), and lists the routes the metrics pre-register.
+//! handler. The same table dispatches requests (one service for all of
+//! them, straight under hyper), names each request's metrics label (the
+//! template, never the raw path), and lists the routes the metrics
+//! pre-register.
 //!
 //! What every handler gets is a `Request`: the caller (identified before the
 //! handler runs), the path parameters, the query and the body, read on
@@ -14,13 +15,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::{Stream, StreamExt};
+use hyper::body::HttpBody;
+use hyper::Body;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use warp::http::{HeaderMap, Method, StatusCode};
-use warp::hyper::body::Bytes;
 use warp::reply::Response;
-use warp::{Buf, Reply};
+use warp::Reply;
 
 use super::auth::Authenticator;
 use super::error::ApiError;
@@ -31,8 +32,6 @@ use crate::engine::{Durable, Engine};
 pub type Answer = Result<Durable<Response>, ApiError>;
 
 type Handler = Box<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Answer> + Send>> + Send + Sync>;
-
-type Body = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
 pub struct Route {
     pub method: Method,
@@ -125,10 +124,10 @@ impl Route {
             })
     }
 
-    fn params(&self, path: &[&str]) -> Vec<String> {
+    fn params(&self, path: &str) -> Vec<String> {
         self.segments
             .iter()
-            .zip(path)
+            .zip(split(path))
             .filter(|(seg, _)| **seg == Segment::Param)
             .map(|(_, part)| (*part).to_owned())
             .collect()
@@ -203,10 +202,9 @@ impl Table {
         } else {
             Some(identify(&ctx.auth, &parts.headers)?)
         };
-        let path: Vec<&str> = split(path).collect();
         let request = Request {
             caller,
-            params: route.params(&path),
+            params: route.params(path),
             query: parts.query,
             headers: parts.headers,
             body: Some(parts.body),
@@ -217,26 +215,11 @@ impl Table {
     }
 }
 
-/// The raw request past its method and path, as the dispatcher extracted it.
+/// The raw request past its method and path.
 pub struct Parts {
-    pub query: String,
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Body,
-}
-
-impl Parts {
-    pub fn new<S, B>(query: String, headers: HeaderMap, body: S) -> Parts
-    where
-        S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
-        B: Buf,
-    {
-        let body = body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())));
-        Parts {
-            query,
-            headers,
-            body: Box::pin(body),
-        }
-    }
 }
 
 /// The caller, identified by the configured scheme (X-User-ID or a bearer
@@ -258,7 +241,7 @@ fn identify(auth: &Authenticator, headers: &HeaderMap) -> Result<Caller, ApiErro
 pub struct Request {
     caller: Option<Caller>,
     params: Vec<String>,
-    query: String,
+    query: Option<String>,
     headers: HeaderMap,
     body: Option<Body>,
     body_limit: u64,
@@ -291,7 +274,7 @@ impl Request {
 
     /// The query string as key → value (the last value wins for repeated keys).
     pub fn query(&self) -> Result<HashMap<String, String>, ApiError> {
-        serde_urlencoded::from_str(&self.query)
+        serde_urlencoded::from_str(self.query.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::invalid(format!("query string is not valid: {e}")))
     }
 
@@ -329,14 +312,28 @@ impl Request {
 
 async fn read_capped(mut body: Body, limit: u64) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::MalformedJson(format!("request body could not be read: {e}")))?;
+    while let Some(chunk) = body.data().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::MalformedJson(format!("request body could not be read: {}", chain(&e))))?;
         if (out.len() + chunk.len()) as u64 > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// An error and its causes, one sentence (hyper's own says only "error
+/// reading a body from connection").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }
 
 /// Parses a request body that must be one JSON object and nothing else.
@@ -434,7 +431,9 @@ mod tests {
     fn params_are_the_raw_segments() {
         let t = table();
         let route = &t.routes()[6];
-        let path: Vec<&str> = split("/api/v1/users/some%20one/tenants").collect();
-        assert_eq!(route.params(&path), vec!["some%20one".to_owned()]);
+        assert_eq!(
+            route.params("/api/v1/users/some%20one/tenants"),
+            vec!["some%20one".to_owned()]
+        );
     }
 }

@@ -44,7 +44,6 @@ use hyper::{header, Body, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use warp::{Filter, Reply};
 
 use super::error::ApiError;
 use crate::engine::Error;
@@ -83,13 +82,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// full descriptor table does not turn the loop into a busy spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `routes` on `listener` until `stop` resolves, then drains.
-pub async fn serve<F>(listener: TcpListener, routes: F, limits: Limits, stop: impl Future<Output = ()>)
-where
-    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
-    F::Extract: Reply,
-    F::Future: Send,
-{
+/// Serves `router` on `listener` until `stop` resolves, then drains.
+pub async fn serve(listener: TcpListener, router: super::Router, limits: Limits, stop: impl Future<Output = ()>) {
     let max = limits
         .max_connections
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
@@ -109,7 +103,10 @@ where
         .http1_header_read_timeout(limits.header_timeout.min(OVERFLOW_TIMEOUT));
     let (http, refuse) = (Arc::new(http), Arc::new(refuse));
     let (draining_tx, draining) = watch::channel(false);
-    let service = warp::service(routes);
+    let service = service_fn(move |req| {
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.handle(req).await) }
+    });
 
     tokio::pin!(stop);
     loop {
@@ -269,7 +266,7 @@ async fn idle_for(mut idle_since: watch::Receiver<Option<Instant>>, limit: Durat
 }
 
 /// A request body that must have arrived by a deadline. Past it, the route
-/// reading it gets an error instead of waiting on: warp reports it as an
+/// reading it gets an error instead of waiting on: the route reports it as an
 /// unreadable body (400), and hyper, the body unread, closes the connection.
 struct BodyWithin {
     body: Body,
