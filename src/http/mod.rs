@@ -7,6 +7,7 @@ mod audit;
 pub mod auth;
 pub mod error;
 mod health;
+mod listings;
 mod metrics;
 mod roles;
 mod route;
@@ -39,10 +40,12 @@ pub struct Ctx {
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
 /// allocations and summary polls are most of the traffic on the first
-/// morning of term.
+/// morning of term. The listings go before them all the same: their literal
+/// `/api/v1/seats/export` must be tried before `/api/v1/seats/{id}`.
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table::new(
         [
+            listings::routes(),
             seats::routes(),
             health::routes(),
             metrics::routes(),
