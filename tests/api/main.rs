@@ -14,6 +14,7 @@ mod format;
 mod hardening;
 mod helpers;
 mod hostile;
+mod listings;
 mod load;
 mod metrics;
 mod overload;
