@@ -6,7 +6,7 @@
 
 use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState};
 
-use super::{at, state_index, view, Position, SeatPool};
+use super::{state_index, view, SeatPool};
 
 /// Which seats a page holds (every seat when nothing is set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +40,9 @@ impl SeatPool {
             };
         }
         let from = self.position_after(after);
+        // The first block with a seat at or after `from`; a position past
+        // the current block moves it on by binary search over the rest.
+        let mut block = self.block_from(0, from);
         let mut seats = Vec::with_capacity(limit.min(self.counts.total() as usize));
         match filter.state {
             Some(state) => {
@@ -49,22 +52,28 @@ impl SeatPool {
                     if seats.len() == limit {
                         return SeatRun { seats, more: true };
                     }
-                    let Some(seat) = self.seat_at(p) else { break };
-                    seats.push(seat);
+                    block = self.block_from(block, p);
+                    let Some(b) = self.blocks.get(block) else { break };
+                    let index = (p - b.base) as usize;
+                    let Some(slot) = b.slots.get(index) else { break };
+                    seats.push(view(
+                        self.tenant,
+                        b.record.first_seat.offset(index as u64),
+                        &b.record,
+                        slot,
+                    ));
                     next = p + 1;
                 }
             }
             None => {
-                // The first block with a seat at or after `from`.
-                let first = self.blocks.partition_point(|b| b.base + b.slots.len() as u64 <= from);
-                for block in &self.blocks[first..] {
-                    let skip = from.saturating_sub(block.base) as usize;
-                    for (i, slot) in block.slots.iter().enumerate().skip(skip) {
+                for b in self.blocks.get(block..).unwrap_or_default() {
+                    let skip = from.saturating_sub(b.base) as usize;
+                    for (i, slot) in b.slots.iter().enumerate().skip(skip) {
                         if seats.len() == limit {
                             return SeatRun { seats, more: true };
                         }
-                        let id = block.record.first_seat.offset(i as u64);
-                        seats.push(view(self.tenant, id, &block.record, slot));
+                        let id = b.record.first_seat.offset(i as u64);
+                        seats.push(view(self.tenant, id, &b.record, slot));
                     }
                 }
             }
@@ -88,16 +97,14 @@ impl SeatPool {
         block.base + past.min(block.slots.len() as u64)
     }
 
-    /// The seat at a position, as the contract shows it.
-    fn seat_at(&self, position: u64) -> Option<Seat> {
-        let (block, index) = at(&self.blocks, Position::try_from(position).ok()?)?;
-        let b = &self.blocks[block];
-        Some(view(
-            self.tenant,
-            b.record.first_seat.offset(index as u64),
-            &b.record,
-            &b.slots[index],
-        ))
+    /// The first block, from `start` on, that holds a seat at or after
+    /// `position` (`blocks.len()` if none does).
+    fn block_from(&self, start: usize, position: u64) -> usize {
+        let rest = self.blocks.get(start..).unwrap_or_default();
+        match rest.first() {
+            Some(b) if position < b.base + b.slots.len() as u64 => start,
+            _ => start + rest.partition_point(|b| b.base + b.slots.len() as u64 <= position),
+        }
     }
 }
 
