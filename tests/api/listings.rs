@@ -495,6 +495,20 @@ async fn bad_listing_queries_are_422_and_unknown_tenants_404() {
     assert_eq!(seat.status, 200);
     let wrong = app.post("/api/v1/seats/export?tenantId=1", json!({})).await;
     assert_eq!(wrong.status, 405);
+    // Every listing needs an identity.
+    for path in [
+        format!("/api/v1/seats?tenantId={a}"),
+        format!("/api/v1/seats/export?tenantId={a}"),
+        "/api/v1/learners/l-1/seats".to_owned(),
+        "/api/v1/districts".to_owned(),
+    ] {
+        let r = app.send(app.client.get(app.url(&path))).await;
+        assert_eq!(
+            (r.status, r.body["error_code"].clone()),
+            (401, json!("UNAUTHORIZED")),
+            "{path}"
+        );
+    }
     let unknown_learner = app.get("/api/v1/learners/nobody-holds-this/seats").await;
     assert_eq!((unknown_learner.status, unknown_learner.body), (200, json!([])));
 }
