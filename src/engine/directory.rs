@@ -160,13 +160,15 @@ impl Directory {
     /// Enters a tenant (and lists a school under its district).
     pub fn register(&self, entry: TenantEntry) {
         let (id, parent) = (entry.tenant.id, entry.tenant.parent_id);
-        if entry.tenant.kind == TenantKind::District {
+        let district = entry.tenant.kind == TenantKind::District;
+        self.tenants.insert(id, entry);
+        // After the entry: a district listing never meets an id it cannot show.
+        if district {
             self.districts
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(id);
         }
-        self.tenants.insert(id, entry);
         if let Some(mut district) = parent.and_then(|p| self.tenants.get_mut(&p)) {
             district.children.push(id);
         }
