@@ -20,7 +20,7 @@ use crate::store::{ChainHead, IdSpace, SeatWrite, Seq, Store};
 
 use super::durable::Durable;
 use super::error::{Error, Missing};
-use super::pool::{SeatChange, SeatPool};
+use super::pool::{SeatChange, SeatFilter, SeatPool, SeatRun};
 use super::published::PublishedCounts;
 use super::router::SeatRouter;
 use super::stats::{day_of, MinuteCounts, MinuteStats};
@@ -340,6 +340,7 @@ message!(SetThreshold { threshold: Threshold } -> Threshold);
 message!(GetThreshold {} -> Option<Percent>);
 message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
+message!(ListSeats { after: Option<SeatId>, filter: SeatFilter, limit: usize } -> SeatRun);
 
 impl Handler<Purchase> for TenantActor {
     type Result = Durable<Vec<Seat>>;
@@ -565,5 +566,12 @@ impl Handler<Today> for TenantActor {
     type Result = Durable<(Option<i64>, Counts)>;
     fn handle(&mut self, _: Today, _: &mut Context<Self>) -> Self::Result {
         self.reply(Ok((self.day, self.pool.counts())))
+    }
+}
+
+impl Handler<ListSeats> for TenantActor {
+    type Result = Durable<SeatRun>;
+    fn handle(&mut self, msg: ListSeats, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(self.pool.page(msg.after, &msg.filter, msg.limit)))
     }
 }

@@ -4,7 +4,7 @@
 //! for that sequence before answering (at once when it is already durable),
 //! so a tenant or role is never shown before it is on disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use dashmap::DashMap;
@@ -59,6 +59,21 @@ impl Roles {
     /// Every role in a tenant, active or not, and the latest write among them.
     pub fn of_tenant(&self, tenant: TenantId) -> (Vec<Role>, Seq) {
         self.collect(self.by_tenant.get(&tenant).into_iter().flatten(), |_| true)
+    }
+
+    /// A page of a tenant's roles (active or not) in id order: the first
+    /// `limit` with ids above `after`, whether more follow, and the latest
+    /// write among them and the next one (which the "more" reveals).
+    pub fn page_of_tenant(&self, tenant: TenantId, after: Option<RoleId>, limit: usize) -> (Vec<Role>, bool, Seq) {
+        let ids = self.by_tenant.get(&tenant).map_or(&[][..], Vec::as_slice);
+        // Ids are pushed in id order: grants take their id under the write
+        // lock, and a start inserts the stored roles in key (id) order.
+        let from = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
+        let rest = &ids[from..];
+        let more = rest.len() > limit;
+        let (roles, seq) = self.collect(rest.iter().take(limit), |_| true);
+        let next = rest.get(limit).and_then(|id| self.by_id.get(id)).map_or(0, |(_, s)| *s);
+        (roles, more, seq.max(next))
     }
 
     /// A user's active roles, and the latest write among them.
@@ -133,6 +148,9 @@ impl Roles {
 pub struct Directory {
     /// Sharded map: lookups from many request tasks do not contend.
     tenants: DashMap<TenantId, TenantEntry>,
+    /// Every district's id, in order: the district listing's pages. A std
+    /// lock, held for an insert or one page's range, never across an await.
+    districts: RwLock<BTreeSet<TenantId>>,
     /// Written rarely (role grants), read on every role listing. A std lock:
     /// never held across an await.
     roles: RwLock<Roles>,
@@ -142,7 +160,15 @@ impl Directory {
     /// Enters a tenant (and lists a school under its district).
     pub fn register(&self, entry: TenantEntry) {
         let (id, parent) = (entry.tenant.id, entry.tenant.parent_id);
+        let district = entry.tenant.kind == TenantKind::District;
         self.tenants.insert(id, entry);
+        // After the entry: a district listing never meets an id it cannot show.
+        if district {
+            self.districts
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id);
+        }
         if let Some(mut district) = parent.and_then(|p| self.tenants.get_mut(&p)) {
             district.children.push(id);
         }
@@ -202,6 +228,22 @@ impl Directory {
             }
             (entry.tenant.clone(), entry.seq)
         }))
+    }
+
+    /// The first `n` district ids above `after`, in order.
+    pub fn districts_after(&self, after: Option<TenantId>, n: usize) -> Vec<TenantId> {
+        let districts = self.districts.read().unwrap_or_else(PoisonError::into_inner);
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        districts
+            .range((from, std::ops::Bound::Unbounded))
+            .take(n)
+            .copied()
+            .collect()
+    }
+
+    /// Every tenant's id (in no particular order).
+    pub fn tenant_ids(&self) -> Vec<TenantId> {
+        self.tenants.iter().map(|e| *e.key()).collect()
     }
 
     /// Every tenant's actor.

@@ -1,7 +1,7 @@
 //! The engine: the API the HTTP layer calls, in domain types only, split by
-//! feature (`tenants`, `seats`, `roles`, `audit`, `analytics`), each with
-//! the views it answers with, plus `recovery` (start-up and the history
-//! pass).
+//! feature (`tenants`, `seats`, `roles`, `audit`, `analytics`, `listings`),
+//! each with the views it answers with, plus `recovery` (start-up and the
+//! history pass).
 //!
 //! Seat operations go to the owning tenant's actor (`actor`, around the
 //! pure `pool`); tenant metadata and roles are served from the `Directory`.
@@ -18,6 +18,7 @@ mod directory;
 mod durable;
 mod error;
 mod learners;
+mod listings;
 mod mailbox;
 pub mod pool;
 mod published;
@@ -43,8 +44,9 @@ pub use bulk::{BulkReport, BulkRow, Input, RowResult, Targets, MAX_ROWS};
 use directory::{Directory, TenantEntry};
 pub use durable::Durable;
 pub use error::{Error, Missing, StartError};
+pub use listings::{Listing, Page, Paging};
 use mailbox::Mailbox;
-pub use pool::{SeatPool, MAX_SEATS};
+pub use pool::{SeatFilter, SeatPool, MAX_SEATS};
 use published::PublishedCounts;
 use recovery::PastStats;
 pub use recovery::{Options, RecoveryReport};

@@ -116,14 +116,20 @@ impl Engine {
 
     /// Every role in a tenant, active or not.
     pub async fn tenant_roles(&self, caller: &Caller, tenant: TenantId) -> Result<Durable<Vec<Role>>, Error> {
+        self.may_list_roles(caller, tenant).await?;
+        let (roles, seq) = self.directory.roles_read().of_tenant(tenant);
+        Ok(Durable::after(seq, Ok(roles)))
+    }
+
+    /// Whether the caller may list a tenant's roles (whole or in pages).
+    pub(super) async fn may_list_roles(&self, caller: &Caller, tenant: TenantId) -> Result<(), Error> {
         // The old service listed an unknown tenant as empty; keep that where
         // no one is being kept out.
         let open = !self.access.enforce || caller.platform_admin;
         if !open || self.directory.contains(tenant) {
             self.check(caller, Action::Read, tenant, Missing::Tenant).await?;
         }
-        let (roles, seq) = self.directory.roles_read().of_tenant(tenant);
-        Ok(Durable::after(seq, Ok(roles)))
+        Ok(())
     }
 
     /// A tenant's role grants and deactivations, oldest first (admins in scope).

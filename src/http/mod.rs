@@ -8,6 +8,7 @@ pub mod auth;
 mod bulk;
 pub mod error;
 mod health;
+mod listings;
 mod metrics;
 mod roles;
 mod route;
@@ -37,10 +38,12 @@ pub struct Ctx {
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
 /// allocations and summary polls are most of the traffic on the first
-/// morning of term.
+/// morning of term. The listings go before them all the same: their literal
+/// `/api/v1/seats/export` must be tried before `/api/v1/seats/{id}`.
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table::new(
         [
+            listings::routes(),
             seats::routes(),
             bulk::routes(),
             health::routes(),

@@ -2,8 +2,10 @@
 
 use serde::Deserialize;
 
+use super::listings::optional_paging;
 use super::route::{created, ok, Answer, Request, Route};
 use crate::domain::{Id, RoleId, RoleKind, TenantId, UserId};
+use crate::engine::Listing;
 
 #[derive(Deserialize)]
 struct AssignBody {
@@ -35,14 +37,27 @@ async fn assign(mut req: Request) -> Answer {
         .map(created))
 }
 
+/// Without `limit` and `cursor`: the whole list as a JSON array, as it has
+/// always been; with either, a page (`{"items", "next_cursor"}`).
 async fn list(req: Request) -> Answer {
-    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
-    Ok(req.engine.tenant_roles(req.caller()?, tenant).await?.map(ok))
+    let query = req.query()?;
+    let tenant = Request::query_id::<TenantId>(&query, "tenantId")?;
+    let caller = req.caller()?;
+    Ok(match optional_paging(&query, Listing::Roles)? {
+        None => req.engine.tenant_roles(caller, tenant).await?.map(ok),
+        Some(paging) => req.engine.tenant_roles_page(caller, tenant, paging).await?.map(ok),
+    })
 }
 
+/// Paged as `list` is.
 async fn events(req: Request) -> Answer {
-    let tenant = Request::query_id::<TenantId>(&req.query()?, "tenantId")?;
-    Ok(req.engine.role_events(req.caller()?, tenant).await?.map(ok))
+    let query = req.query()?;
+    let tenant = Request::query_id::<TenantId>(&query, "tenantId")?;
+    let caller = req.caller()?;
+    Ok(match optional_paging(&query, Listing::RoleEvents)? {
+        None => req.engine.role_events(caller, tenant).await?.map(ok),
+        Some(paging) => req.engine.role_events_page(caller, tenant, paging).await?.map(ok),
+    })
 }
 
 async fn deactivate(req: Request) -> Answer {

@@ -10,6 +10,7 @@ mod disk;
 mod error;
 mod export;
 mod marks;
+mod pages;
 pub mod records;
 mod retain;
 mod startup;

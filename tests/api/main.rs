@@ -17,6 +17,7 @@ mod hardening;
 mod helpers;
 mod hostile;
 mod identity;
+mod listings;
 mod load;
 mod metrics;
 mod overload;

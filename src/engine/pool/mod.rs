@@ -13,8 +13,10 @@ use super::error::{Error, Missing};
 
 use super::learners::{LearnerIndex, Position};
 use bits::Bits;
+pub use page::{SeatFilter, SeatRun};
 
 mod bits;
+mod page;
 
 /// The most seats one pool holds: the learner index names a seat by its
 /// `Position`, 4 bytes (all of US K-12 is about 50 million learners).

@@ -14,7 +14,7 @@ async fn unknown_routes_are_404_with_error_body() {
         "/api",
         "/api/v1",
         "/api/v2/health",
-        "/api/v1/districts",
+        "/api/v1/schools",
         "/api/v1/district/1/schools/2",
         "/api/v1/tenants/1",
         "/api/v1/seats/1/audit/2",
