@@ -17,6 +17,16 @@ async fn school_with_seats(app: &TestApp, seats: u64) -> (u64, Vec<u64>) {
     (s, app.purchase(s, seats).await)
 }
 
+/// The `result` of each row of a bulk answer, in order.
+fn row_results(body: &Value) -> Vec<&str> {
+    body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row["result"].as_str())
+        .collect()
+}
+
 async fn assign(app: &TestApp, tenant: u64, learner: &str) -> Response {
     app.post(
         "/api/v1/seats/assign",
@@ -266,12 +276,7 @@ async fn bulk_reclaim_by_seats_or_learners_frees_what_is_held() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let results: Vec<&str> = r.body["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|row| row["result"].as_str())
-        .collect();
+    let results = row_results(&r.body);
     assert_eq!(
         results,
         [
@@ -300,12 +305,7 @@ async fn bulk_reclaim_by_seats_or_learners_frees_what_is_held() {
             json!({"tenant_id": s, "learner_ids": ["l1", "l2", "nobody"]}),
         )
         .await;
-    let results: Vec<&str> = r.body["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|row| row["result"].as_str())
-        .collect();
+    let results = row_results(&r.body);
     assert_eq!(results, ["reclaimed", "reclaimed", "not_found"]);
     assert_eq!(app.audit(seats[1]).await[2]["reason"], "Seat reclaimed");
     let summary = app.summary(s).await;

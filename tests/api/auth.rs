@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 
 use super::helpers::*;
 
-const ROOT: &str = "root";
+pub(super) const ROOT: &str = "root";
 
-async fn enforced() -> TestApp {
+/// Roles enforced, `root` the platform admin.
+pub(super) async fn enforced() -> TestApp {
     TestApp::spawn_with(|s| {
         s.auth.enforce_roles = true;
         s.auth.platform_admins = vec![ROOT.into()];

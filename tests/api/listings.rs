@@ -10,15 +10,7 @@ use serde_json::{json, Value};
 
 use super::helpers::*;
 
-const ROOT: &str = "root";
-
-async fn enforced() -> TestApp {
-    TestApp::spawn_with(|s| {
-        s.auth.enforce_roles = true;
-        s.auth.platform_admins = vec![ROOT.into()];
-    })
-    .await
-}
+use super::auth::{enforced, ROOT};
 
 async fn get_as(app: &TestApp, user: &str, path: &str) -> Response {
     app.send(app.client.get(app.url(path)).header("X-User-ID", user)).await
