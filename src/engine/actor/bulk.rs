@@ -1,0 +1,189 @@
+//! Bulk seat changes in one tenant's actor: every input planned against the
+//! pool as it is, then all the changes written as one change of the store
+//! (`Store::put_seat_changes`) and applied together.
+
+use actix::{Context, Handler};
+
+use crate::domain::{chain, Audit, AuditId, LearnerId, Seat, SeatId, Timestamp, Transition, UserId};
+use crate::store::{IdSpace, SeatWrite};
+
+use super::super::error::{Error, Missing};
+use super::super::pool::SeatChange;
+use super::super::stats::day_of;
+use super::{AssignMany, Durable, ReclaimMany, TenantActor};
+
+impl TenantActor {
+    /// Writes many checked changes (all dated `at`) as one change of the
+    /// store, one audit entry each, then applies them; their seats, in order.
+    fn commit_many(
+        &mut self,
+        kind: Transition,
+        changes: Vec<SeatChange>,
+        by: &UserId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Vec<Seat>, Error> {
+        let Some(last) = changes.len().checked_sub(1) else {
+            return Ok(Vec::new());
+        };
+        let first_audit: AuditId = self.id(IdSpace::Audit, changes.len() as u64)?;
+        self.roll_day(at)?;
+        let before = self.pool.counts();
+        let mut after = before;
+        let mut head = self.head;
+        let mut written = Vec::with_capacity(changes.len());
+        for (i, change) in changes.iter().enumerate() {
+            let audit = Audit {
+                id: first_audit.offset(i as u64),
+                seat_id: change.seat,
+                previous_state: Some(change.before.state()),
+                new_state: change.after.state(),
+                previous_learner_id: change.before.learner.clone(),
+                new_learner_id: change.after.learner.clone(),
+                changed_by: by.clone(),
+                reason: reason.to_owned(),
+                created_at: at,
+            };
+            head = chain(&head, self.tenant, &audit);
+            after = after.moved(change.before.state(), change.after.state());
+            written.push((self.pool.record(&change.after), audit, head));
+        }
+        // One crossing at most: a bulk change moves utilization one way.
+        let alert = self.alert(before, after, first_audit.offset(last as u64), at);
+        let writes: Vec<SeatWrite<'_>> = changes
+            .iter()
+            .zip(&written)
+            .enumerate()
+            .map(|(i, (change, (record, audit, hash)))| SeatWrite {
+                seat: change.seat,
+                record,
+                audit,
+                hash: *hash,
+                alert: alert.as_ref().filter(|_| i == last),
+            })
+            .collect();
+        self.last_write = self.store.put_seat_changes(self.tenant, &writes)?;
+        self.head = head;
+        self.raised(alert);
+        self.day = Some(day_of(at));
+        self.stats.record(kind, at, changes.len() as u64);
+        let mut seats = Vec::with_capacity(changes.len());
+        for change in changes {
+            self.metrics.moved(kind, change.before.state(), change.after.state());
+            seats.extend(self.pool.view_after(&change));
+            self.pool.apply(change);
+        }
+        self.publish();
+        Ok(seats)
+    }
+}
+
+/// What a bulk change did with one input.
+#[derive(Debug)]
+pub enum RowOutcome {
+    /// The seat, changed by this request.
+    Changed(Seat),
+    /// Nothing to do: the seat as it already is (the learner's seat).
+    Unchanged(Seat),
+    /// The same seat as an earlier input of the request.
+    Duplicate,
+    Refused(Error),
+}
+
+/// A seat to reclaim: by id, or the one a learner holds.
+pub enum Target {
+    Seat(SeatId),
+    Learner(LearnerId),
+}
+
+/// Plans every change against the pool as it is (the learners are distinct,
+/// each taking the next free seat), then writes them as one change: all of
+/// them or, if the store refuses, none.
+impl Handler<AssignMany> for TenantActor {
+    type Result = Durable<Vec<RowOutcome>>;
+    fn handle(&mut self, msg: AssignMany, _: &mut Context<Self>) -> Self::Result {
+        let at = self.now();
+        let mut rows = Vec::with_capacity(msg.learners.len());
+        let mut changes = Vec::new();
+        let mut free = self.pool.free_seats();
+        for learner in msg.learners {
+            if let Some(held) = self.pool.seat_of(&learner) {
+                rows.push(Planned::Done(RowOutcome::Unchanged(held)));
+                continue;
+            }
+            let planned = free
+                .next()
+                .ok_or(Error::NoFreeSeat)
+                .and_then(|seat| self.pool.allocate(seat, learner, at));
+            rows.push(match planned {
+                Ok(change) => {
+                    changes.push(change);
+                    Planned::Change
+                }
+                Err(e) => Planned::Done(RowOutcome::Refused(e)),
+            });
+        }
+        drop(free);
+        let value = self
+            .commit_many(Transition::Allocate, changes, &msg.by, "Seat allocated to learner", at)
+            .map(|seats| Planned::resolve(rows, seats));
+        self.reply(value)
+    }
+}
+
+impl Handler<ReclaimMany> for TenantActor {
+    type Result = Durable<Vec<RowOutcome>>;
+    fn handle(&mut self, msg: ReclaimMany, _: &mut Context<Self>) -> Self::Result {
+        let at = self.now();
+        let mut rows = Vec::with_capacity(msg.targets.len());
+        let mut changes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for target in msg.targets {
+            let seat = match target {
+                Target::Seat(seat) => Some(seat).filter(|s| self.pool.block_of(*s).is_some()),
+                Target::Learner(learner) => self.pool.seat_of(&learner).map(|s| s.id),
+            };
+            let row = match seat {
+                None => Planned::Done(RowOutcome::Refused(Error::NotFound(Missing::Seat))),
+                Some(seat) if !seen.insert(seat) => Planned::Done(RowOutcome::Duplicate),
+                Some(seat) => match self.pool.reclaim(seat, at) {
+                    Ok(change) => {
+                        changes.push(change);
+                        Planned::Change
+                    }
+                    Err(Error::SeatAlreadyFree) => match self.pool.seat(seat) {
+                        Some(free) => Planned::Done(RowOutcome::Unchanged(free)),
+                        None => Planned::Done(RowOutcome::Refused(Error::NotFound(Missing::Seat))),
+                    },
+                    Err(e) => Planned::Done(RowOutcome::Refused(e)),
+                },
+            };
+            rows.push(row);
+        }
+        let value = self
+            .commit_many(Transition::Reclaim, changes, &msg.by, msg.reason.as_str(), at)
+            .map(|seats| Planned::resolve(rows, seats));
+        self.reply(value)
+    }
+}
+
+/// A bulk input before the write: decided already, or one of the changes.
+enum Planned {
+    Done(RowOutcome),
+    Change,
+}
+
+impl Planned {
+    /// Each planned change gets its seat as written, in order.
+    fn resolve(rows: Vec<Planned>, seats: Vec<Seat>) -> Vec<RowOutcome> {
+        let mut seats = seats.into_iter();
+        rows.into_iter()
+            .map(|row| match row {
+                Planned::Done(outcome) => outcome,
+                Planned::Change => seats
+                    .next()
+                    .map_or(RowOutcome::Refused(Error::NotFound(Missing::Seat)), RowOutcome::Changed),
+            })
+            .collect()
+    }
+}
