@@ -102,6 +102,11 @@ impl App {
         let auth = Arc::new(auth::Authenticator::new(&settings.auth)?);
         if !settings.auth.enforce_roles {
             tracing::warn!("roles are not enforced (enforce_roles = false): every identified caller may do everything");
+        } else if settings.auth.platform_admins.is_empty() {
+            tracing::warn!(
+                "roles are enforced and no platform admin is configured ([auth] platform_admins or \
+                 TENANT_PLATFORM_ADMINS): nobody can create a district"
+            );
         }
         let dir = &settings.data_dir;
         if dir.exists() && !dir.is_dir() {
