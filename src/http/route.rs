@@ -134,8 +134,14 @@ impl Route {
     }
 }
 
-/// A path's segments after its leading `/` (`/` itself is one empty segment).
+/// A path's segments after its leading `/` (`/` itself is one empty
+/// segment). One trailing `/` names the same route, as it always has
+/// (`/health/` is `/health`); an empty segment anywhere else matches nothing.
 fn split(path: &str) -> impl Iterator<Item = &str> {
+    let path = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed,
+        _ => path,
+    };
     path.strip_prefix('/').unwrap_or("\u{0}").split('/')
 }
 
@@ -405,6 +411,10 @@ mod tests {
         assert_eq!(t.lookup(&Method::DELETE, "/api/v1/seats/17"), Lookup::WrongMethod(4));
         assert_eq!(t.lookup(&Method::POST, "/"), Lookup::WrongMethod(0));
         assert_eq!(t.lookup(&Method::HEAD, "/health"), Lookup::Found(1));
+        // One trailing slash is the same route (as under warp before).
+        assert_eq!(t.lookup(&Method::GET, "/health/"), Lookup::Found(1));
+        assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/17/"), Lookup::Found(4));
+        assert_eq!(t.lookup(&Method::POST, "/api/v1/seats/17/"), Lookup::WrongMethod(4));
         assert_eq!(
             t.lookup(&Method::GET, "/api/v1/users/some%20one/tenants"),
             Lookup::Found(6)
@@ -415,7 +425,7 @@ mod tests {
     fn unknown_paths_are_not_found() {
         let t = table();
         for path in [
-            "/health/",
+            "/health//",
             "health",
             "",
             "/api/v1/seats/",
@@ -435,5 +445,6 @@ mod tests {
             route.params("/api/v1/users/some%20one/tenants"),
             vec!["some%20one".to_owned()]
         );
+        assert_eq!(t.routes()[4].params("/api/v1/seats/17/"), vec!["17".to_owned()]);
     }
 }

@@ -213,3 +213,31 @@ async fn head_is_answered_wherever_get_is_without_a_body() {
     let post_only = app.client.head(app.url("/api/v1/district")).send().await;
     assert_eq!(post_only.map(|r| r.status().as_u16()).ok(), Some(405));
 }
+
+/// The old service's clients may end a path with one `/`: it names the same
+/// route (answers, refusals and all), as it always has.
+#[tokio::test]
+async fn one_trailing_slash_names_the_same_route() {
+    let app = TestApp::spawn().await;
+    let d = app.district("D").await;
+    let s = app.school(d, "S").await;
+    let seat = app.purchase(s, 1).await[0];
+    let health = app.client.get(app.url("/health/")).send().await;
+    let health: Option<Value> = match health {
+        Ok(r) => r.json().await.ok(),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(health, Some(json!({"status": "healthy"})));
+    let r = app.get(&format!("/api/v1/seats/{seat}/")).await;
+    assert_eq!((r.status, r.id()), (200, seat));
+    let r = app.send(app.client.get(app.url("/api/v1/me/"))).await;
+    assert_eq!(r.status, 401);
+    let r = app.post("/api/v1/me/", json!({})).await;
+    assert_eq!(r.status, 405);
+    let r = app
+        .post("/api/v1/seats/allocate/", json!({"seat_id": seat, "learner_id": "l1"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Two are not one.
+    assert_eq!(app.get("/health//").await.status, 404);
+}
