@@ -55,6 +55,10 @@ pub enum Error {
     /// The store refused a write or a flush; nothing was acknowledged.
     #[error("Storage is unavailable; the change was not made")]
     StoreUnavailable(#[source] anyhow::Error),
+    /// The store stopped in the middle of a change; the restart completes
+    /// it or drops it whole.
+    #[error("Storage failed during the change; the service restarts, and the change is then either made whole or not at all")]
+    StoreStopped(#[source] anyhow::Error),
     #[error("Service is shutting down")]
     ShuttingDown,
     /// Past saturation (a full tenant mailbox, or every connection slot
@@ -81,6 +85,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(e) => Error::StoreUnavailable(e),
+            StoreError::Stopped(e) => Error::StoreStopped(e),
             StoreError::Internal(e) => Error::Internal(e),
         }
     }

@@ -65,7 +65,9 @@ impl ApiError {
             Error::TenantInactive | Error::NoFreeSeat => StatusCode::CONFLICT,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::StoreUnavailable(_) | Error::ShuttingDown | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StoreUnavailable(_) | Error::StoreStopped(_) | Error::ShuttingDown | Error::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,7 +96,7 @@ impl ApiError {
             Error::NoFreeSeat => "NO_FREE_SEAT",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
             Error::Invalid(_) => "VALIDATION_ERROR",
-            Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",
+            Error::StoreUnavailable(_) | Error::StoreStopped(_) => "STORE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::Overloaded => "SERVICE_OVERLOADED",
             Error::Internal(_) => "INTERNAL_ERROR",

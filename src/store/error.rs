@@ -8,6 +8,10 @@ pub enum StoreError {
     /// flush); nothing was acknowledged.
     #[error("{0}")]
     Unavailable(anyhow::Error),
+    /// A write failed after its commit point: the store has stopped, and
+    /// whether the change stands is settled when it restarts.
+    #[error("{0}")]
+    Stopped(anyhow::Error),
     /// A record that does not decode, or a read that could not be made.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

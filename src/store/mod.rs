@@ -395,13 +395,14 @@ impl Store {
         Ok(self.commit.wrote())
     }
 
-    /// Many seat changes of one tenant as one change: one commit point (the
-    /// tenant's `BULK` key, carrying every seat's new entry), then each
-    /// seat's key and its followers, then the commit point is removed. A
-    /// crash anywhere leaves all of them or none: on start a `BULK` key still
-    /// there is finished (`startup::finish_bulk`). A write that fails after
-    /// the commit point stops the store (fail-stop): the change is made, the
-    /// restart completes it, and nothing is acknowledged meanwhile.
+    /// Many seat changes of one tenant as one change: the change in parts
+    /// (`BULK_PART` keys, each small), then the commit point (the tenant's
+    /// `BULK` key, naming how many parts), then each seat's key and its
+    /// followers, then the commit point and its parts are removed. A crash
+    /// leaves all of the changes or none: on start a commit point still there
+    /// is finished, and parts without one are dropped (`startup::finish_bulk`).
+    /// A write that fails after the commit point stops the store
+    /// (fail-stop): whether the change stands is settled by the restart.
     pub fn put_seat_changes(&self, tenant: TenantId, changes: &[SeatWrite<'_>]) -> Result<Seq, StoreError> {
         self.writable()?;
         let entries: Vec<(SeatId, SeatEntryRef<'_>)> = changes
@@ -417,8 +418,24 @@ impl Store {
                 (c.seat, entry)
             })
             .collect();
+        let mut parts: Vec<&[(SeatId, SeatEntryRef<'_>)]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (_, entry)) in entries.iter().enumerate() {
+            bytes += bincode::serialized_size(entry).unwrap_or(0) as usize;
+            if bytes >= records::BULK_PART_BYTES || i + 1 == entries.len() {
+                parts.push(&entries[start..=i]);
+                (start, bytes) = (i + 1, 0);
+            }
+        }
+        for (n, part) in parts.iter().enumerate() {
+            self.db
+                .insert(records::bulk_part_key(tenant, n as u64), encode(part))
+                .map_err(unavailable)?;
+        }
         let bulk = key(records::BULK, tenant.get());
-        self.db.insert(bulk, encode(&entries)).map_err(unavailable)?;
+        self.db
+            .insert(bulk, encode(&(parts.len() as u64)))
+            .map_err(unavailable)?;
         let followers = || -> sled::Result<()> {
             for (seat, entry) in &entries {
                 self.db.insert(key(records::SEAT, seat.get()), encode(entry))?;
@@ -427,12 +444,15 @@ impl Store {
                 }
             }
             self.db.remove(bulk)?;
+            for n in 0..parts.len() {
+                self.db.remove(records::bulk_part_key(tenant, n as u64))?;
+            }
             Ok(())
         };
         if let Err(e) = followers() {
             tracing::error!(error = %e, %tenant, "a bulk seat change failed after its commit point; the store stops");
             self.commit.fail();
-            return Err(unavailable(e));
+            return Err(StoreError::Stopped(e.into()));
         }
         Ok(self.commit.wrote())
     }

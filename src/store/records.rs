@@ -33,9 +33,24 @@ pub const ALERT: u8 = b'Y';
 /// A tenant's seat counts at the end of a day (`history_key`).
 pub const HISTORY: u8 = b'H';
 /// A tenant's bulk seat change in progress: the commit point of many seat
-/// changes at once (`Vec<(SeatId, SeatEntry)>`), removed once every seat key
-/// it carries is written; on start, one still there is finished.
-pub const BULK: u8 = b'U';
+/// changes at once, a small value (how many `BULK_PART` keys hold the
+/// change), written after those parts and removed with them once every seat
+/// key they carry is written; on start, one still there is finished. Keys at
+/// the end of the tree, away from the hot seat, audit and trail keys.
+pub const BULK: u8 = b'Z';
+/// One part of a bulk change (`bulk_part_key(tenant, n)`):
+/// `Vec<(SeatId, SeatEntry)>` of about `BULK_PART_BYTES`, so that neither a
+/// value nor a leaf of sixteen of them grows past what sled keeps in its log
+/// (larger ones go to blob files that sled never fsyncs).
+pub const BULK_PART: u8 = b'z';
+pub const BULK_PART_BYTES: usize = 4 * 1024;
+
+pub fn bulk_part_key(tenant: TenantId, part: u64) -> [u8; 17] {
+    let mut k = [BULK_PART; 17];
+    k[1..9].copy_from_slice(&tenant.get().to_be_bytes());
+    k[9..].copy_from_slice(&part.to_be_bytes());
+    k
+}
 
 pub fn key(kind: u8, id: u64) -> [u8; 9] {
     let mut k = [kind; 9];

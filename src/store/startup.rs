@@ -247,31 +247,47 @@ pub(super) fn trail_names_audits(db: &sled::Db, mut audits: Vec<u64>, seat_chang
 /// (see `Store::put_transition`), except those a retention run has purged
 /// since. Returns how many keys it wrote.
 /// Finishes the bulk seat changes a crash cut short (`Store::put_seat_changes`):
-/// every seat key a tenant's `BULK` commit point carries is written unless a
-/// newer change of that seat is already there, then the commit point goes.
-/// Their followers (audit, trail, alert keys) are the latest changes of the
-/// tenant, which `restore_followers` then completes. Returns the seat keys
-/// written.
+/// every seat key the parts of a tenant's `BULK` commit point carry is
+/// written unless a newer change of that seat is already there, then the
+/// commit point and its parts go. Parts with no commit point (a crash before
+/// it) were never a change: they are dropped. The followers of the seat keys
+/// (audit, trail, alert keys) are the latest changes of the tenant, which
+/// `restore_followers` then completes. Returns the seat keys written.
 pub(super) fn finish_bulk(db: &sled::Db) -> Result<usize, ScanError> {
     let mut written = 0;
     for item in db.scan_prefix([records::BULK]) {
         let (bulk_key, v) = item?;
-        let entries: Vec<(SeatId, SeatEntry)> = decode(&bulk_key, &v).map_err(ScanError::Decode)?;
-        for (seat, entry) in entries {
-            let k = key(records::SEAT, seat.get());
-            let newer = match db.get(k)? {
-                Some(stored) => {
-                    let stored: SeatEntry = decode(&k, &stored).map_err(ScanError::Decode)?;
-                    stored.last_audit.id >= entry.last_audit.id
-                }
-                None => false,
+        let parts: u64 = decode(&bulk_key, &v).map_err(ScanError::Decode)?;
+        let tenant = records::key_id(&bulk_key)
+            .and_then(TenantId::new)
+            .ok_or_else(|| corrupt(&bulk_key, "bad key"))?;
+        for n in 0..parts {
+            let part_key = records::bulk_part_key(tenant, n);
+            let Some(part) = db.get(part_key)? else {
+                return Err(corrupt(&bulk_key, &format!("part {n} of {parts} is missing")));
             };
-            if !newer {
-                db.insert(k, encode(&entry))?;
-                written += 1;
+            let entries: Vec<(SeatId, SeatEntry)> = decode(&part_key, &part).map_err(ScanError::Decode)?;
+            for (seat, entry) in entries {
+                let k = key(records::SEAT, seat.get());
+                let newer = match db.get(k)? {
+                    Some(stored) => {
+                        let stored: SeatEntry = decode(&k, &stored).map_err(ScanError::Decode)?;
+                        stored.last_audit.id >= entry.last_audit.id
+                    }
+                    None => false,
+                };
+                if !newer {
+                    db.insert(k, encode(&entry))?;
+                    written += 1;
+                }
             }
         }
         db.remove(&bulk_key)?;
+    }
+    // What is left are parts no commit point names.
+    for item in db.scan_prefix([records::BULK_PART]) {
+        let (part_key, _) = item?;
+        db.remove(&part_key)?;
     }
     Ok(written)
 }
@@ -478,8 +494,18 @@ mod tests {
                 .collect();
             store
                 .db
-                .insert(key(records::BULK, t.get()), encode(&entries))
+                .insert(records::bulk_part_key(t, 0), encode(&entries))
+                .expect("part");
+            store
+                .db
+                .insert(key(records::BULK, t.get()), encode(&1u64))
                 .expect("bulk");
+            // And the part of a later bulk that crashed before its commit point.
+            let orphan = &entries[..1];
+            store
+                .db
+                .insert(records::bulk_part_key(tenant(9), 0), encode(&orphan))
+                .expect("orphan part");
             for (seat, audit) in changed.iter().zip(&audits) {
                 store.db.remove(key(records::SEAT, seat.get())).expect("remove");
                 store.db.remove(records::audit_key(*seat, audit.id)).expect("remove");
@@ -502,6 +528,11 @@ mod tests {
         assert!(
             store.db.get(key(records::BULK, t.get())).expect("read").is_none(),
             "finished and removed"
+        );
+        assert_eq!(
+            store.db.scan_prefix([records::BULK_PART]).count(),
+            0,
+            "its part and the orphan removed"
         );
         for seat in &changed {
             assert_eq!(
