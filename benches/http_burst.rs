@@ -36,12 +36,11 @@
 //! group commit's own figures (flushes, writes per flush, time flushing) are
 //! read from `/metrics` before and after each slice.
 //!
-//! What-if runs (BENCHMARKS.md, "Where the time goes"): built with
-//! `--features what-if` and `TS_WHAT_IF=no-flush` (answers without waiting
-//! for the disk) or `TS_WHAT_IF=no-seat-writes` (and without writing seat
-//! changes to sled), the same bench shows what allocation would cost with
-//! that part of the store free. Those answers are not durable; the header
-//! says so.
+//! What-if runs (BENCHMARKS.md, "Where the time goes"): with
+//! `TS_WHAT_IF=no-flush` the bench opens its server on a disk whose flush
+//! makes nothing durable (`benches/common`, through the store's `Hooks`),
+//! which shows what allocation would cost with durability free. Those
+//! answers are not durable; the header says so.
 
 mod common;
 
@@ -181,7 +180,7 @@ fn main() {
 
         // Allocations: every request a fresh seat (bought beforehand, outside
         // any measured window, with a wide margin) and a fresh learner.
-        // A what-if run answers up to ~3x faster.
+        // A what-if run answers faster.
         let mut best_rate = if what_if.is_some() { 50_000.0f64 } else { 15_000.0f64 };
         let mut allocated = 0u64;
         // Seats the allocate slices handed out, for the refused slices.
