@@ -19,7 +19,8 @@ mod tenants;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use warp::http::Method;
+use tracing::Instrument;
+use warp::http::{HeaderValue, Method};
 use warp::reply::Response;
 
 use crate::engine::Engine;
@@ -86,30 +87,70 @@ impl Router {
 
 /// Finds the route, runs it, waits until its answer is durable, and logs
 /// and counts the request under its route's template.
+///
+/// Every request has an id: the caller's `X-Request-ID` when it is a sane
+/// one, else a new uuid. It is echoed on the response (errors too) and is a
+/// field of every log line the request causes (its span), with the caller
+/// once identified and, for a refusal, its `error_code`.
 async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Response {
     let started = Instant::now();
-    let (label, answer) = match TABLE.lookup(&method, path) {
-        Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts).await),
-        Lookup::WrongMethod(i) => (Some(i), Err(ApiError::MethodNotAllowed)),
-        Lookup::NotFound => (None, Err(ApiError::RouteNotFound)),
+    let request_id = request_id(&parts.headers);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        caller = tracing::field::Empty,
+        error_code = tracing::field::Empty,
+    );
+    let handled = async {
+        let (label, answer) = match TABLE.lookup(&method, path) {
+            Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts).await),
+            Lookup::WrongMethod(i) => (Some(i), Err(ApiError::MethodNotAllowed)),
+            Lookup::NotFound => (None, Err(ApiError::RouteNotFound)),
+        };
+        let refused = |e: ApiError| {
+            tracing::Span::current().record("error_code", e.code());
+            error::reply(&e)
+        };
+        let response = match answer {
+            Ok(durable) => match durable.wait(ctx.engine.store()).await {
+                Ok(response) => response,
+                Err(e) => refused(e.into()),
+            },
+            Err(e) => refused(e),
+        };
+        (label, response)
     };
-    let response = match answer {
-        Ok(durable) => match durable.wait(ctx.engine.store()).await {
-            Ok(response) => response,
-            Err(e) => error::reply(&e.into()),
-        },
-        Err(e) => error::reply(&e),
-    };
+    let (label, mut response) = handled.instrument(span.clone()).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let status = response.status().as_u16();
     ctx.engine
         .metrics()
         .request(label, method.as_str(), status, started.elapsed());
-    tracing::info!(
-        target: "tenant_service::request",
-        method = %method,
-        path,
-        status,
-        latency_us = started.elapsed().as_micros() as u64,
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            target: "tenant_service::request",
+            method = %method,
+            path,
+            status,
+            latency_us = started.elapsed().as_micros() as u64,
+        )
+    });
     response
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-ID` if it is 1 to 128 characters of letters,
+/// digits and `-_.:`, else a new uuid (never a value that could forge a
+/// log line).
+fn request_id(headers: &warp::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }

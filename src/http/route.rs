@@ -206,7 +206,9 @@ impl Table {
         let caller = if route.open {
             None
         } else {
-            Some(identify(&ctx.auth, &parts.headers)?)
+            let caller = identify(&ctx.auth, &parts.headers)?;
+            tracing::Span::current().record("caller", caller.user.as_str());
+            Some(caller)
         };
         let request = Request {
             caller,

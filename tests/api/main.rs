@@ -23,6 +23,7 @@ mod metrics;
 mod overload;
 mod process;
 mod raw;
+mod request_ids;
 mod restart;
 mod retention;
 mod rules;
