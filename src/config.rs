@@ -11,7 +11,10 @@ use serde::Deserialize;
 #[command(
     name = "tenant-service",
     version,
-    about = "Tenants, seat pools, roles and the seat audit trail"
+    about = "Tenants, seat pools, roles and the seat audit trail",
+    after_help = "Exit codes: 0 success; 1 the service or command failed (one line on stderr says why); \
+                  2 usage error (a flag or value this program does not take); \
+                  3 `audit verify` found a chain or record that is not intact."
 )]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if it exists).
@@ -40,7 +43,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the audit hash chains; print one JSON report per tenant. Exit 0 if
-    /// every chain is intact, 2 if one is not, 1 if the store cannot be read.
+    /// every chain is intact, 3 if one is not, 1 if the store cannot be read
+    /// (2 is a usage error, as for every command).
     Verify {
         /// Only this tenant (default: every tenant).
         #[arg(long, value_name = "ID")]

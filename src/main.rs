@@ -70,7 +70,8 @@ fn audit_verify(settings: &Settings, tenant: Option<u64>) -> ExitCode {
     if intact {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        // Not 2: that is clap's usage error (e.g. `--tenant abc`).
+        ExitCode::from(3)
     }
 }
 

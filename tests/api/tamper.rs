@@ -134,6 +134,24 @@ async fn verify_needs_the_manager_role_and_a_known_tenant() {
     assert_eq!(verify(&app, d).await["entries"], 0);
 }
 
+/// A usage error (2) is never mistaken for a chain that is not intact (3).
+#[test]
+fn a_usage_error_exits_2_and_a_broken_chain_3() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (code, reports, stderr) = cli(dir.path(), &["--tenant", "abc"]);
+    assert_eq!((code, reports.len()), (2, 0), "{stderr}");
+    assert!(stderr.contains("--tenant"), "{stderr}");
+    let help = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("2 usage error") && help.contains("3 `audit verify`"),
+        "{help}"
+    );
+}
+
 fn cli(data: &Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
     let out = Command::new(BIN)
         .args(["audit", "verify", "--data-dir"])
@@ -177,7 +195,7 @@ async fn the_offline_verifier_reports_every_tenant_names_the_altered_entry_and_r
 
     alter(&data, records::AUDIT, 9..17, reclaim, b"away", b"Away");
     let (code, reports, _) = cli(&data, &["--tenant", &s.to_string()]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0]["tenant_id"], s);
     assert_eq!(reports[0]["first_bad_entry"]["audit_id"], reclaim);
@@ -195,7 +213,7 @@ async fn the_offline_verifier_reports_every_tenant_names_the_altered_entry_and_r
         db.flush().unwrap_or_else(|e| panic!("{e}"));
     }
     let (code, reports, _) = cli(&data, &["--tenant", &s.to_string()]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert_eq!(reports[0]["first_bad_entry"]["audit_id"], reclaim);
     assert!(reports[0]["first_bad_entry"]["reason"]
         .as_str()
@@ -219,7 +237,7 @@ async fn both_verifiers(dir: Arc<tempfile::TempDir>, tenant: u64) -> (Value, Arc
     let served = verify(&app, tenant).await;
     let dir = app.stop().await;
     let (code, offline, stderr) = cli(&dir.path().join("data"), &["--tenant", &tenant.to_string()]);
-    assert_eq!(code, if served["intact"] == true { 0 } else { 2 }, "{stderr}");
+    assert_eq!(code, if served["intact"] == true { 0 } else { 3 }, "{stderr}");
     assert_eq!(offline, vec![served.clone()], "the two verifiers disagree");
     (served, dir)
 }
