@@ -165,12 +165,39 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("environment variable {name} is invalid: {reason}")]
     Env { name: &'static str, reason: String },
+    #[error(
+        "log filter {0:?} is invalid: each part must be a level (trace, debug, info, warn, error, off) or target=level"
+    )]
+    LogFilter(String),
     #[error("setting {setting} = {value} is invalid: {reason}")]
     Invalid {
         setting: &'static str,
         value: u64,
         reason: &'static str,
     },
+}
+
+/// A log filter (`log_level`, or `RUST_LOG`) the way this service takes it:
+/// comma-separated parts, each a level or `target=level`. Stricter than
+/// tracing's own syntax on purpose: there a mistyped level (`infoo`) is a
+/// valid target name, and the service would start with no log at all.
+pub fn check_log_filter(filter: &str) -> Result<(), ConfigError> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let ok = !filter.trim().is_empty()
+        && filter
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .all(|part| match part.split_once('=') {
+                Some((target, l)) => !target.trim().is_empty() && level(l),
+                None => level(part),
+            });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::LogFilter(filter.to_owned()))
+    }
 }
 
 impl Settings {
@@ -205,6 +232,7 @@ impl Settings {
                 "must be at least 1 day (0 would export and purge the whole audit trail)",
             );
         }
+        check_log_filter(&self.log_level)?;
         for (setting, ms) in [
             ("header_timeout_ms", self.header_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
@@ -309,6 +337,12 @@ mod tests {
         s.audit.retention_days = Some(0);
         let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("[audit] retention_days = 0"), "{err}");
+        for filter in ["info", "warn,tenant_service=debug", "tenant_service::request=off, INFO"] {
+            assert!(check_log_filter(filter).is_ok(), "{filter}");
+        }
+        for filter in ["infoo", "", "tenant_service=loud", "=info", "info,,debug x"] {
+            assert!(check_log_filter(filter).is_err(), "{filter:?}");
+        }
         for zero in [
             |s: &mut Settings| s.header_timeout_ms = 0,
             |s: &mut Settings| s.idle_timeout_ms = 0,

@@ -22,7 +22,17 @@ fn main() -> ExitCode {
         }) => return audit_export(&settings, &before, &out),
         None => {}
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    // `RUST_LOG` wins over `log_level`; either must be a filter this
+    // service takes (a typo is an error, not a silent start with no log).
+    let wanted = std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty());
+    let wanted = wanted.unwrap_or_else(|| settings.log_level.clone());
+    if let Err(e) = tenant_service::config::check_log_filter(&wanted) {
+        return fail(&e);
+    }
+    let filter = match EnvFilter::try_new(&wanted) {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("log filter {wanted:?} is invalid: {e}")),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal())

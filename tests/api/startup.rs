@@ -254,3 +254,29 @@ async fn a_retention_under_one_day_is_refused_and_nothing_is_purged() {
     assert_eq!(dump(&data), before, "the refused start changed the store");
     assert!(!data.join("audit-exports").exists(), "an export was written");
 }
+
+/// A mistyped log filter is an error at start, not a service with no log.
+#[test]
+fn a_log_filter_that_is_not_one_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    for (via_env, filter) in [(true, "infoo"), (true, "tenant_service=loud"), (false, "infoo")] {
+        let mut command = Command::new(BIN);
+        command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+        if via_env {
+            command.env("RUST_LOG", filter);
+        } else {
+            let config = dir.path().join("config.toml");
+            std::fs::write(&config, format!("log_level = \"{filter}\"\n")).unwrap_or_else(|e| panic!("{e}"));
+            command.env_remove("RUST_LOG").arg("--config").arg(&config);
+        }
+        let out = command.output().unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
+        assert!(
+            stderr.trim().starts_with("tenant-service: log filter") && stderr.contains(filter),
+            "{filter}: {stderr}"
+        );
+        assert!(!data.exists(), "nothing was created before the refusal");
+    }
+}
