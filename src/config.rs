@@ -1,7 +1,6 @@
 //! Settings: built-in defaults, overridden by `config.toml`, then environment
 //! variables, then command-line flags.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
@@ -20,9 +19,9 @@ pub struct Cli {
     /// Configuration file (default: ./config.toml if it exists).
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
-    /// Address to listen on, e.g. 127.0.0.1:8001.
-    #[arg(long, env = "TENANT_LISTEN", value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
+    /// Address to listen on: host:port, e.g. 127.0.0.1:8001 or localhost:8001.
+    #[arg(long, env = "TENANT_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<ListenAddr>,
     /// Directory holding the store.
     #[arg(long, env = "TENANT_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -62,10 +61,55 @@ pub enum AuditCommand {
     },
 }
 
+/// Where to listen: `host:port`, with a host name (`localhost:8001`), an
+/// IPv4 address or a bracketed IPv6 one (`[::1]:8001`). Resolved when the
+/// listener is bound.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ListenAddr(String);
+
+impl ListenAddr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let bad = || format!("{raw:?} is not host:port (e.g. 127.0.0.1:8001 or localhost:8001)");
+        let (host, port) = raw.rsplit_once(':').ok_or_else(bad)?;
+        let host_ok = !host.is_empty()
+            && (host.parse::<std::net::IpAddr>().is_ok()
+                || (host.starts_with('[') && host.ends_with(']'))
+                || host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+        if host_ok && port.parse::<u16>().is_ok() {
+            Ok(ListenAddr(raw.to_owned()))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        raw.parse()
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     pub data_dir: PathBuf,
     pub log_level: String,
     pub max_body_bytes: u64,
@@ -142,7 +186,7 @@ impl Default for AuthSettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            listen: ListenAddr("127.0.0.1:8001".into()),
             data_dir: PathBuf::from("./data"),
             log_level: "info".into(),
             max_body_bytes: 64 * 1024,
@@ -207,8 +251,8 @@ impl Settings {
             None if Path::new("config.toml").exists() => Self::from_file(Path::new("config.toml"))?,
             None => Settings::default(),
         };
-        if let Some(listen) = cli.listen {
-            settings.listen = listen;
+        if let Some(listen) = &cli.listen {
+            settings.listen = listen.clone();
         }
         if let Some(dir) = &cli.data_dir {
             settings.data_dir = dir.clone();
@@ -374,10 +418,36 @@ mod tests {
     }
 
     #[test]
+    fn listen_addresses_take_host_names() {
+        for ok in [
+            "127.0.0.1:8001",
+            "localhost:8001",
+            "[::1]:8001",
+            "tenant-svc.internal:80",
+            "0.0.0.0:0",
+        ] {
+            assert_eq!(
+                ok.parse::<ListenAddr>().map(|a| a.as_str().to_owned()),
+                Ok(ok.to_owned())
+            );
+        }
+        for bad in [
+            "localhost",
+            ":8001",
+            "localhost:",
+            "localhost:99999",
+            "local host:1",
+            "a/b:1",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let cli = Cli::parse_from(["tenant-service", "--listen", "127.0.0.1:9999", "--data-dir", "/tmp/x"]);
         let s = Settings::load(&cli).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.listen.as_str(), "127.0.0.1:9999");
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
     }
 }

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             Ok(app) => app,
             Err(e) => return fail(&e),
         };
-        let listener = match TcpListener::bind(settings.listen).await {
+        let listener = match TcpListener::bind(settings.listen.as_str()).await {
             Ok(l) => l,
             Err(e) => return fail(&format!("cannot listen on {}: {e}", settings.listen)),
         };
