@@ -12,11 +12,6 @@ impl Invalid {
         Invalid(format!("{field} {rule}"))
     }
 
-    /// A sentence that names its field itself.
-    pub fn sentence(sentence: impl Into<String>) -> Self {
-        Invalid(sentence.into())
-    }
-
     pub fn into_string(self) -> String {
         self.0
     }

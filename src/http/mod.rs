@@ -39,14 +39,14 @@ pub struct Ctx {
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
 /// allocations and summary polls are most of the traffic on the first
-/// morning of term. The listings go before them all the same: their literal
-/// `/api/v1/seats/export` must be tried before `/api/v1/seats/{id}`.
+/// morning of term. (Order never decides between two matching routes: the
+/// most specific wins.)
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table::new(
         [
-            listings::routes(),
             seats::routes(),
             bulk::routes(),
+            listings::routes(),
             health::routes(),
             metrics::routes(),
             tenants::routes(),

@@ -115,6 +115,10 @@ impl Route {
         }
     }
 
+    fn param_count(&self) -> usize {
+        self.segments.iter().filter(|s| **s == Segment::Param).count()
+    }
+
     /// Whether `path` (split in segments) matches this route's template.
     fn matches(&self, path: &[&str]) -> bool {
         path.len() == self.segments.len()
@@ -158,9 +162,8 @@ pub enum Lookup {
     NotFound,
 }
 
-/// Every route, in the order they are tried: the first that matches path
-/// and method wins (so literal segments go before a `{param}` in the same
-/// place, and the hot routes first).
+/// Every route. A lookup walks them in order (so the hot routes go first)
+/// and takes the most specific one that matches path and method.
 pub struct Table(Vec<Route>);
 
 impl Table {
@@ -186,15 +189,30 @@ impl Table {
         }
         let parts = &parts[..n];
         let mut path_known = None;
+        // The most specific route wins: a literal segment beats a `{param}`
+        // in its place (`/seats/export` over `/seats/{id}`), whatever the
+        // table order; among equals, the first.
+        let mut best: Option<(usize, usize)> = None;
         for (i, route) in self.0.iter().enumerate() {
             if route.matches(parts) {
-                if route.method == *method {
+                if route.method != *method {
+                    path_known.get_or_insert(i);
+                    continue;
+                }
+                let params = route.param_count();
+                if params == 0 {
                     return Lookup::Found(i);
                 }
-                path_known.get_or_insert(i);
+                if best.is_none_or(|(_, fewest)| params < fewest) {
+                    best = Some((i, params));
+                }
             }
         }
-        path_known.map_or(Lookup::NotFound, Lookup::WrongMethod)
+        match (best, path_known) {
+            (Some((i, _)), _) => Lookup::Found(i),
+            (None, Some(i)) => Lookup::WrongMethod(i),
+            (None, None) => Lookup::NotFound,
+        }
     }
 
     /// Runs route `index` for a request: identifies the caller, then hands
@@ -397,6 +415,8 @@ mod tests {
             Route::get("/api/v1/seats/{id}", answer),
             Route::get("/api/v1/seats/{id}/audit", answer),
             Route::get("/api/v1/users/{id}/tenants", answer),
+            // After `{id}` in the table, still the more specific.
+            Route::get("/api/v1/seats/export", answer),
         ])
     }
 
@@ -407,6 +427,7 @@ mod tests {
         assert_eq!(t.lookup(&Method::POST, "/api/v1/seats/allocate"), Lookup::Found(2));
         assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/summary"), Lookup::Found(3));
         assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/17"), Lookup::Found(4));
+        assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/export"), Lookup::Found(7));
         // The word is not an id, but the path is a seat's: the handler refuses it.
         assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/allocate"), Lookup::Found(4));
         assert_eq!(t.lookup(&Method::GET, "/api/v1/seats/17/audit"), Lookup::Found(5));

@@ -30,7 +30,7 @@ struct ReclaimBody {
     reason: Option<String>,
 }
 
-/// The hot two first (and `summary` ahead of `{id}`).
+/// The hot two first.
 pub fn routes() -> Vec<Route> {
     vec![
         Route::post("/api/v1/seats/allocate", allocate),

@@ -418,10 +418,13 @@ impl Store {
                 (c.seat, entry)
             })
             .collect();
+        // Each seat's value, encoded once: it sizes the parts and is what
+        // its seat key gets.
+        let values: Vec<Vec<u8>> = entries.iter().map(|(_, entry)| encode(entry)).collect();
         let mut parts: Vec<&[(SeatId, SeatEntryRef<'_>)]> = Vec::new();
         let (mut start, mut bytes) = (0, 0);
-        for (i, (_, entry)) in entries.iter().enumerate() {
-            bytes += bincode::serialized_size(entry).unwrap_or(0) as usize;
+        for (i, value) in values.iter().enumerate() {
+            bytes += value.len();
             if bytes >= records::BULK_PART_BYTES || i + 1 == entries.len() {
                 parts.push(&entries[start..=i]);
                 (start, bytes) = (i + 1, 0);
@@ -437,8 +440,8 @@ impl Store {
             .insert(bulk, encode(&(parts.len() as u64)))
             .map_err(unavailable)?;
         let followers = || -> sled::Result<()> {
-            for (seat, entry) in &entries {
-                self.db.insert(key(records::SEAT, seat.get()), encode(entry))?;
+            for ((seat, entry), value) in entries.iter().zip(&values) {
+                self.db.insert(key(records::SEAT, seat.get()), value.as_slice())?;
                 for (k, v) in entry.followers(*seat) {
                     self.db.insert(k, v)?;
                 }
