@@ -396,15 +396,18 @@ fn main() {
     // The transitions need their tenant for retention to find them.
     let now = Timestamp::now();
     store
-        .put_tenant(&Tenant {
-            id: id(1),
-            name: TenantName::parse("Bench School".into()).unwrap_or_else(|e| panic!("{e}")),
-            kind: TenantKind::School,
-            parent_id: None,
-            created_at: now,
-            updated_at: now,
-            is_active: true,
-        })
+        .put_tenant(
+            &Tenant {
+                id: id(1),
+                name: TenantName::parse("Bench School".into()).unwrap_or_else(|e| panic!("{e}")),
+                kind: TenantKind::School,
+                parent_id: None,
+                created_at: now,
+                updated_at: now,
+                is_active: true,
+            },
+            None,
+        )
         .unwrap_or_else(|e| panic!("tenant: {e}"));
     for (what, writers) in plan {
         runs.push(rt.block_on(group_commit(

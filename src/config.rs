@@ -128,6 +128,22 @@ pub struct Settings {
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
     pub audit: AuditSettings,
+    pub idempotency: IdempotencySettings,
+}
+
+/// `[idempotency]`: how long the answer to a write sent with an
+/// `Idempotency-Key` is kept for its retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// At least 24: a client retrying for a day must get its first answer.
+    pub retention_hours: u64,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        IdempotencySettings { retention_hours: 24 }
+    }
 }
 
 /// `[audit]`: retention of the audit trail.
@@ -197,6 +213,7 @@ impl Default for Settings {
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
+            idempotency: IdempotencySettings::default(),
         }
     }
 }
@@ -274,6 +291,13 @@ impl Settings {
                 "[audit] retention_days",
                 days,
                 "must be at least 1 day (0 would export and purge the whole audit trail)",
+            );
+        }
+        if self.idempotency.retention_hours < 24 {
+            return invalid(
+                "[idempotency] retention_hours",
+                self.idempotency.retention_hours,
+                "must be at least 24 hours (a client retrying within a day must get its first answer)",
             );
         }
         check_log_filter(&self.log_level)?;

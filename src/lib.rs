@@ -89,6 +89,20 @@ async fn retention_loop(engine: Arc<Engine>, keep_days: u64, export_dir: std::pa
     }
 }
 
+/// `Idempotency-Key` answers past their retention: purged at start, then
+/// every hour (lookups already ignore them; this gives the space back).
+async fn answer_purge_loop(engine: Arc<Engine>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match engine.purge_answers().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged idempotency answers past their retention"),
+            Err(e) => tracing::error!(error = ?e, "purging idempotency answers failed; they stay until the next run"),
+        }
+    }
+}
+
 impl App {
     /// Opens (or creates) the store in the data dir and rebuilds the engine from it.
     pub fn open(settings: &Settings) -> Result<App, StartError> {
@@ -121,6 +135,7 @@ impl App {
         let options = engine::Options {
             enforce_roles: settings.auth.enforce_roles,
             mailbox_bound: settings.mailbox_bound,
+            answers_kept: Duration::from_secs(settings.idempotency.retention_hours.saturating_mul(3600)),
         };
         let (engine, recovery) = Engine::start(store, recovered, options, metrics, started)?;
         alloc::release_startup_memory();
@@ -193,10 +208,12 @@ impl App {
                 .unwrap_or_else(|| self.settings.data_dir.join("audit-exports"));
             tokio::spawn(retention_loop(engine, days, dir))
         });
+        let purge = tokio::spawn(answer_purge_loop(Arc::clone(&self.engine)));
         http::server::serve(listener, router, limits, stop).await;
         if let Some(task) = retention {
             task.abort();
         }
+        purge.abort();
         tracing::info!("stopped accepting; in-flight requests finished");
         self.engine.stop();
         if let Ok(e) = failed_rx.try_recv() {

@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP or sled.
 
 mod alert;
+mod answer;
 mod audit;
 mod block;
 mod caller;
@@ -15,6 +16,7 @@ mod text;
 mod time;
 
 pub use alert::{Alert, Direction, Percent, Threshold};
+pub use answer::{fingerprint, Answer, AnswerKey};
 pub use audit::{AuditFilter, AuditPage, AuditQuery, Order, TrailPos};
 pub use block::{chain, BlockRecord, Hash, SeatRecord};
 pub use caller::Caller;

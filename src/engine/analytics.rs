@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::domain::{Alert, Caller, Counts, Percent, TenantId, Threshold, Timestamp, Transition};
 
 use super::actor;
+use super::answers::Keyed;
 use super::durable::Durable;
 use super::error::{Error, Missing};
 use super::stats;
@@ -156,6 +157,7 @@ impl Engine {
         caller: &Caller,
         tenant: TenantId,
         percent: Option<Percent>,
+        keyed: Option<Keyed<Threshold>>,
     ) -> Result<Durable<Threshold>, Error> {
         self.check(caller, Action::ManageTenant, tenant, Missing::Tenant)
             .await?;
@@ -168,7 +170,7 @@ impl Engine {
             updated_by: caller.user.clone(),
             updated_at: Timestamp::now(),
         };
-        self.ask(&actor, actor::SetThreshold { threshold }).await
+        self.ask(&actor, actor::SetThreshold { threshold, keyed }).await
     }
 
     /// A tenant's threshold and its alerts, with its schools' for a district

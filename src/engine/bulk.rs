@@ -4,12 +4,14 @@
 //! refuses the write fails the whole request with nothing applied.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::domain::{Caller, Invalid, LearnerId, Reason, Seat, SeatId, TenantId};
 
 use super::actor::{self, RowOutcome, Target};
+use super::answers::Keyed;
 use super::durable::Durable;
 use super::error::{Error, Missing};
 use super::{Action, Engine};
@@ -88,14 +90,14 @@ impl Engine {
         caller: &Caller,
         tenant: TenantId,
         learners: Vec<Input<LearnerId>>,
+        keyed: Option<Keyed<BulkReport>>,
     ) -> Result<Durable<BulkReport>, Error> {
         self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
         let (rows, wanted) = sorted(learners, |l| l.clone());
         let by = caller.user.clone();
-        let outcomes = self.ask(&actor, actor::AssignMany { learners: wanted, by }).await?;
-        Ok(outcomes.map(|outcomes| {
+        let shape = move |rows: &[(Input<()>, Row)], outcomes: &[RowOutcome]| {
             let kinds = [
                 RowResult::Assigned,
                 RowResult::AlreadyAssigned,
@@ -104,15 +106,23 @@ impl Engine {
                 RowResult::Duplicate,
             ];
             report(tenant, rows, outcomes, &kinds, |outcome| match outcome {
-                RowOutcome::Changed(seat) => (RowResult::Assigned, Some(seat), None),
-                RowOutcome::Unchanged(seat) => (RowResult::AlreadyAssigned, Some(seat), None),
+                RowOutcome::Changed(seat) => (RowResult::Assigned, Some(seat.clone()), None),
+                RowOutcome::Unchanged(seat) => (RowResult::AlreadyAssigned, Some(seat.clone()), None),
                 RowOutcome::Duplicate => (RowResult::Duplicate, None, None),
                 RowOutcome::Refused(Error::NoFreeSeat) => {
                     (RowResult::NoFreeSeat, None, Some(Error::NoFreeSeat.to_string()))
                 }
                 RowOutcome::Refused(e) => (RowResult::Invalid, None, Some(e.to_string())),
             })
-        }))
+        };
+        let (rows, keyed) = keyed_rows(rows, keyed, shape);
+        let msg = actor::AssignMany {
+            learners: wanted,
+            by,
+            keyed,
+        };
+        let outcomes = self.ask(&actor, msg).await?;
+        Ok(outcomes.map(|outcomes| shape(&rows, &outcomes)))
     }
 
     /// Frees the seats (or the learners' seats) of one tenant.
@@ -122,6 +132,7 @@ impl Engine {
         tenant: TenantId,
         targets: Targets,
         reason: Reason,
+        keyed: Option<Keyed<BulkReport>>,
     ) -> Result<Durable<BulkReport>, Error> {
         self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
@@ -137,8 +148,7 @@ impl Engine {
             }
         };
         let by = caller.user.clone();
-        let outcomes = self.ask(&actor, actor::ReclaimMany { targets, reason, by }).await?;
-        Ok(outcomes.map(|outcomes| {
+        let shape = move |rows: &[(Input<()>, Row)], outcomes: &[RowOutcome]| {
             let kinds = [
                 RowResult::Reclaimed,
                 RowResult::AlreadyFree,
@@ -147,14 +157,23 @@ impl Engine {
                 RowResult::Duplicate,
             ];
             report(tenant, rows, outcomes, &kinds, |outcome| match outcome {
-                RowOutcome::Changed(seat) => (RowResult::Reclaimed, Some(seat), None),
-                RowOutcome::Unchanged(seat) => (RowResult::AlreadyFree, Some(seat), None),
+                RowOutcome::Changed(seat) => (RowResult::Reclaimed, Some(seat.clone()), None),
+                RowOutcome::Unchanged(seat) => (RowResult::AlreadyFree, Some(seat.clone()), None),
                 RowOutcome::Duplicate => (RowResult::Duplicate, None, None),
                 RowOutcome::Refused(e @ Error::SeatAlreadyFree) => (RowResult::AlreadyFree, None, Some(e.to_string())),
                 RowOutcome::Refused(e @ Error::NotFound(_)) => (RowResult::NotFound, None, Some(e.to_string())),
                 RowOutcome::Refused(e) => (RowResult::Invalid, None, Some(e.to_string())),
             })
-        }))
+        };
+        let (rows, keyed) = keyed_rows(rows, keyed, shape);
+        let msg = actor::ReclaimMany {
+            targets,
+            reason,
+            by,
+            keyed,
+        };
+        let outcomes = self.ask(&actor, msg).await?;
+        Ok(outcomes.map(|outcomes| shape(&rows, &outcomes)))
     }
 }
 
@@ -193,29 +212,43 @@ fn sorted<T, K: std::hash::Hash + Eq>(inputs: Vec<Input<T>>, key: impl Fn(&T) ->
     (rows, wanted)
 }
 
+/// The row plan, shared with the answer to keep (if one is asked for),
+/// which the actor renders from its outcomes before its write.
+fn keyed_rows(
+    rows: Vec<(Input<()>, Row)>,
+    keyed: Option<Keyed<BulkReport>>,
+    shape: impl Fn(&[(Input<()>, Row)], &[RowOutcome]) -> BulkReport + Send + 'static,
+) -> (Arc<Vec<(Input<()>, Row)>>, Option<Keyed<Vec<RowOutcome>>>) {
+    let rows = Arc::new(rows);
+    let keyed = keyed.map(|k| {
+        let rows = Arc::clone(&rows);
+        k.from(move |outcomes: &Vec<RowOutcome>| shape(&rows, outcomes))
+    });
+    (rows, keyed)
+}
+
 fn report(
     tenant: TenantId,
-    rows: Vec<(Input<()>, Row)>,
-    outcomes: Vec<RowOutcome>,
+    rows: &[(Input<()>, Row)],
+    outcomes: &[RowOutcome],
     kinds: &[RowResult],
-    describe: impl Fn(RowOutcome) -> (RowResult, Option<Seat>, Option<String>),
+    describe: impl Fn(&RowOutcome) -> (RowResult, Option<Seat>, Option<String>),
 ) -> BulkReport {
-    let mut outcomes: Vec<Option<RowOutcome>> = outcomes.into_iter().map(Some).collect();
     let mut totals: BTreeMap<&'static str, u64> = kinds.iter().map(|k| (k.name(), 0)).collect();
     let results = rows
-        .into_iter()
+        .iter()
         .map(|(echo, row)| {
             let (result, seat, detail) = match row {
-                Row::Invalid(detail) => (RowResult::Invalid, None, Some(detail)),
+                Row::Invalid(detail) => (RowResult::Invalid, None, Some(detail.clone())),
                 Row::Duplicate => (RowResult::Duplicate, None, Some("Repeats an earlier input".to_owned())),
-                Row::Sent(i) => match outcomes.get_mut(i).and_then(Option::take) {
+                Row::Sent(i) => match outcomes.get(*i) {
                     Some(outcome) => describe(outcome),
                     None => (RowResult::Invalid, None, Some("No answer for this input".to_owned())),
                 },
             };
             *totals.entry(result.name()).or_default() += 1;
             BulkRow {
-                learner_id: echo.learner_id,
+                learner_id: echo.learner_id.clone(),
                 seat_id: echo.seat_id,
                 result,
                 seat,

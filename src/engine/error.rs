@@ -44,6 +44,12 @@ pub enum Error {
     RoleInactive,
     #[error("Tenant is inactive")]
     TenantInactive,
+    /// An `Idempotency-Key` whose first request is still being answered.
+    #[error("A request with this Idempotency-Key is still in progress; retry once it has been answered")]
+    KeyInFlight,
+    /// An `Idempotency-Key` already used by this caller for another request.
+    #[error("This Idempotency-Key was already used for a different request (method, path or body)")]
+    KeyReused,
     /// The caller has a role in the tenant's district, but not this one.
     #[error("This action requires the {0} role in this tenant")]
     Forbidden(&'static str),

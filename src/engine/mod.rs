@@ -11,6 +11,7 @@
 mod access;
 mod actor;
 mod analytics;
+mod answers;
 mod arbiters;
 mod audit;
 mod bulk;
@@ -39,6 +40,7 @@ use access::Access;
 pub use access::Action;
 use actor::{Restored, Slotted, TenantActor};
 pub use analytics::{Alerts, DayUtilization, History, MinuteActivity, Rates, SeatStats};
+pub use answers::{Kept, KeyGuard, Keyed};
 use arbiters::Arbiters;
 pub use bulk::{BulkReport, BulkRow, Input, RowResult, Targets, MAX_ROWS};
 use directory::{Directory, TenantEntry};
@@ -70,6 +72,10 @@ pub struct Engine {
     past_stats: tokio::sync::watch::Sender<PastStats>,
     /// Set by `stop`: a history pass still running gives up.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// How long an `Idempotency-Key`'s answer is kept (`answers`).
+    answers_kept: std::time::Duration,
+    /// Keys whose first request is being answered (`answers::KeyGuard`).
+    keys_in_flight: Arc<dashmap::DashSet<crate::domain::AnswerKey>>,
 }
 
 /// Starts tenant actors (spread over the arbiters) and enters their tenants

@@ -61,6 +61,8 @@ pub struct Options {
     pub enforce_roles: bool,
     /// How many messages may wait for one tenant actor.
     pub mailbox_bound: usize,
+    /// How long an `Idempotency-Key`'s answer is kept.
+    pub answers_kept: std::time::Duration,
 }
 
 impl Engine {
@@ -167,6 +169,8 @@ impl Engine {
                 retention: Arc::default(),
                 past_stats: tokio::sync::watch::Sender::new(PastStats::Counting),
                 stopping: Arc::default(),
+                answers_kept: options.answers_kept,
+                keys_in_flight: Arc::default(),
             },
             report,
         ))

@@ -8,6 +8,7 @@ use crate::domain::{Caller, Role, RoleChange, RoleEvent, RoleId, RoleKind, Tenan
 use crate::store::IdSpace;
 
 use super::access;
+use super::answers::{answer, Keyed};
 use super::durable::Durable;
 use super::error::{Error, Missing};
 use super::{Action, Engine};
@@ -41,6 +42,7 @@ impl Engine {
         user: UserId,
         tenant: TenantId,
         kind: RoleKind,
+        keyed: Option<Keyed<Role>>,
     ) -> Result<Durable<Role>, Error> {
         self.check(caller, Action::ManageRoles, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
@@ -62,16 +64,23 @@ impl Engine {
             deactivated_at: None,
             deactivated_by: None,
         };
-        let seq = self
-            .store
-            .put_role(&role, &self.role_event(&role, RoleChange::Granted, caller, now)?)?;
+        let seq = self.store.put_role(
+            &role,
+            &self.role_event(&role, RoleChange::Granted, caller, now)?,
+            answer(keyed, &role).as_ref(),
+        )?;
         roles.insert(role.clone(), seq);
         Ok(Durable::after(seq, Ok(role)))
     }
 
     /// Sets a role inactive, keeping it (and the user may be granted a role
     /// in the tenant again).
-    pub async fn deactivate_role(&self, caller: &Caller, id: RoleId) -> Result<Durable<Role>, Error> {
+    pub async fn deactivate_role(
+        &self,
+        caller: &Caller,
+        id: RoleId,
+        keyed: Option<Keyed<Role>>,
+    ) -> Result<Durable<Role>, Error> {
         let tenant = self
             .directory
             .roles_read()
@@ -94,9 +103,11 @@ impl Engine {
             deactivated_by: Some(caller.user.clone()),
             ..current
         };
-        let seq = self
-            .store
-            .put_role(&role, &self.role_event(&role, RoleChange::Deactivated, caller, now)?)?;
+        let seq = self.store.put_role(
+            &role,
+            &self.role_event(&role, RoleChange::Deactivated, caller, now)?,
+            answer(keyed, &role).as_ref(),
+        )?;
         roles.update(role.clone(), seq);
         Ok(Durable::after(seq, Ok(role)))
     }

@@ -7,6 +7,7 @@ use crate::domain::{Caller, Counts, LearnerId, Reason, Seat, SeatCount, SeatId, 
 use crate::store::Seq;
 
 use super::actor;
+use super::answers::Keyed;
 use super::durable::Durable;
 use super::error::{Error, Missing};
 use super::{Action, Engine};
@@ -29,20 +30,36 @@ impl Engine {
         caller: &Caller,
         tenant: TenantId,
         count: SeatCount,
+        keyed: Option<Keyed<Vec<Seat>>>,
     ) -> Result<Durable<Vec<Seat>>, Error> {
         self.check(caller, Action::Purchase, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
         let by = caller.user.clone();
-        self.ask(&actor, actor::Purchase { count, by }).await
+        self.ask(&actor, actor::Purchase { count, by, keyed }).await
     }
 
-    pub async fn allocate(&self, caller: &Caller, seat: SeatId, learner: LearnerId) -> Result<Durable<Seat>, Error> {
+    pub async fn allocate(
+        &self,
+        caller: &Caller,
+        seat: SeatId,
+        learner: LearnerId,
+        keyed: Option<Keyed<Seat>>,
+    ) -> Result<Durable<Seat>, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
         self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
         self.writable(tenant).await?;
         let by = caller.user.clone();
-        self.ask(&actor, actor::Allocate { seat, learner, by }).await
+        self.ask(
+            &actor,
+            actor::Allocate {
+                seat,
+                learner,
+                by,
+                keyed,
+            },
+        )
+        .await
     }
 
     /// A seat for the learner in the tenant: the one they hold (`false`,
@@ -52,20 +69,36 @@ impl Engine {
         caller: &Caller,
         tenant: TenantId,
         learner: LearnerId,
+        keyed: Option<Keyed<(Seat, bool)>>,
     ) -> Result<Durable<(Seat, bool)>, Error> {
         self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
         let by = caller.user.clone();
-        self.ask(&actor, actor::Assign { learner, by }).await
+        self.ask(&actor, actor::Assign { learner, by, keyed }).await
     }
 
-    pub async fn reclaim(&self, caller: &Caller, seat: SeatId, reason: Reason) -> Result<Durable<Seat>, Error> {
+    pub async fn reclaim(
+        &self,
+        caller: &Caller,
+        seat: SeatId,
+        reason: Reason,
+        keyed: Option<Keyed<Seat>>,
+    ) -> Result<Durable<Seat>, Error> {
         let (tenant, actor) = self.seat_owner(seat)?;
         self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
         self.writable(tenant).await?;
         let by = caller.user.clone();
-        self.ask(&actor, actor::Reclaim { seat, reason, by }).await
+        self.ask(
+            &actor,
+            actor::Reclaim {
+                seat,
+                reason,
+                by,
+                keyed,
+            },
+        )
+        .await
     }
 
     /// A seat; learners (and anyone else with a role in the district) may

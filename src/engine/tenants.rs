@@ -5,15 +5,21 @@ use crate::domain::{Caller, Tenant, TenantId, TenantKind, TenantName, TenantPatc
 use crate::store::IdSpace;
 
 use super::actor::Restored;
+use super::answers::{answer, Keyed};
 use super::durable::Durable;
 use super::error::{Error, Missing};
 use super::pool::SeatPool;
 use super::{Action, Engine};
 
 impl Engine {
-    pub async fn create_district(&self, caller: &Caller, name: TenantName) -> Result<Durable<Tenant>, Error> {
+    pub async fn create_district(
+        &self,
+        caller: &Caller,
+        name: TenantName,
+        keyed: Option<Keyed<Tenant>>,
+    ) -> Result<Durable<Tenant>, Error> {
         self.access.create_district(caller)?;
-        self.create_tenant(name, TenantKind::District, None)
+        self.create_tenant(name, TenantKind::District, None, keyed)
     }
 
     pub async fn create_school(
@@ -21,6 +27,7 @@ impl Engine {
         caller: &Caller,
         district: TenantId,
         name: TenantName,
+        keyed: Option<Keyed<Tenant>>,
     ) -> Result<Durable<Tenant>, Error> {
         if self.directory.district(district).is_none() {
             return Err(Error::NotFound(Missing::District));
@@ -28,7 +35,7 @@ impl Engine {
         self.check(caller, Action::ManageTenant, district, Missing::District)
             .await?;
         self.writable(district).await?;
-        self.create_tenant(name, TenantKind::School, Some(district))
+        self.create_tenant(name, TenantKind::School, Some(district), keyed)
     }
 
     fn create_tenant(
@@ -36,6 +43,7 @@ impl Engine {
         name: TenantName,
         kind: TenantKind,
         parent_id: Option<TenantId>,
+        keyed: Option<Keyed<Tenant>>,
     ) -> Result<Durable<Tenant>, Error> {
         let now = Timestamp::now();
         let tenant = Tenant {
@@ -47,7 +55,7 @@ impl Engine {
             updated_at: now,
             is_active: true,
         };
-        let seq = self.store.put_tenant(&tenant)?;
+        let seq = self.store.put_tenant(&tenant, answer(keyed, &tenant).as_ref())?;
         self.spawner.register(
             &self.directory,
             tenant.clone(),
@@ -85,6 +93,7 @@ impl Engine {
         caller: &Caller,
         id: TenantId,
         patch: TenantPatch,
+        keyed: Option<Keyed<Tenant>>,
     ) -> Result<Durable<Tenant>, Error> {
         self.check(caller, Action::ManageTenant, id, Missing::Tenant).await?;
         let (tenant, seq) = self
@@ -98,10 +107,14 @@ impl Engine {
                     next.is_active = active;
                 }
                 if next == *current {
-                    return Ok::<_, Error>(None);
+                    // Nothing to change: the answer (if kept) is the only write.
+                    return match answer(keyed, current) {
+                        Some(a) => Ok::<_, Error>(Some((next, self.store.put_answer(&a)?))),
+                        None => Ok(None),
+                    };
                 }
                 next.updated_at = Timestamp::now();
-                let seq = self.store.put_tenant(&next)?;
+                let seq = self.store.put_tenant(&next, answer(keyed, &next).as_ref())?;
                 Ok(Some((next, seq)))
             })
             .ok_or(Error::NotFound(Missing::Tenant))??;

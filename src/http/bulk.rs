@@ -2,6 +2,7 @@
 //! each, in input order.
 
 use serde::Deserialize;
+use warp::http::StatusCode;
 
 use super::error::ApiError;
 use super::route::{ok, Answer, Request, Route};
@@ -38,7 +39,12 @@ async fn assign(mut req: Request) -> Answer {
     let tenant = TenantId::from_u64(body.tenant_id)?;
     counted("learner_ids", body.learner_ids.len())?;
     let learners = body.learner_ids.into_iter().map(learner).collect();
-    Ok(req.engine.assign_many(req.caller()?, tenant, learners).await?.map(ok))
+    let keyed = req.keyed(StatusCode::OK);
+    Ok(req
+        .engine
+        .assign_many(req.caller()?, tenant, learners, keyed)
+        .await?
+        .map(ok))
 }
 
 async fn reclaim(mut req: Request) -> Answer {
@@ -67,7 +73,7 @@ async fn reclaim(mut req: Request) -> Answer {
     let reason = Reason::parse_reclaim(body.reason)?;
     Ok(req
         .engine
-        .reclaim_many(req.caller()?, tenant, targets, reason)
+        .reclaim_many(req.caller()?, tenant, targets, reason, req.keyed(StatusCode::OK))
         .await?
         .map(ok))
 }

@@ -31,6 +31,8 @@ pub enum ApiError {
     PayloadTooLarge(u64),
     #[error("Request body needs a Content-Length header")]
     LengthRequired,
+    #[error("Idempotency-Key must be one header of 1 to 255 printable ASCII characters")]
+    BadIdempotencyKey,
 }
 
 impl From<Invalid> for ApiError {
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => return StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired => return StatusCode::LENGTH_REQUIRED,
+            ApiError::BadIdempotencyKey => return StatusCode::BAD_REQUEST,
         };
         match engine {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -62,7 +65,8 @@ impl ApiError {
             | Error::SeatAlreadyFree
             | Error::RoleExists
             | Error::RoleInactive => StatusCode::BAD_REQUEST,
-            Error::TenantInactive | Error::NoFreeSeat => StatusCode::CONFLICT,
+            Error::TenantInactive | Error::NoFreeSeat | Error::KeyInFlight => StatusCode::CONFLICT,
+            Error::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::StoreUnavailable(_) | Error::StoreStopped(_) | Error::ShuttingDown | Error::Overloaded => {
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => return "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge(_) => return "PAYLOAD_TOO_LARGE",
             ApiError::LengthRequired => return "LENGTH_REQUIRED",
+            ApiError::BadIdempotencyKey => return "INVALID_IDEMPOTENCY_KEY",
         };
         match engine {
             Error::NotFound(Missing::District) => "DISTRICT_NOT_FOUND",
@@ -94,6 +99,8 @@ impl ApiError {
             Error::LearnerHasSeat => "LEARNER_ALREADY_HAS_SEAT",
             Error::SeatAlreadyFree => "SEAT_ALREADY_FREE",
             Error::NoFreeSeat => "NO_FREE_SEAT",
+            Error::KeyInFlight => "IDEMPOTENCY_KEY_IN_FLIGHT",
+            Error::KeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
             Error::Invalid(_) => "VALIDATION_ERROR",
             Error::StoreUnavailable(_) | Error::StoreStopped(_) => "STORE_UNAVAILABLE",

@@ -8,6 +8,7 @@ pub mod auth;
 mod bulk;
 pub mod error;
 mod health;
+mod idempotency;
 mod listings;
 mod metrics;
 mod roles;

@@ -1,6 +1,7 @@
 //! User roles per tenant, the role trail, and the caller's own view (`/me`).
 
 use serde::Deserialize;
+use warp::http::StatusCode;
 
 use super::listings::optional_paging;
 use super::route::{created, ok, Answer, Request, Route};
@@ -32,7 +33,7 @@ async fn assign(mut req: Request) -> Answer {
     let role = RoleKind::parse(&body.role)?;
     Ok(req
         .engine
-        .assign_role(req.caller()?, user, tenant, role)
+        .assign_role(req.caller()?, user, tenant, role, req.keyed(StatusCode::CREATED))
         .await?
         .map(created))
 }
@@ -62,7 +63,8 @@ async fn events(req: Request) -> Answer {
 
 async fn deactivate(req: Request) -> Answer {
     let id = req.id::<RoleId>(0)?;
-    Ok(req.engine.deactivate_role(req.caller()?, id).await?.map(ok))
+    let keyed = req.keyed(StatusCode::OK);
+    Ok(req.engine.deactivate_role(req.caller()?, id, keyed).await?.map(ok))
 }
 
 async fn user_tenants(req: Request) -> Answer {

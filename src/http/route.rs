@@ -25,8 +25,9 @@ use warp::Reply;
 
 use super::auth::Authenticator;
 use super::error::ApiError;
+use super::idempotency::{self, Begin};
 use crate::domain::{Caller, Id};
-use crate::engine::{Durable, Engine};
+use crate::engine::{Durable, Engine, KeyGuard, Keyed};
 
 /// What a handler answers: a response to send once it is durable.
 pub type Answer = Result<Durable<Response>, ApiError>;
@@ -217,7 +218,7 @@ impl Table {
 
     /// Runs route `index` for a request: identifies the caller, then hands
     /// the request to the handler.
-    pub async fn run(&self, index: usize, ctx: &super::Ctx, path: &str, parts: Parts) -> Answer {
+    pub async fn run(&self, index: usize, ctx: &super::Ctx, path: &str, mut parts: Parts) -> Answer {
         let Some(route) = self.0.get(index) else {
             return Err(ApiError::RouteNotFound);
         };
@@ -228,13 +229,30 @@ impl Table {
             tracing::Span::current().record("caller", caller.user.as_str());
             Some(caller)
         };
+        let body_limit = route.body_limit.map_or(ctx.body_limit, |own| own.max(ctx.body_limit));
+        let begun = idempotency::begin(
+            &ctx.engine,
+            caller.as_ref(),
+            &route.method,
+            path,
+            &mut parts,
+            body_limit,
+        )
+        .await?;
+        let (guard, read) = match begun {
+            Begin::Plain => (None, None),
+            Begin::Run { guard, body } => (Some(guard), Some(body)),
+            Begin::Replay(response) => return Ok(Durable::ready(response)),
+        };
         let request = Request {
             caller,
             params: route.params(path),
             query: parts.query,
             headers: parts.headers,
             body: Some(parts.body),
-            body_limit: route.body_limit.map_or(ctx.body_limit, |own| own.max(ctx.body_limit)),
+            read,
+            guard,
+            body_limit,
             engine: Arc::clone(&ctx.engine),
         };
         (route.handler)(request).await
@@ -270,11 +288,26 @@ pub struct Request {
     query: Option<String>,
     headers: HeaderMap,
     body: Option<Body>,
+    /// The body, when it was read before the handler (`Idempotency-Key`).
+    read: Option<Vec<u8>>,
+    /// The request's `Idempotency-Key`, held while it runs.
+    guard: Option<KeyGuard>,
     body_limit: u64,
     pub engine: Arc<Engine>,
 }
 
 impl Request {
+    /// For a write whose request carries an `Idempotency-Key`: its answer,
+    /// `value` as JSON with `status`, kept with its change.
+    pub fn keyed<T: Serialize + 'static>(&self, status: StatusCode) -> Option<Keyed<T>> {
+        self.keyed_by(move |value: &T| idempotency::json(status, value))
+    }
+
+    /// `keyed`, with an answer rendered by `render`.
+    pub fn keyed_by<T: 'static>(&self, render: impl FnOnce(&T) -> (u16, Vec<u8>) + Send + 'static) -> Option<Keyed<T>> {
+        self.guard.as_ref().map(|guard| guard.keyed(render))
+    }
+
     /// The caller (identified routes only).
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         self.caller.as_ref().ok_or(ApiError::Unauthenticated)
@@ -318,22 +351,28 @@ impl Request {
     /// Not JSON at all: 400. JSON of the wrong shape or types: 422, naming
     /// the field.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
-        let limit = self.body_limit;
-        let declared = self
-            .headers
-            .get(warp::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(ApiError::PayloadTooLarge(limit));
+        if let Some(bytes) = self.read.take() {
+            return parse_json(&bytes);
         }
         let body = self
             .body
             .take()
             .ok_or_else(|| ApiError::invalid("request body was already read"))?;
-        let bytes = read_capped(body, limit).await?;
-        parse_json(&bytes)
+        parse_json(&read_body(&self.headers, body, self.body_limit).await?)
     }
+}
+
+/// A whole body of at most `limit` bytes, refused early when its declared
+/// Content-Length is already larger.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    read_capped(body, limit).await
 }
 
 async fn read_capped(mut body: Body, limit: u64) -> Result<Vec<u8>, ApiError> {

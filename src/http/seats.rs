@@ -1,10 +1,12 @@
 //! Seat purchase, allocation, reclaim, lookups, summary, stats and history.
 
 use serde::Deserialize;
+use warp::http::StatusCode;
 
 use super::error::ApiError;
+use super::idempotency;
 use super::route::{created, ok, Answer, Request, Route};
-use crate::domain::{Id, LearnerId, Reason, SeatCount, SeatId, TenantId};
+use crate::domain::{Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId};
 
 #[derive(Deserialize)]
 struct PurchaseBody {
@@ -49,14 +51,20 @@ async fn purchase(mut req: Request) -> Answer {
     let body: PurchaseBody = req.json().await?;
     let tenant = TenantId::from_u64(body.tenant_id)?;
     let count = SeatCount::parse(body.count)?;
-    Ok(req.engine.purchase(req.caller()?, tenant, count).await?.map(created))
+    let keyed = req.keyed(StatusCode::CREATED);
+    Ok(req
+        .engine
+        .purchase(req.caller()?, tenant, count, keyed)
+        .await?
+        .map(created))
 }
 
 async fn allocate(mut req: Request) -> Answer {
     let body: AllocateBody = req.json().await?;
     let seat = SeatId::from_u64(body.seat_id)?;
     let learner = LearnerId::parse(&body.learner_id)?;
-    Ok(req.engine.allocate(req.caller()?, seat, learner).await?.map(ok))
+    let keyed = req.keyed(StatusCode::OK);
+    Ok(req.engine.allocate(req.caller()?, seat, learner, keyed).await?.map(ok))
 }
 
 /// 201 with the seat assigned now, 200 with the one the learner already held.
@@ -64,7 +72,10 @@ async fn assign(mut req: Request) -> Answer {
     let body: AssignBody = req.json().await?;
     let tenant = TenantId::from_u64(body.tenant_id)?;
     let learner = LearnerId::parse(&body.learner_id)?;
-    let assigned = req.engine.assign(req.caller()?, tenant, learner).await?;
+    let keyed = req.keyed_by(|(seat, new): &(Seat, bool)| {
+        idempotency::json(if *new { StatusCode::CREATED } else { StatusCode::OK }, seat)
+    });
+    let assigned = req.engine.assign(req.caller()?, tenant, learner, keyed).await?;
     Ok(assigned.map(|(seat, new)| if new { created(seat) } else { ok(seat) }))
 }
 
@@ -72,7 +83,8 @@ async fn reclaim(mut req: Request) -> Answer {
     let body: ReclaimBody = req.json().await?;
     let seat = SeatId::from_u64(body.seat_id)?;
     let reason = Reason::parse_reclaim(body.reason)?;
-    Ok(req.engine.reclaim(req.caller()?, seat, reason).await?.map(ok))
+    let keyed = req.keyed(StatusCode::OK);
+    Ok(req.engine.reclaim(req.caller()?, seat, reason, keyed).await?.map(ok))
 }
 
 async fn summary(req: Request) -> Answer {

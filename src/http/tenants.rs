@@ -1,6 +1,7 @@
 //! Districts, schools, tenant metadata and utilization alerts.
 
 use serde::{Deserialize, Serialize};
+use warp::http::StatusCode;
 
 use super::route::{created, ok, Answer, Request, Route};
 use crate::domain::{Percent, Tenant, TenantId, TenantName, TenantPatch};
@@ -47,7 +48,12 @@ pub fn routes() -> Vec<Route> {
 async fn create_district(mut req: Request) -> Answer {
     let body: NameBody = req.json().await?;
     let name = TenantName::parse(body.name)?;
-    Ok(req.engine.create_district(req.caller()?, name).await?.map(created))
+    let keyed = req.keyed(StatusCode::CREATED);
+    Ok(req
+        .engine
+        .create_district(req.caller()?, name, keyed)
+        .await?
+        .map(created))
 }
 
 async fn get_district(req: Request) -> Answer {
@@ -65,7 +71,12 @@ async fn create_school(mut req: Request) -> Answer {
     let body: NameBody = req.json().await?;
     let id = req.id::<TenantId>(0)?;
     let name = TenantName::parse(body.name)?;
-    Ok(req.engine.create_school(req.caller()?, id, name).await?.map(created))
+    let keyed = req.keyed(StatusCode::CREATED);
+    Ok(req
+        .engine
+        .create_school(req.caller()?, id, name, keyed)
+        .await?
+        .map(created))
 }
 
 async fn get_tenant(req: Request) -> Answer {
@@ -80,14 +91,20 @@ async fn update_tenant(mut req: Request) -> Answer {
         name: body.name.map(TenantName::parse).transpose()?,
         is_active: body.is_active,
     };
-    Ok(req.engine.update_tenant(req.caller()?, id, patch).await?.map(ok))
+    let keyed = req.keyed(StatusCode::OK);
+    Ok(req.engine.update_tenant(req.caller()?, id, patch, keyed).await?.map(ok))
 }
 
 async fn set_threshold(mut req: Request) -> Answer {
     let body: ThresholdBody = req.json().await?;
     let id = req.id::<TenantId>(0)?;
     let percent = body.percent.map(Percent::parse).transpose()?;
-    Ok(req.engine.set_threshold(req.caller()?, id, percent).await?.map(ok))
+    let keyed = req.keyed(StatusCode::OK);
+    Ok(req
+        .engine
+        .set_threshold(req.caller()?, id, percent, keyed)
+        .await?
+        .map(ok))
 }
 
 async fn alerts(req: Request) -> Answer {

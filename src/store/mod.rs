@@ -5,6 +5,7 @@
 //! start comes back from `open` as a `Recovered`. Keep this interface narrow:
 //! a replicated log would be a second implementation of these methods.
 
+mod answers;
 mod commit;
 mod disk;
 mod error;
@@ -24,8 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::domain::{
-    Alert, Audit, AuditPage, AuditQuery, Counts, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Threshold, Timestamp,
-    Transition,
+    Alert, Answer, Audit, AuditPage, AuditQuery, Counts, Id, Role, RoleEvent, SeatId, Tenant, TenantId, Threshold,
+    Timestamp, Transition,
 };
 pub use commit::{Durable, FlushObserver, FlushStats};
 use commit::{Flush, GroupCommit};
@@ -33,8 +34,8 @@ pub use disk::{Disk, Hooks};
 pub use error::StoreError;
 pub use export::{export_dir, ExportError};
 use records::{
-    decode, encode, key, BlockEntry, BlockEntryRef, BlockRecord, DecodeError, Hash, RoleEntry, RoleEntryRef,
-    SeatEntryRef, SeatRecord, TrailEntry,
+    decode, encode, encode_tailed, key, BlockEntry, BlockEntryRef, BlockRecord, DecodeError, Hash, RoleEntry,
+    RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry,
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
@@ -179,18 +180,24 @@ impl Store {
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
         let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
-        let finished_bulk = startup::finish_bulk(&db).map_err(|e| e.into_open(dir))?;
+        let (finished_bulk, mut answer_tails) = startup::finish_bulk(&db).map_err(|e| e.into_open(dir))?;
         if finished_bulk > 0 {
             tracing::warn!(seats = finished_bulk, "finished a bulk seat change a crash cut short");
         }
         // Decoding every entry's last audit too would slow every start by
         // the number of changed seats: only the seat record is read.
         let seats = startup::scan_seats(&db, &blocks).map_err(|e| e.into_open(dir))?;
-        let restored = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges)
+        let (restored, seat_tails) = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges)
             .map_err(|e| e.into_open(dir))?;
-        if restored + finished_bulk > 0 {
+        answer_tails.extend(seat_tails);
+        let answers = answers::restore(&db, answer_tails).map_err(|e| e.into_open(dir))?;
+        if restored + finished_bulk + answers > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
-            tracing::warn!(restored, "restored trail entries of the last changes before a crash");
+            tracing::warn!(
+                restored,
+                answers,
+                "restored trail entries and stored answers of the last changes before a crash"
+            );
         }
         let tenants: Vec<Tenant> = scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?;
         let heads = tenants
@@ -289,24 +296,32 @@ impl Store {
         Ok(first)
     }
 
-    pub fn put_tenant(&self, tenant: &Tenant) -> Result<Seq, StoreError> {
-        self.put(key(records::TENANT, tenant.id.get()), encode(tenant))
+    /// A tenant's new version (its key is the commit point), with the
+    /// answer to the request that made it, if one is kept (see `answers`).
+    pub fn put_tenant(&self, tenant: &Tenant, answer: Option<&Answer>) -> Result<Seq, StoreError> {
+        self.put_answered(key(records::TENANT, tenant.id.get()), tenant, answer)
     }
 
     /// A role's new version and the event that made it: the role key (which
     /// carries the event) is the commit point, the event's trail key follows.
-    pub fn put_role(&self, role: &Role, event: &RoleEvent) -> Result<Seq, StoreError> {
+    pub fn put_role(&self, role: &Role, event: &RoleEvent, answer: Option<&Answer>) -> Result<Seq, StoreError> {
         self.writable()?;
         let entry = RoleEntryRef {
             role,
             last_event: event,
         };
+        let planned = answer.map(answers::Planned::new);
+        self.answer_parts(planned.as_ref())?;
         self.db
-            .insert(key(records::ROLE, role.id.get()), encode(&entry))
+            .insert(
+                key(records::ROLE, role.id.get()),
+                encode_tailed(&entry, planned.as_ref().map(|p| &p.tail)),
+            )
             .map_err(unavailable)?;
         self.db
             .insert(records::role_event_key(event.tenant_id, event.id), encode(event))
             .map_err(unavailable)?;
+        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 
@@ -333,16 +348,28 @@ impl Store {
     /// A purchase block and its tenant-trail entry (`hash`: the chain after
     /// the block's last derived audit entry); the block key is the commit
     /// point and carries the trail link and alert (see `BlockEntry`).
-    pub fn put_block(&self, block: &BlockRecord, hash: Hash, alert: Option<&Alert>) -> Result<Seq, StoreError> {
+    pub fn put_block(
+        &self,
+        block: &BlockRecord,
+        hash: Hash,
+        alert: Option<&Alert>,
+        answer: Option<&Answer>,
+    ) -> Result<Seq, StoreError> {
         self.writable()?;
         // The block's key is the commit point (as in `put_transition`).
         let entry = BlockEntryRef { block, hash, alert };
+        let planned = answer.map(answers::Planned::new);
+        self.answer_parts(planned.as_ref())?;
         self.db
-            .insert(key(records::BLOCK, block.first_seat.get()), encode(&entry))
+            .insert(
+                key(records::BLOCK, block.first_seat.get()),
+                encode_tailed(&entry, planned.as_ref().map(|p| &p.tail)),
+            )
             .map_err(unavailable)?;
         for (k, v) in entry.followers() {
             self.db.insert(k, v).map_err(unavailable)?;
         }
+        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 
@@ -356,7 +383,7 @@ impl Store {
         audit: &Audit,
         hash: Hash,
     ) -> Result<Seq, StoreError> {
-        self.put_transition(tenant, seat, record, audit, hash, None)
+        self.put_transition(tenant, seat, record, audit, hash, None, None)
     }
 
     /// `put_seat_change`, with the alert the change raised (if any): an alert
@@ -377,6 +404,7 @@ impl Store {
         audit: &Audit,
         hash: Hash,
         alert: Option<&Alert>,
+        answer: Option<&Answer>,
     ) -> Result<Seq, StoreError> {
         self.writable()?;
         let entry = SeatEntryRef {
@@ -386,12 +414,18 @@ impl Store {
             hash,
             alert,
         };
+        let planned = answer.map(answers::Planned::new);
+        self.answer_parts(planned.as_ref())?;
         self.db
-            .insert(key(records::SEAT, seat.get()), encode(&entry))
+            .insert(
+                key(records::SEAT, seat.get()),
+                encode_tailed(&entry, planned.as_ref().map(|p| &p.tail)),
+            )
             .map_err(unavailable)?;
         for (k, v) in entry.followers(seat) {
             self.db.insert(k, v).map_err(unavailable)?;
         }
+        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 
@@ -403,7 +437,12 @@ impl Store {
     /// is finished, and parts without one are dropped (`startup::finish_bulk`).
     /// A write that fails after the commit point stops the store
     /// (fail-stop): whether the change stands is settled by the restart.
-    pub fn put_seat_changes(&self, tenant: TenantId, changes: &[SeatWrite<'_>]) -> Result<Seq, StoreError> {
+    pub fn put_seat_changes(
+        &self,
+        tenant: TenantId,
+        changes: &[SeatWrite<'_>],
+        answer: Option<&Answer>,
+    ) -> Result<Seq, StoreError> {
         self.writable()?;
         let entries: Vec<(SeatId, SeatEntryRef<'_>)> = changes
             .iter()
@@ -435,9 +474,14 @@ impl Store {
                 .insert(records::bulk_part_key(tenant, n as u64), encode(part))
                 .map_err(unavailable)?;
         }
+        let planned = answer.map(answers::Planned::new);
+        self.answer_parts(planned.as_ref())?;
         let bulk = key(records::BULK, tenant.get());
         self.db
-            .insert(bulk, encode(&(parts.len() as u64)))
+            .insert(
+                bulk,
+                encode_tailed(&(parts.len() as u64), planned.as_ref().map(|p| &p.tail)),
+            )
             .map_err(unavailable)?;
         let followers = || -> sled::Result<()> {
             for ((seat, entry), value) in entries.iter().zip(&values) {
@@ -445,6 +489,9 @@ impl Store {
                 for (k, v) in entry.followers(*seat) {
                     self.db.insert(k, v)?;
                 }
+            }
+            if let Some(p) = &planned {
+                self.db.insert(records::answer_key(&p.tail.key), encode(&p.tail.head))?;
             }
             self.db.remove(bulk)?;
             for n in 0..parts.len() {
@@ -490,8 +537,8 @@ impl Store {
         Ok(out)
     }
 
-    pub fn put_threshold(&self, threshold: &Threshold) -> Result<Seq, StoreError> {
-        self.put(key(records::THRESHOLD, threshold.tenant_id.get()), encode(threshold))
+    pub fn put_threshold(&self, threshold: &Threshold, answer: Option<&Answer>) -> Result<Seq, StoreError> {
+        self.put_answered(key(records::THRESHOLD, threshold.tenant_id.get()), threshold, answer)
     }
 
     /// A tenant's alerts, oldest first (they are few: one per crossing).
@@ -597,9 +644,20 @@ impl Store {
         self.hooks.before_write().map_err(unavailable)
     }
 
-    fn put(&self, key: [u8; 9], value: Vec<u8>) -> Result<Seq, StoreError> {
+    /// One record that is its own commit point, with its answer (if kept).
+    fn put_answered<T: serde::Serialize>(
+        &self,
+        key: [u8; 9],
+        value: &T,
+        answer: Option<&Answer>,
+    ) -> Result<Seq, StoreError> {
         self.writable()?;
-        self.db.insert(key, value).map_err(unavailable)?;
+        let planned = answer.map(answers::Planned::new);
+        self.answer_parts(planned.as_ref())?;
+        self.db
+            .insert(key, encode_tailed(value, planned.as_ref().map(|p| &p.tail)))
+            .map_err(unavailable)?;
+        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::{chain, BlockRecord, Hash, SeatRecord};
-use crate::domain::{Alert, Audit, AuditId, EventId, Id, Role, RoleEvent, SeatId, TenantId, Timestamp};
+use crate::domain::{Alert, AnswerKey, Audit, AuditId, EventId, Id, Role, RoleEvent, SeatId, TenantId, Timestamp};
 
 /// The format version of every record written by this build.
 pub const FORMAT: u8 = 1;
@@ -44,6 +44,105 @@ pub const BULK: u8 = b'Z';
 /// (larger ones go to blob files that sled never fsyncs).
 pub const BULK_PART: u8 = b'z';
 pub const BULK_PART_BYTES: usize = 4 * 1024;
+
+/// A stored answer (`Idempotency-Key`), under `answer_key`: an
+/// `AnswerHead`. Written after the change it answers (whose commit point
+/// carries the same head as its tail, so a crash between the two is
+/// repaired at start); a write that changes nothing stores it alone.
+pub const ANSWER: u8 = b'I';
+/// A part of an answer body too large to keep inline in its head
+/// (`answer_part_key`): `AnswerPart`, each at most `BULK_PART_BYTES`, for
+/// the same reason as bulk parts. Written before the commit point.
+pub const ANSWER_PART: u8 = b'i';
+
+/// How far answers were purged (`key(ANSWER_PURGE, 0)`: a `Timestamp`):
+/// start restores no answer from before it.
+pub const ANSWER_PURGE: u8 = b'J';
+
+pub fn answer_key(key: &AnswerKey) -> [u8; 33] {
+    let mut k = [ANSWER; 33];
+    k[1..].copy_from_slice(&key.0);
+    k
+}
+
+pub fn answer_part_key(key: &AnswerKey, part: u32) -> [u8; 37] {
+    let mut k = [ANSWER_PART; 37];
+    k[1..33].copy_from_slice(&key.0);
+    k[33..].copy_from_slice(&part.to_be_bytes());
+    k
+}
+
+/// What an `ANSWER` key holds: the answer without its key (the sled key
+/// names it), its body inline or in `parts` `ANSWER_PART` keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerHead {
+    pub fingerprint: Hash,
+    pub at: Timestamp,
+    pub status: u16,
+    /// 0: the body is `inline`.
+    pub parts: u32,
+    pub inline: Vec<u8>,
+}
+
+/// One part of a large answer body, with the answer's time (so that a part
+/// whose head was never written, a crash in between, can be purged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerPart {
+    pub at: Timestamp,
+    pub bytes: Vec<u8>,
+}
+
+/// The tail a commit point carries when its change was asked for with an
+/// `Idempotency-Key`: the answer's key and head, restored at start if the
+/// `ANSWER` key written after the change is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerTail {
+    pub key: AnswerKey,
+    pub head: AnswerHead,
+}
+
+/// `encode`, followed by the answer tail if there is one. Readers that do
+/// not look for a tail decode the value as before (bincode leaves trailing
+/// bytes unread), so older builds read these records too.
+pub fn encode_tailed<T: Serialize>(value: &T, tail: Option<&AnswerTail>) -> Vec<u8> {
+    let mut out = encode(value);
+    if let Some(tail) = tail {
+        if let Err(e) = bincode::serialize_into(&mut out, tail) {
+            unreachable!("bincode cannot encode a derived record: {e}");
+        }
+    }
+    out
+}
+
+/// `decode`, and the answer tail after the value if there is one.
+pub fn decode_tailed<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<(T, Option<AnswerTail>), DecodeError> {
+    let corrupt = |e: bincode::Error| DecodeError::Corrupt {
+        key: show_key(key),
+        reason: e.to_string(),
+    };
+    match bytes.first() {
+        Some(&FORMAT) => {}
+        Some(&found) => {
+            return Err(DecodeError::UnknownVersion {
+                key: show_key(key),
+                found,
+            })
+        }
+        None => {
+            return Err(DecodeError::Corrupt {
+                key: show_key(key),
+                reason: "empty value".into(),
+            })
+        }
+    }
+    // From a reader, which tells where the value ends.
+    let mut rest = bytes.get(1..).unwrap_or_default();
+    let value: T = bincode::deserialize_from(&mut rest).map_err(corrupt)?;
+    if rest.is_empty() {
+        return Ok((value, None));
+    }
+    Ok((value, Some(bincode::deserialize(rest).map_err(corrupt)?)))
+}
 
 pub fn bulk_part_key(tenant: TenantId, part: u64) -> [u8; 17] {
     let mut k = [BULK_PART; 17];

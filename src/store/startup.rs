@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::records::{self, decode, encode, key, BlockEntry, BlockRecord, Checkpoint, RolePurge};
-use super::records::{RoleEntry, SeatEntry, SeatRecord, TrailEntry};
+use super::records::{decode_tailed, AnswerTail, RoleEntry, SeatEntry, SeatRecord, TrailEntry};
 use super::{corrupt, keyed, RecentChanges, ScanError};
 use crate::domain::{Audit, Id, SeatCount, SeatId, SeatState, TenantId, Timestamp, Transition};
 
@@ -253,11 +253,13 @@ pub(super) fn trail_names_audits(db: &sled::Db, mut audits: Vec<u64>, seat_chang
 /// it) were never a change: they are dropped. The followers of the seat keys
 /// (audit, trail, alert keys) are the latest changes of the tenant, which
 /// `restore_followers` then completes. Returns the seat keys written.
-pub(super) fn finish_bulk(db: &sled::Db) -> Result<usize, ScanError> {
+pub(super) fn finish_bulk(db: &sled::Db) -> Result<(usize, Vec<AnswerTail>), ScanError> {
     let mut written = 0;
+    let mut tails = Vec::new();
     for item in db.scan_prefix([records::BULK]) {
         let (bulk_key, v) = item?;
-        let parts: u64 = decode(&bulk_key, &v).map_err(ScanError::Decode)?;
+        let (parts, tail): (u64, _) = decode_tailed(&bulk_key, &v).map_err(ScanError::Decode)?;
+        tails.extend(tail);
         let tenant = records::key_id(&bulk_key)
             .and_then(TenantId::new)
             .ok_or_else(|| corrupt(&bulk_key, "bad key"))?;
@@ -289,7 +291,7 @@ pub(super) fn finish_bulk(db: &sled::Db) -> Result<usize, ScanError> {
         let (part_key, _) = item?;
         db.remove(&part_key)?;
     }
-    Ok(written)
+    Ok((written, tails))
 }
 
 pub(super) fn restore_followers(
@@ -299,7 +301,7 @@ pub(super) fn restore_followers(
     roles: &[RoleEntry],
     purged: &Purged,
     role_purges: &HashMap<TenantId, RolePurge>,
-) -> Result<usize, ScanError> {
+) -> Result<(usize, Vec<AnswerTail>), ScanError> {
     // Only a tenant's latest seat change can have lost its followers: its
     // actor writes each change's keys one after another, and sled recovers
     // a prefix of its log, so a later commit point present means every key
@@ -319,6 +321,7 @@ pub(super) fn restore_followers(
         }
     }
     let mut restored = 0;
+    let mut tails = Vec::new();
     let mut restore = |k: Vec<u8>, v: Vec<u8>| -> Result<(), ScanError> {
         if !db.contains_key(&k)? {
             db.insert(k, v)?;
@@ -332,7 +335,8 @@ pub(super) fn restore_followers(
             continue;
         };
         // A corrupt entry stops the start, like any unreadable record.
-        let entry: SeatEntry = decode(&k, &v).map_err(ScanError::Decode)?;
+        let (entry, tail): (SeatEntry, _) = decode_tailed(&k, &v).map_err(ScanError::Decode)?;
+        tails.extend(tail);
         let a = &entry.last_audit;
         if purged.covers(entry.tenant, a.created_at, a.id.get()) {
             continue;
@@ -358,7 +362,7 @@ pub(super) fn restore_followers(
             restore(records::role_event_key(e.tenant_id, e.id).to_vec(), encode(e))?;
         }
     }
-    Ok(restored)
+    Ok((restored, tails))
 }
 
 #[cfg(test)]
@@ -400,7 +404,7 @@ mod tests {
             created_at: at,
             changed_by: UserId::parse("admin").expect("user"),
         };
-        store.put_block(&block, [0; 32], None).expect("put_block");
+        store.put_block(&block, [0; 32], None, None).expect("put_block");
         let seat = block.first_seat;
         let learner = LearnerId::parse("l1").expect("learner");
         let audit = Audit {
@@ -476,7 +480,7 @@ mod tests {
                     alert: None,
                 })
                 .collect();
-            store.put_seat_changes(t, &writes).expect("put_seat_changes");
+            store.put_seat_changes(t, &writes, None).expect("put_seat_changes");
             // What a crash right after the commit point leaves: the commit
             // point, and none of the keys that follow it.
             let entries: Vec<(SeatId, SeatEntryRef<'_>)> = writes
@@ -590,7 +594,7 @@ mod tests {
                 created_at: Timestamp::now(),
                 changed_by: UserId::parse("admin").expect("user"),
             };
-            store.put_block(&block, [0; 32], None).expect("put_block");
+            store.put_block(&block, [0; 32], None, None).expect("put_block");
             store.close();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -331,7 +331,9 @@ mod tests {
                     created_at: at,
                     changed_by: by,
                 };
-                store.put_block(&block, [0; 32], None).unwrap_or_else(|e| panic!("{e}"));
+                store
+                    .put_block(&block, [0; 32], None, None)
+                    .unwrap_or_else(|e| panic!("{e}"));
                 for i in 0..count {
                     all.push((tenant, block.purchase_audit(i)));
                     owned[t].push(id(seat + i));

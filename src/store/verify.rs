@@ -721,7 +721,7 @@ mod tests {
             };
             self.head = purchase_link(&self.head, self.id, &block);
             store
-                .put_block(&block, self.head, None)
+                .put_block(&block, self.head, None, None)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
 
@@ -882,7 +882,7 @@ mod tests {
             changed_by: UserId::parse("u").unwrap_or_else(|_| unreachable!()),
         };
         store
-            .put_block(&forged, [0; 32], None)
+            .put_block(&forged, [0; 32], None, None)
             .unwrap_or_else(|e| panic!("{e}"));
         store
             .db

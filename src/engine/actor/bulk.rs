@@ -7,6 +7,7 @@ use actix::{Context, Handler};
 use crate::domain::{chain, Audit, AuditId, LearnerId, Seat, SeatId, Timestamp, Transition, UserId};
 use crate::store::{IdSpace, SeatWrite};
 
+use super::super::answers::{answer, Keyed};
 use super::super::error::{Error, Missing};
 use super::super::pool::SeatChange;
 use super::super::stats::day_of;
@@ -14,18 +15,23 @@ use super::{AssignMany, Durable, ReclaimMany, TenantActor};
 
 impl TenantActor {
     /// Writes many checked changes (all dated `at`) as one change of the
-    /// store, one audit entry each, then applies them; their seats, in order.
+    /// store, one audit entry each, with the answer to keep if one is asked
+    /// for, then applies them; each row's outcome, in order.
     fn commit_many(
         &mut self,
         kind: Transition,
-        changes: Vec<SeatChange>,
+        (rows, changes): (Vec<Planned>, Vec<SeatChange>),
         by: &UserId,
         reason: &str,
         at: Timestamp,
-    ) -> Result<Vec<Seat>, Error> {
+        keyed: Option<Keyed<Vec<RowOutcome>>>,
+    ) -> Result<Vec<RowOutcome>, Error> {
+        let seats = changes.iter().filter_map(|c| self.pool.view_after(c)).collect();
+        let outcomes = Planned::resolve(rows, seats);
         let Some(last) = changes.len().checked_sub(1) else {
-            return Ok(Vec::new());
+            return self.keep(keyed, outcomes);
         };
+        let answer = answer(keyed, &outcomes);
         let first_audit: AuditId = self.id(IdSpace::Audit, changes.len() as u64)?;
         self.roll_day(at)?;
         let before = self.pool.counts();
@@ -62,19 +68,17 @@ impl TenantActor {
                 alert: alert.as_ref().filter(|_| i == last),
             })
             .collect();
-        self.last_write = self.store.put_seat_changes(self.tenant, &writes)?;
+        self.last_write = self.store.put_seat_changes(self.tenant, &writes, answer.as_ref())?;
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(at));
         self.stats.record(kind, at, changes.len() as u64);
-        let mut seats = Vec::with_capacity(changes.len());
         for change in changes {
             self.metrics.moved(kind, change.before.state(), change.after.state());
-            seats.extend(self.pool.view_after(&change));
             self.pool.apply(change);
         }
         self.publish();
-        Ok(seats)
+        Ok(outcomes)
     }
 }
 
@@ -124,9 +128,8 @@ impl Handler<AssignMany> for TenantActor {
             });
         }
         drop(free);
-        let value = self
-            .commit_many(Transition::Allocate, changes, &msg.by, "Seat allocated to learner", at)
-            .map(|seats| Planned::resolve(rows, seats));
+        let reason = "Seat allocated to learner";
+        let value = self.commit_many(Transition::Allocate, (rows, changes), &msg.by, reason, at, msg.keyed);
         self.reply(value)
     }
 }
@@ -160,9 +163,8 @@ impl Handler<ReclaimMany> for TenantActor {
             };
             rows.push(row);
         }
-        let value = self
-            .commit_many(Transition::Reclaim, changes, &msg.by, msg.reason.as_str(), at)
-            .map(|seats| Planned::resolve(rows, seats));
+        let reason = msg.reason.as_str();
+        let value = self.commit_many(Transition::Reclaim, (rows, changes), &msg.by, reason, at, msg.keyed);
         self.reply(value)
     }
 }

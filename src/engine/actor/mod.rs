@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::metrics::Metrics;
 use crate::store::{ChainHead, IdSpace, Seq, Store};
 
+use super::answers::{answer, Keyed};
 use super::durable::Durable;
 use super::error::{Error, Missing};
 use super::pool::{SeatChange, SeatFilter, SeatPool, SeatRun};
@@ -117,7 +118,7 @@ impl TenantActor {
         Durable::after(self.last_write, value)
     }
 
-    fn purchase(&mut self, count: SeatCount, by: UserId) -> Result<Vec<Seat>, Error> {
+    fn purchase(&mut self, count: SeatCount, by: UserId, keyed: Option<Keyed<Vec<Seat>>>) -> Result<Vec<Seat>, Error> {
         let n = count.get();
         self.pool.room_for(n)?;
         let first_seat = self.id::<SeatId>(IdSpace::Seat, n)?;
@@ -139,7 +140,8 @@ impl TenantActor {
                 ..Counts::default()
             };
         let alert = self.alert(before, after, first_audit, block.created_at);
-        self.last_write = self.store.put_block(&block, head, alert.as_ref())?;
+        let answer = keyed.map(|k| k.answer(&self.pool.new_block_seats(&block)));
+        self.last_write = self.store.put_block(&block, head, alert.as_ref(), answer.as_ref())?;
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(block.created_at));
@@ -151,8 +153,20 @@ impl TenantActor {
         Ok(self.pool.block_seats(first_seat))
     }
 
-    /// Writes a checked change with its audit entry, then applies it.
-    fn commit(&mut self, kind: Transition, change: SeatChange, by: UserId, reason: String) -> Result<Seat, Error> {
+    /// Writes a checked change with its audit entry (and the answer to
+    /// keep, if any), then applies it.
+    fn commit(
+        &mut self,
+        kind: Transition,
+        change: SeatChange,
+        by: UserId,
+        reason: String,
+        keyed: Option<Keyed<Seat>>,
+    ) -> Result<Seat, Error> {
+        let seat = self
+            .pool
+            .view_after(&change)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))?;
         let audit = Audit {
             id: self.id(IdSpace::Audit, 1)?,
             seat_id: change.seat,
@@ -170,18 +184,33 @@ impl TenantActor {
         let before = self.pool.counts();
         let after = before.moved(change.before.state(), change.after.state());
         let alert = self.alert(before, after, audit.id, audit.created_at);
-        self.last_write = self
-            .store
-            .put_transition(self.tenant, change.seat, &record, &audit, head, alert.as_ref())?;
+        let answer = answer(keyed, &seat);
+        self.last_write = self.store.put_transition(
+            self.tenant,
+            change.seat,
+            &record,
+            &audit,
+            head,
+            alert.as_ref(),
+            answer.as_ref(),
+        )?;
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(audit.created_at));
         self.metrics.moved(kind, change.before.state(), change.after.state());
         self.stats.record(kind, audit.created_at, 1);
-        let seat = self.pool.view_after(&change);
         self.pool.apply(change);
         self.publish();
-        seat.ok_or_else(|| Error::Internal(anyhow::anyhow!("seat vanished while being changed")))
+        Ok(seat)
+    }
+
+    /// Keeps the answer to a request that changed nothing (if one is asked
+    /// for): its only write.
+    fn keep<T: 'static>(&mut self, keyed: Option<Keyed<T>>, value: T) -> Result<T, Error> {
+        if let Some(answer) = answer(keyed, &value) {
+            self.last_write = self.store.put_answer(&answer)?;
+        }
+        Ok(value)
     }
 
     /// Before the first change of a new day: the counts at the end of the
@@ -266,16 +295,16 @@ macro_rules! message {
     };
 }
 
-message!(Purchase { count: SeatCount, by: UserId } -> Vec<Seat>);
-message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId } -> Seat);
-message!(Reclaim { seat: SeatId, reason: Reason, by: UserId } -> Seat);
-message!(Assign { learner: LearnerId, by: UserId } -> (Seat, bool));
-message!(AssignMany { learners: Vec<LearnerId>, by: UserId } -> Vec<RowOutcome>);
-message!(ReclaimMany { targets: Vec<Target>, reason: Reason, by: UserId } -> Vec<RowOutcome>);
+message!(Purchase { count: SeatCount, by: UserId, keyed: Option<Keyed<Vec<Seat>>> } -> Vec<Seat>);
+message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
+message!(Reclaim { seat: SeatId, reason: Reason, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
+message!(Assign { learner: LearnerId, by: UserId, keyed: Option<Keyed<(Seat, bool)>> } -> (Seat, bool));
+message!(AssignMany { learners: Vec<LearnerId>, by: UserId, keyed: Option<Keyed<Vec<RowOutcome>>> } -> Vec<RowOutcome>);
+message!(ReclaimMany { targets: Vec<Target>, reason: Reason, by: UserId, keyed: Option<Keyed<Vec<RowOutcome>>> } -> Vec<RowOutcome>);
 message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
 message!(Head {} -> Hash);
-message!(SetThreshold { threshold: Threshold } -> Threshold);
+message!(SetThreshold { threshold: Threshold, keyed: Option<Keyed<Threshold>> } -> Threshold);
 message!(GetThreshold {} -> Option<Percent>);
 message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
@@ -284,7 +313,7 @@ message!(ListSeats { after: Option<SeatId>, filter: SeatFilter, limit: usize } -
 impl Handler<Purchase> for TenantActor {
     type Result = Durable<Vec<Seat>>;
     fn handle(&mut self, msg: Purchase, _: &mut Context<Self>) -> Self::Result {
-        let value = self.purchase(msg.count, msg.by);
+        let value = self.purchase(msg.count, msg.by, msg.keyed);
         self.reply(value)
     }
 }
@@ -293,10 +322,10 @@ impl Handler<Allocate> for TenantActor {
     type Result = Durable<Seat>;
     fn handle(&mut self, msg: Allocate, _: &mut Context<Self>) -> Self::Result {
         let now = self.now();
-        let value = self
-            .pool
-            .allocate(msg.seat, msg.learner, now)
-            .and_then(|change| self.commit(Transition::Allocate, change, msg.by, "Seat allocated to learner".into()));
+        let value = self.pool.allocate(msg.seat, msg.learner, now).and_then(|change| {
+            let reason = "Seat allocated to learner".into();
+            self.commit(Transition::Allocate, change, msg.by, reason, msg.keyed)
+        });
         self.reply(value)
     }
 }
@@ -308,15 +337,20 @@ impl Handler<Assign> for TenantActor {
     type Result = Durable<(Seat, bool)>;
     fn handle(&mut self, msg: Assign, _: &mut Context<Self>) -> Self::Result {
         if let Some(held) = self.pool.seat_of(&msg.learner) {
-            return self.reply(Ok((held, false)));
+            let kept = self.keep(msg.keyed, (held, false));
+            return self.reply(kept);
         }
         let now = self.now();
+        let keyed = msg.keyed.map(|k| k.from(|seat: &Seat| (seat.clone(), true)));
         let value = self
             .pool
             .first_free()
             .ok_or(Error::NoFreeSeat)
             .and_then(|seat| self.pool.allocate(seat, msg.learner, now))
-            .and_then(|change| self.commit(Transition::Allocate, change, msg.by, "Seat allocated to learner".into()))
+            .and_then(|change| {
+                let reason = "Seat allocated to learner".into();
+                self.commit(Transition::Allocate, change, msg.by, reason, keyed)
+            })
             .map(|seat| (seat, true));
         self.reply(value)
     }
@@ -329,7 +363,7 @@ impl Handler<Reclaim> for TenantActor {
         let value = self
             .pool
             .reclaim(msg.seat, now)
-            .and_then(|change| self.commit(Transition::Reclaim, change, msg.by, msg.reason.into_string()));
+            .and_then(|change| self.commit(Transition::Reclaim, change, msg.by, msg.reason.into_string(), msg.keyed));
         self.reply(value)
     }
 }
@@ -371,9 +405,10 @@ impl Handler<Stats> for TenantActor {
 impl Handler<SetThreshold> for TenantActor {
     type Result = Durable<Threshold>;
     fn handle(&mut self, msg: SetThreshold, _: &mut Context<Self>) -> Self::Result {
+        let answer = answer(msg.keyed, &msg.threshold);
         let value = self
             .store
-            .put_threshold(&msg.threshold)
+            .put_threshold(&msg.threshold, answer.as_ref())
             .map_err(Error::from)
             .map(|seq| {
                 self.last_write = seq;

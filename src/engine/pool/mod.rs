@@ -167,6 +167,15 @@ impl SeatPool {
         Some(view(self.tenant, id, &b.record, &b.slots[index]))
     }
 
+    /// The seats a block will have once added (all free), as the contract
+    /// shows them: a purchase's answer, rendered before its write.
+    pub fn new_block_seats(&self, record: &BlockRecord) -> Vec<Seat> {
+        let slot = Slot::free(record.created_at);
+        (0..record.count)
+            .map(|i| view(self.tenant, record.first_seat.offset(i), record, &slot))
+            .collect()
+    }
+
     /// The seats of the block starting at `first`, as the contract shows them.
     pub fn block_seats(&self, first: SeatId) -> Vec<Seat> {
         let Some((block, _)) = self.locate(first) else {

@@ -1,0 +1,194 @@
+//! Stored answers (`Idempotency-Key`): written with the change they answer,
+//! read back for a retry, restored at start, purged after their retention.
+//!
+//! A change asked for with a key writes, in order: the answer body's parts
+//! (only when it is too large to keep inline), the change's commit point
+//! with the answer's head as its tail (`records::AnswerTail`), the change's
+//! followers, then the answer's own key. sled recovers a prefix of its log,
+//! so after a crash either the commit point is there, and with it the parts
+//! and the tail from which start restores a missing answer key, or neither
+//! the change nor its answer is.
+
+use sled::Db;
+
+use crate::domain::{Answer, AnswerKey, Tenant, Threshold, Timestamp};
+
+use super::records::{
+    self, answer_key, answer_part_key, decode, decode_tailed, encode, key, AnswerHead, AnswerPart, AnswerTail,
+    BlockEntry, RoleEntry, BULK_PART_BYTES,
+};
+use super::{unavailable, ScanError, Seq, Store, StoreError};
+
+/// An answer laid out for writing.
+pub(super) struct Planned {
+    pub tail: AnswerTail,
+    /// `(key, value)` of each part, empty when the body is inline.
+    parts: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Planned {
+    pub fn new(answer: &Answer) -> Planned {
+        let (inline, parts) = if answer.body.len() <= BULK_PART_BYTES {
+            (answer.body.clone(), Vec::new())
+        } else {
+            let parts = answer
+                .body
+                .chunks(BULK_PART_BYTES)
+                .enumerate()
+                .map(|(n, bytes)| {
+                    let part = AnswerPart {
+                        at: answer.at,
+                        bytes: bytes.to_vec(),
+                    };
+                    (answer_part_key(&answer.key, n as u32).to_vec(), encode(&part))
+                })
+                .collect();
+            (Vec::new(), parts)
+        };
+        let head = AnswerHead {
+            fingerprint: answer.fingerprint,
+            at: answer.at,
+            status: answer.status,
+            parts: parts.len() as u32,
+            inline,
+        };
+        Planned {
+            tail: AnswerTail { key: answer.key, head },
+            parts,
+        }
+    }
+}
+
+impl Store {
+    /// Before a change's commit point: the answer's parts, if any.
+    pub(super) fn answer_parts(&self, planned: Option<&Planned>) -> Result<(), StoreError> {
+        for (k, v) in planned.into_iter().flat_map(|p| &p.parts) {
+            self.db.insert(k.as_slice(), v.as_slice()).map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// After a change's followers: the answer's key.
+    pub(super) fn answer_index(&self, planned: Option<&Planned>) -> Result<(), StoreError> {
+        if let Some(p) = planned {
+            self.db
+                .insert(answer_key(&p.tail.key), encode(&p.tail.head))
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// The answer to a request that changed nothing (it has no commit point
+    /// to ride on): its parts, then its key.
+    pub fn put_answer(&self, answer: &Answer) -> Result<Seq, StoreError> {
+        self.writable()?;
+        let planned = Planned::new(answer);
+        self.answer_parts(Some(&planned))?;
+        self.answer_index(Some(&planned))?;
+        Ok(self.commit.wrote())
+    }
+
+    /// The answer stored under `key`, if any (however old: the caller
+    /// decides what has expired).
+    pub fn answer(&self, key: &AnswerKey) -> Result<Option<Answer>, StoreError> {
+        let k = answer_key(key);
+        let Some(v) = self.db.get(k).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let head: AnswerHead = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+        let mut body = head.inline;
+        for n in 0..head.parts {
+            let pk = answer_part_key(key, n);
+            let part = self
+                .db
+                .get(pk)
+                .map_err(unavailable)?
+                .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("answer part {n} is missing")))?;
+            let part: AnswerPart = decode(&pk, &part).map_err(|e| StoreError::Internal(e.into()))?;
+            body.extend_from_slice(&part.bytes);
+        }
+        Ok(Some(Answer {
+            key: *key,
+            fingerprint: head.fingerprint,
+            at: head.at,
+            status: head.status,
+            body,
+        }))
+    }
+
+    /// Removes the answers given before `before`, and parts whose answer
+    /// was never written (a crash between them) from before then. The mark
+    /// goes first, so start never restores what a purge took. Returns how
+    /// many answers went.
+    pub fn purge_answers(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.writable()?;
+        self.db
+            .insert(key(records::ANSWER_PURGE, 0), encode(&before))
+            .map_err(unavailable)?;
+        let mut purged = 0;
+        for item in self.db.scan_prefix([records::ANSWER]) {
+            let (k, v) = item.map_err(unavailable)?;
+            let head: AnswerHead = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+            if head.at < before {
+                self.db.remove(&k).map_err(unavailable)?;
+                purged += 1;
+            }
+        }
+        for item in self.db.scan_prefix([records::ANSWER_PART]) {
+            let (k, v) = item.map_err(unavailable)?;
+            let part: AnswerPart = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+            let head = k.get(..33).map(|h| {
+                let mut head = h.to_vec();
+                head[0] = records::ANSWER;
+                head
+            });
+            let orphan = match head {
+                Some(head) => !self.db.contains_key(head).map_err(unavailable)?,
+                None => true,
+            };
+            if part.at < before && orphan {
+                self.db.remove(&k).map_err(unavailable)?;
+            }
+        }
+        Ok(purged)
+    }
+}
+
+/// At start: the answer key of every tail found, where a crash kept it from
+/// being written (and no purge has taken it since). `seat_tails` are those
+/// of each tenant's latest seat change and of unfinished bulk changes; the
+/// other commit points that can carry one are few and read here.
+pub(super) fn restore(db: &Db, seat_tails: Vec<AnswerTail>) -> Result<usize, ScanError> {
+    let purged_before: Option<Timestamp> = match db.get(key(records::ANSWER_PURGE, 0))? {
+        Some(v) => Some(decode(&key(records::ANSWER_PURGE, 0), &v).map_err(ScanError::Decode)?),
+        None => None,
+    };
+    let mut tails = seat_tails;
+    tails.extend(tails_of::<BlockEntry>(db, records::BLOCK)?);
+    tails.extend(tails_of::<RoleEntry>(db, records::ROLE)?);
+    tails.extend(tails_of::<Tenant>(db, records::TENANT)?);
+    tails.extend(tails_of::<Threshold>(db, records::THRESHOLD)?);
+    let mut restored = 0;
+    for tail in tails {
+        if purged_before.is_some_and(|before| tail.head.at < before) {
+            continue;
+        }
+        let k = answer_key(&tail.key);
+        if !db.contains_key(k)? {
+            db.insert(k, encode(&tail.head))?;
+            restored += 1;
+        }
+    }
+    Ok(restored)
+}
+
+fn tails_of<T: serde::de::DeserializeOwned>(db: &Db, kind: u8) -> Result<Vec<AnswerTail>, ScanError> {
+    let mut out = Vec::new();
+    for item in db.scan_prefix([kind]) {
+        let (k, v) = item?;
+        if let (_, Some(tail)) = decode_tailed::<T>(&k, &v).map_err(ScanError::Decode)? {
+            out.push(tail);
+        }
+    }
+    Ok(out)
+}
