@@ -177,6 +177,9 @@ impl Engine {
     }
 }
 
+/// Each input echoed, and where its answer comes from, in input order.
+type RowPlan = Vec<(Input<()>, Row)>;
+
 /// Where each input's answer comes from.
 enum Row {
     /// The `n`th value sent to the actor.
@@ -187,7 +190,7 @@ enum Row {
 
 /// Splits the inputs into what goes to the actor (valid, each once, in
 /// input order) and a row plan that puts the answers back in input order.
-fn sorted<T, K: std::hash::Hash + Eq>(inputs: Vec<Input<T>>, key: impl Fn(&T) -> K) -> (Vec<(Input<()>, Row)>, Vec<T>) {
+fn sorted<T, K: std::hash::Hash + Eq>(inputs: Vec<Input<T>>, key: impl Fn(&T) -> K) -> (RowPlan, Vec<T>) {
     let mut seen = HashSet::new();
     let mut wanted = Vec::new();
     let rows = inputs
@@ -215,10 +218,10 @@ fn sorted<T, K: std::hash::Hash + Eq>(inputs: Vec<Input<T>>, key: impl Fn(&T) ->
 /// The row plan, shared with the answer to keep (if one is asked for),
 /// which the actor renders from its outcomes before its write.
 fn keyed_rows(
-    rows: Vec<(Input<()>, Row)>,
+    rows: RowPlan,
     keyed: Option<Keyed<BulkReport>>,
     shape: impl Fn(&[(Input<()>, Row)], &[RowOutcome]) -> BulkReport + Send + 'static,
-) -> (Arc<Vec<(Input<()>, Row)>>, Option<Keyed<Vec<RowOutcome>>>) {
+) -> (Arc<RowPlan>, Option<Keyed<Vec<RowOutcome>>>) {
     let rows = Arc::new(rows);
     let keyed = keyed.map(|k| {
         let rows = Arc::clone(&rows);

@@ -383,7 +383,14 @@ impl Store {
         audit: &Audit,
         hash: Hash,
     ) -> Result<Seq, StoreError> {
-        self.put_transition(tenant, seat, record, audit, hash, None, None)
+        let write = SeatWrite {
+            seat,
+            record,
+            audit,
+            hash,
+            alert: None,
+        };
+        self.put_transition(tenant, &write, None)
     }
 
     /// `put_seat_change`, with the alert the change raised (if any): an alert
@@ -399,20 +406,17 @@ impl Store {
     pub fn put_transition(
         &self,
         tenant: TenantId,
-        seat: SeatId,
-        record: &SeatRecord,
-        audit: &Audit,
-        hash: Hash,
-        alert: Option<&Alert>,
+        write: &SeatWrite<'_>,
         answer: Option<&Answer>,
     ) -> Result<Seq, StoreError> {
         self.writable()?;
+        let seat = write.seat;
         let entry = SeatEntryRef {
-            seat: record,
-            last_audit: audit,
+            seat: write.record,
+            last_audit: write.audit,
             tenant,
-            hash,
-            alert,
+            hash: write.hash,
+            alert: write.alert,
         };
         let planned = answer.map(answers::Planned::new);
         self.answer_parts(planned.as_ref())?;

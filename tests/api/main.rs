@@ -16,6 +16,7 @@ mod format;
 mod hardening;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod identity;
 mod listings;
 mod load;

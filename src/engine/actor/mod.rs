@@ -16,7 +16,7 @@ use crate::domain::{
     TenantId, Threshold, Timestamp, Transition, UserId,
 };
 use crate::metrics::Metrics;
-use crate::store::{ChainHead, IdSpace, Seq, Store};
+use crate::store::{ChainHead, IdSpace, SeatWrite, Seq, Store};
 
 use super::answers::{answer, Keyed};
 use super::durable::Durable;
@@ -185,15 +185,14 @@ impl TenantActor {
         let after = before.moved(change.before.state(), change.after.state());
         let alert = self.alert(before, after, audit.id, audit.created_at);
         let answer = answer(keyed, &seat);
-        self.last_write = self.store.put_transition(
-            self.tenant,
-            change.seat,
-            &record,
-            &audit,
-            head,
-            alert.as_ref(),
-            answer.as_ref(),
-        )?;
+        let write = SeatWrite {
+            seat: change.seat,
+            record: &record,
+            audit: &audit,
+            hash: head,
+            alert: alert.as_ref(),
+        };
+        self.last_write = self.store.put_transition(self.tenant, &write, answer.as_ref())?;
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(audit.created_at));
