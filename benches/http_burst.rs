@@ -22,8 +22,8 @@
 //! Environment: BENCH_SLICE_MS (measured milliseconds per slice, default
 //! 1000), BENCH_ROUNDS (default 4), BENCH_CLIENT_THREADS (client runtime
 //! workers, default 2), and for profiling one part alone BENCH_CONNS (e.g.
-//! `64`), BENCH_ONLY (`allocate`, `summary`, `refused`, `roles`, comma
-//! separated) and BENCH_NO_CEILING=1 (skip the `/health` slices, e.g. under
+//! `64`), BENCH_ONLY (`allocate`, `summary`, `refused`, `roles`, `assign`,
+//! `keyed`, comma separated) and BENCH_NO_CEILING=1 (skip the `/health` slices, e.g. under
 //! `perf record`).
 //!
 //! Besides rates, each row reports the CPU time of the whole process (server
@@ -159,7 +159,7 @@ fn main() {
         .unwrap_or_else(|| CONNS.to_vec());
     // The experiment the in-process server runs, as the store reads it.
     let what_if = common::what_if();
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles,assign".into());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "allocate,summary,refused,roles,assign,keyed".into());
     let phase = |name: &str| only.split(',').any(|p| p.trim() == name);
     let no_ceiling = env_num("BENCH_NO_CEILING", 0) == 1;
     let server = Server::start();
@@ -306,6 +306,55 @@ fn main() {
                 conns,
                 total: enforced,
                 ceiling: Some(open_rate),
+            });
+        }
+
+        // Idempotency-Key's cost (issue 14: within 15%): allocations with a
+        // fresh key each, interleaved slice by slice with allocations without
+        // one, on the same server and school; "of" is keyed ÷ plain.
+        if phase("keyed") {
+            let conns = 64;
+            let window = (slice + WARMUP).as_secs_f64() * rounds as f64;
+            seats
+                .ensure(addr, school, (best_rate * window * 2.5) as usize + 20_000)
+                .await;
+            let list = Arc::new(std::mem::take(&mut seats.free));
+            let cursor = Arc::new(AtomicUsize::new(0));
+            let mut totals = [Total::default(), Total::default()];
+            for round in 0..rounds {
+                for part in order(round) {
+                    let p = part as usize;
+                    let (list, cursor, base) = (Arc::clone(&list), Arc::clone(&cursor), learners_used);
+                    let next = move |_: usize, _: u64| {
+                        let i = cursor.fetch_add(1, Ordering::Relaxed);
+                        let seat = *list.get(i)?;
+                        let req = allocate_req(seat, &format!("keyed-{p}-{:08}", base + i));
+                        Some(if p == 0 { req.keyed(format!("key-{seat}")) } else { req })
+                    };
+                    let disk = disk_written();
+                    let run = drive(addr, conns, WARMUP, slice, 200, next).await;
+                    totals[p].add(run, disk_written() - disk);
+                }
+            }
+            let used = cursor.load(Ordering::Relaxed).min(list.len());
+            if used >= list.len() {
+                eprintln!("warning: keyed allocate ran out of seats");
+            }
+            allocated += totals[0].run.all_ok + totals[1].run.all_ok;
+            seats.free = list[used..].to_vec();
+            let [keyed, plain] = totals.map(Total::finish);
+            let plain_rate = plain.run.rate();
+            rows.push(Row {
+                endpoint: "POST /seats/allocate, no Idempotency-Key".into(),
+                conns,
+                total: plain,
+                ceiling: None,
+            });
+            rows.push(Row {
+                endpoint: "POST /seats/allocate, Idempotency-Key (of: no key)".into(),
+                conns,
+                total: keyed,
+                ceiling: Some(plain_rate),
             });
         }
 

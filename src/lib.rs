@@ -210,10 +210,12 @@ impl App {
         });
         let purge = tokio::spawn(answer_purge_loop(Arc::clone(&self.engine)));
         http::server::serve(listener, router, limits, stop).await;
-        if let Some(task) = retention {
+        // Awaited once aborted, so that neither task still holds the engine
+        // (and with it sled's lock on the data dir) once `serve` returns.
+        for task in retention.into_iter().chain([purge]) {
             task.abort();
+            let _ = task.await;
         }
-        purge.abort();
         tracing::info!("stopped accepting; in-flight requests finished");
         self.engine.stop();
         if let Ok(e) = failed_rx.try_recv() {

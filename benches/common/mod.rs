@@ -210,6 +210,9 @@ impl Conn {
             .uri(req.path)
             .header("host", &self.host)
             .header("x-user-id", req.user);
+        if let Some(key) = &req.key {
+            b = b.header("idempotency-key", key.as_str());
+        }
         let body = match req.body {
             Some(json) => {
                 b = b
@@ -238,6 +241,8 @@ pub struct Req {
     pub path: String,
     pub body: Option<String>,
     pub user: &'static str,
+    /// An `Idempotency-Key` to send.
+    pub key: Option<String>,
 }
 
 impl Req {
@@ -247,6 +252,7 @@ impl Req {
             path: path.into(),
             body: None,
             user: USER,
+            key: None,
         }
     }
 
@@ -256,7 +262,14 @@ impl Req {
             path: path.into(),
             body: Some(body),
             user: USER,
+            key: None,
         }
+    }
+
+    /// The request with an `Idempotency-Key`.
+    pub fn keyed(mut self, key: String) -> Req {
+        self.key = Some(key);
+        self
     }
 
     pub fn by(mut self, user: &'static str) -> Req {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dashmap::DashSet;
 
 use crate::domain::{Answer, AnswerKey, Hash, Timestamp};
-use crate::store::Store;
+use crate::store::Watermark;
 
 use super::error::Error;
 use super::Engine;
@@ -77,7 +77,7 @@ pub struct KeyGuard {
     key: AnswerKey,
     fingerprint: Hash,
     in_flight: Arc<DashSet<AnswerKey>>,
-    store: Arc<Store>,
+    watermark: Watermark,
 }
 
 impl KeyGuard {
@@ -91,13 +91,13 @@ impl Drop for KeyGuard {
     /// The key is free again once everything written so far (the request's
     /// write included) is on disk: only then may a retry read the answer.
     fn drop(&mut self) {
-        let (key, in_flight, store) = (self.key, Arc::clone(&self.in_flight), Arc::clone(&self.store));
-        let seq = store.latest();
+        let (key, in_flight, watermark) = (self.key, Arc::clone(&self.in_flight), self.watermark.clone());
+        let seq = watermark.latest();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     // A failed store answers nothing more; freeing the key is harmless.
-                    let _ = store.durable(seq).await;
+                    let _ = watermark.durable(seq).await;
                     in_flight.remove(&key);
                 });
             }
@@ -122,7 +122,7 @@ impl Engine {
             key,
             fingerprint,
             in_flight: Arc::clone(&self.keys_in_flight),
-            store: Arc::clone(&self.store),
+            watermark: self.store.watermark(),
         };
         // A key in the store and not in flight is durable: its request's
         // guard let go only once it was (and start flushed what it restored).
@@ -134,14 +134,26 @@ impl Engine {
         }
     }
 
-    /// Removes the answers older than the retention; how many went.
+    /// Removes the answers older than the retention; how many went. Under
+    /// the retention lock, so that `stop` waits for a purge in progress
+    /// (and none starts after it) before the store closes.
     pub async fn purge_answers(&self) -> Result<usize, Error> {
         let cutoff = self.answers_expire_before();
-        let store = std::sync::Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || store.purge_answers(cutoff))
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("answer purge task: {e}")))?
-            .map_err(Error::from)
+        let (store, lock, stopping) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.retention),
+            Arc::clone(&self.stopping),
+        );
+        tokio::task::spawn_blocking(move || {
+            let _purging = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(0);
+            }
+            store.purge_answers(cutoff)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("answer purge task: {e}")))?
+        .map_err(Error::from)
     }
 
     /// How long answers are kept (`[idempotency] retention_hours`).

@@ -119,20 +119,26 @@ impl Store {
     /// Removes the answers given before `before`, and parts whose answer
     /// was never written (a crash between them) from before then. The mark
     /// goes first, so start never restores what a purge took. Returns how
-    /// many answers went.
+    /// many answers went; writes nothing when there is nothing to purge.
     pub fn purge_answers(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.writable()?;
-        self.db
-            .insert(key(records::ANSWER_PURGE, 0), encode(&before))
-            .map_err(unavailable)?;
-        let mut purged = 0;
+        let mut old = Vec::new();
         for item in self.db.scan_prefix([records::ANSWER]) {
             let (k, v) = item.map_err(unavailable)?;
             let head: AnswerHead = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
             if head.at < before {
-                self.db.remove(&k).map_err(unavailable)?;
-                purged += 1;
+                old.push(k);
             }
+        }
+        let parts = self.db.scan_prefix([records::ANSWER_PART]).next().is_some();
+        if old.is_empty() && !parts {
+            return Ok(0);
+        }
+        self.writable()?;
+        self.db
+            .insert(key(records::ANSWER_PURGE, 0), encode(&before))
+            .map_err(unavailable)?;
+        for k in &old {
+            self.db.remove(k).map_err(unavailable)?;
         }
         for item in self.db.scan_prefix([records::ANSWER_PART]) {
             let (k, v) = item.map_err(unavailable)?;
@@ -150,7 +156,7 @@ impl Store {
                 self.db.remove(&k).map_err(unavailable)?;
             }
         }
-        Ok(purged)
+        Ok(old.len())
     }
 }
 

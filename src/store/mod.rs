@@ -115,6 +115,24 @@ pub enum OpenError {
     Decode { path: PathBuf, source: DecodeError },
 }
 
+/// See `Store::watermark`.
+#[derive(Clone)]
+pub struct Watermark(Arc<GroupCommit>);
+
+impl Watermark {
+    pub fn latest(&self) -> Seq {
+        self.0.latest()
+    }
+
+    /// As `Store::durable`.
+    pub async fn durable(&self, seq: Seq) -> Result<(), StoreError> {
+        self.0
+            .wait(seq)
+            .await
+            .map_err(|()| unavailable("the last flush to disk failed"))
+    }
+}
+
 pub struct Store {
     db: sled::Db,
     /// Around every write here and every flush by the group-commit thread:
@@ -603,6 +621,12 @@ impl Store {
             .wait(seq)
             .await
             .map_err(|()| unavailable("the last flush to disk failed"))
+    }
+
+    /// The group commit's watermark alone, for a waiter that must not keep
+    /// the store (and sled's lock on the data dir) open.
+    pub fn watermark(&self) -> Watermark {
+        Watermark(Arc::clone(&self.commit))
     }
 
     /// The sequence of the latest write. Waiting for it before answering a
