@@ -1,0 +1,60 @@
+//! `Idempotency-Key` as the API document describes it: accepted on every
+//! `POST` and `PUT` (each of them writes), replays marked by
+//! `Idempotent-Replayed`, and the two refusals of its own. Everything the
+//! document says about it is here, so that the feature and its description
+//! change in one place.
+
+use serde_json::{json, Value};
+use warp::http::Method;
+
+pub const HEADER: &str = "Idempotency-Key";
+pub const REPLAYED: &str = "Idempotent-Replayed";
+
+/// Whether a route takes the header: every route that writes.
+pub fn applies(method: &Method) -> bool {
+    method == Method::POST || method == Method::PUT
+}
+
+/// The refusals only a keyed request can get: status, `error_code`, sentence.
+pub const REFUSALS: [(u16, &str, &str); 2] = [
+    (
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+        "The Idempotency-Key was used before with a different request",
+    ),
+    (
+        409,
+        "IDEMPOTENCY_KEY_IN_FLIGHT",
+        "A request with this Idempotency-Key is still being answered; retry shortly",
+    ),
+];
+
+/// The request header, as a reusable parameter.
+pub fn parameter() -> Value {
+    json!({
+        "name": HEADER,
+        "in": "header",
+        "required": false,
+        "description": "Makes a retry safe: a request repeated with the same key (1 to 255 printable \
+            ASCII characters) and the same method, path and body is not applied again; the first \
+            answer is replayed, marked `Idempotent-Replayed: true`. The same key with a different \
+            request is refused (422 `IDEMPOTENCY_KEY_REUSED`); while the first request is still \
+            being answered, a repeat is refused (409 `IDEMPOTENCY_KEY_IN_FLIGHT`). A key that \
+            breaks the rule is refused (422 `VALIDATION_ERROR`).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"}
+    })
+}
+
+/// The response header on a replayed answer.
+pub fn replayed_header() -> Value {
+    json!({
+        "description": "`true` when this answer is the replay of an earlier request with the same \
+            Idempotency-Key (nothing was applied again); absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]}
+    })
+}
+
+/// For the document's introduction.
+pub const SUMMARY: &str = "Every `POST` and `PUT` takes an optional `Idempotency-Key` header (1 to 255 \
+    printable ASCII characters): a retry with the same key and the same request is answered with the \
+    first answer, marked `Idempotent-Replayed: true`, and applies nothing again.";
