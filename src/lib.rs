@@ -114,10 +114,7 @@ fn starting(settings: &Settings) {
         enforce_roles = settings.auth.enforce_roles,
         platform_admins = settings.auth.platform_admins.len(),
         cors_origins = settings.http.cors_origins.len(),
-        "tenant-service {} starting: config {config}, data dir {}, auth {auth}, roles {}",
-        env!("CARGO_PKG_VERSION"),
-        data_dir.display(),
-        if settings.auth.enforce_roles { "enforced" } else { "not enforced" },
+        "starting"
     );
 }
 

@@ -27,11 +27,27 @@ async fn document(_: Request) -> Answer {
     Ok(Durable::ready(bytes(openapi::json().as_bytes(), "application/json")))
 }
 
-/// Swagger UI's own page points to its files as `./name`, which from
-/// `/docs` (no trailing slash) would be `/name`: here they are `/docs/name`.
+/// Swagger UI's own page points to its files relatively (`./name`,
+/// `name`), which from `/docs` (no trailing slash) would be `/name`: here
+/// each is `/docs/name`.
 static PAGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let page = file("index.html").map(|f| f.bytes.into_owned()).unwrap_or_default();
-    String::from_utf8_lossy(&page).replace("\"./", "\"/docs/").into_bytes()
+    let mut page = String::from_utf8_lossy(&page).replace("<title>Swagger UI</title>", "<title>Tenant Service API</title>");
+    for attr in ["src=\"", "href=\""] {
+        let mut out = String::with_capacity(page.len());
+        let mut rest = page.as_str();
+        while let Some(at) = rest.find(attr) {
+            let (before, after) = rest.split_at(at + attr.len());
+            out.push_str(before);
+            if !after.starts_with('/') && !after.starts_with("http") {
+                out.push_str("/docs/");
+            }
+            rest = after.strip_prefix("./").unwrap_or(after);
+        }
+        out.push_str(rest);
+        page = out;
+    }
+    page.into_bytes()
 });
 
 async fn page(_: Request) -> Answer {

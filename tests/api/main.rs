@@ -1,6 +1,7 @@
 //! HTTP tests against the real server: one binary, one module per concern.
 
 mod analytics;
+mod api_reference;
 mod assign;
 mod audit;
 mod auth;
@@ -20,6 +21,7 @@ mod identity;
 mod listings;
 mod load;
 mod metrics;
+mod openapi;
 mod overload;
 mod process;
 mod raw;

@@ -34,8 +34,7 @@ pub fn is_api(path: &str) -> bool {
 
 /// The document as served (built once).
 pub fn json() -> &'static str {
-    static DOC: LazyLock<String> =
-        LazyLock::new(|| serde_json::to_string_pretty(&document(&super::TABLE)).unwrap_or_default());
+    static DOC: LazyLock<String> = LazyLock::new(|| document(&super::TABLE).to_string());
     &DOC
 }
 
@@ -196,14 +195,23 @@ fn operation(op: &Op, route: Option<&Route>) -> Value {
     }
     let mut by_status: BTreeMap<u16, Vec<&Refusal>> = BTreeMap::new();
     for refusal in &refusals {
-        let same = by_status.entry(refusal.status).or_default();
-        if !same.iter().any(|r| r.code == refusal.code) {
-            same.push(refusal);
-        }
+        by_status.entry(refusal.status).or_default().push(refusal);
     }
     for (status, refusals) in by_status {
         let codes: BTreeSet<&str> = refusals.iter().map(|r| r.code).collect();
-        let what: Vec<String> = refusals.iter().map(|r| format!("`{}`: {}", r.code, r.sentence)).collect();
+        // One entry per code, its sentences (e.g. one per identity scheme) together.
+        let mut what: Vec<String> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for code in refusals.iter().map(|r| r.code) {
+            if seen.insert(code) {
+                let sentences: Vec<&str> = refusals
+                    .iter()
+                    .filter(|r| r.code == code)
+                    .map(|r| r.sentence.as_str())
+                    .collect();
+                what.push(format!("`{code}`: {}", sentences.join(" / ")));
+            }
+        }
         let mut headers = json!({"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}});
         if status == 401 {
             headers["WWW-Authenticate"] = json!({"$ref": "#/components/headers/WWW-Authenticate"});
@@ -216,7 +224,10 @@ fn operation(op: &Op, route: Option<&Route>) -> Value {
             json!({
                 "description": what.join("; "),
                 "headers": headers,
-                "content": {"application/json": {"schema": error_schema(&codes)}}
+                "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Error",
+                    "properties": {"error_code": {"enum": codes}}
+                }}}
             }),
         );
     }
@@ -314,12 +325,13 @@ fn introduction() -> String {
          tenant and the audit trail of every seat change. Every write is on disk before it is \
          acknowledged.\n\n\
          **Identity.** Every route except the service routes (`/`, `/health`, `/api/v1/health`, \
-         `/metrics`) needs the caller's identity, by the one scheme the service is configured for: \
+         `/metrics`) and the documentation (`/openapi.json`, `/docs`) needs the caller's identity, by the one scheme the service is configured for: \
          `X-User-ID` (header mode, the default) or a JWT bearer token (jwt mode). Roles are \
          enforced by default: a caller with no role in the tenant's district is told the tenant \
          does not exist (404); a role that is not enough is 403 `FORBIDDEN`.\n\n\
-         **Request ids.** Every answer carries `X-Request-ID`: the caller's when it is a sane one, \
-         else a new uuid.\n\n",
+         **Request ids.** Every answer carries `X-Request-ID`: the caller's (the request header \
+         `X-Request-ID`, when it is 1 to 128 of `A-Z a-z 0-9 - _ . :`), else a new uuid; every log \
+         line of the request carries it too.\n\n",
     );
     text.push_str("**Retries.** ");
     text.push_str(idempotency::SUMMARY);
