@@ -454,6 +454,8 @@ mod tests {
         assert_eq!(from_file.idle_timeout_ms, defaults.idle_timeout_ms);
         assert_eq!(from_file.body_timeout_ms, defaults.body_timeout_ms);
         assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
+        assert_eq!(from_file.log_format, defaults.log_format);
+        assert_eq!(from_file.http.cors_origins, defaults.http.cors_origins);
     }
 
     #[test]
@@ -492,7 +494,9 @@ mod tests {
             s.log_format = bad.into();
             let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
             assert!(
-                err.starts_with("setting log_format = ") && err.ends_with("must be text or json") && !err.contains('\n'),
+                err.starts_with("setting log_format = ")
+                    && err.ends_with("must be text or json")
+                    && !err.contains('\n'),
                 "{bad:?}: {err}"
             );
         }
@@ -502,8 +506,8 @@ mod tests {
 
     #[test]
     fn cors_origins_must_be_exact_origins() {
-        let s: Settings = toml::from_str("[http]\ncors_origins = [\"https://admin.example.org\"]")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let s: Settings =
+            toml::from_str("[http]\ncors_origins = [\"https://admin.example.org\"]").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.http.cors_origins, vec!["https://admin.example.org".to_owned()]);
         assert!(s.validate().is_ok());
         assert!(Settings::default().http.cors_origins.is_empty());

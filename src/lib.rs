@@ -95,13 +95,15 @@ fn starting(settings: &Settings) {
     let data_dir = std::fs::canonicalize(dir)
         .or_else(|_| std::path::absolute(dir))
         .unwrap_or_else(|_| dir.clone());
-    let config = settings
-        .config_file
-        .as_ref()
-        .map_or_else(
-            || "none".to_owned(),
-            |f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()).display().to_string(),
-        );
+    let config = settings.config_file.as_ref().map_or_else(
+        || "none".to_owned(),
+        |f| {
+            std::fs::canonicalize(f)
+                .unwrap_or_else(|_| f.clone())
+                .display()
+                .to_string()
+        },
+    );
     let auth = match settings.auth.mode {
         config::AuthMode::Header => "header",
         config::AuthMode::Jwt => "jwt",

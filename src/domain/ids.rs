@@ -6,7 +6,9 @@ use super::Invalid;
 /// is never a valid id; `parse` is the only way to get one from a request.
 macro_rules! id_type {
     ($name:ident, $field:literal) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+        )]
         #[serde(transparent)]
         #[schema(description = "A positive integer id.")]
         pub struct $name(u64);

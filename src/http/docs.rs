@@ -32,7 +32,8 @@ async fn document(_: Request) -> Answer {
 /// each is `/docs/name`.
 static PAGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let page = file("index.html").map(|f| f.bytes.into_owned()).unwrap_or_default();
-    let mut page = String::from_utf8_lossy(&page).replace("<title>Swagger UI</title>", "<title>Tenant Service API</title>");
+    let mut page =
+        String::from_utf8_lossy(&page).replace("<title>Swagger UI</title>", "<title>Tenant Service API</title>");
     for attr in ["src=\"", "href=\""] {
         let mut out = String::with_capacity(page.len());
         let mut rest = page.as_str();

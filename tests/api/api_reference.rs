@@ -43,7 +43,12 @@ fn api_reference_is_the_document_written_out() {
 fn markdown(doc: &Value) -> String {
     let mut out = String::new();
     let info = &doc["info"];
-    let _ = writeln!(out, "# {} API reference (version {})\n", text(&info["title"]), text(&info["version"]));
+    let _ = writeln!(
+        out,
+        "# {} API reference (version {})\n",
+        text(&info["title"]),
+        text(&info["version"])
+    );
     out.push_str(
         "Generated from the service's OpenAPI 3.1 document, which the service serves at \
          `GET /openapi.json` (and as an interactive page at `GET /docs`). Do not edit by hand: \

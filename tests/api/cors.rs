@@ -55,7 +55,10 @@ async fn configured_origins_may_call_and_read_answers() {
         &[
             ("origin", ALLOWED),
             ("access-control-request-method", "POST"),
-            ("access-control-request-headers", "content-type, x-user-id, idempotency-key"),
+            (
+                "access-control-request-headers",
+                "content-type, x-user-id, idempotency-key",
+            ),
         ],
     )
     .await;
@@ -64,19 +67,32 @@ async fn configured_origins_may_call_and_read_answers() {
     let methods = header(&res, "access-control-allow-methods").unwrap_or_default();
     assert!(methods.contains("POST") && methods.contains("PUT"), "{methods}");
     let allowed = header(&res, "access-control-allow-headers").unwrap_or_default();
-    for name in ["content-type", "x-user-id", "authorization", "idempotency-key", "x-request-id"] {
+    for name in [
+        "content-type",
+        "x-user-id",
+        "authorization",
+        "idempotency-key",
+        "x-request-id",
+    ] {
         assert!(allowed.contains(name), "{allowed}");
     }
     assert!(header(&res, "access-control-max-age").is_some());
     assert_eq!(header(&res, "vary"), Some("origin"));
-    assert!(header(&res, "x-request-id").is_some(), "the preflight has a request id too");
+    assert!(
+        header(&res, "x-request-id").is_some(),
+        "the preflight has a request id too"
+    );
 
     // The real request then carries its identity as usual.
     let res = send(
         &app,
         Method::POST,
         "/api/v1/district",
-        &[("origin", ALLOWED), ("x-user-id", "root"), ("content-type", "application/json")],
+        &[
+            ("origin", ALLOWED),
+            ("x-user-id", "root"),
+            ("content-type", "application/json"),
+        ],
     )
     .await;
     assert_eq!(header(&res, "access-control-allow-origin"), Some(ALLOWED));
@@ -103,7 +119,11 @@ async fn other_origins_get_no_cors_headers() {
             &[("origin", origin), ("access-control-request-method", "POST")],
         )
         .await;
-        assert_eq!(res.status(), 405, "{origin}: a preflight from elsewhere is no preflight");
+        assert_eq!(
+            res.status(),
+            405,
+            "{origin}: a preflight from elsewhere is no preflight"
+        );
         assert!(cors_headers(&res).is_empty(), "{origin}: {:?}", cors_headers(&res));
     }
 }

@@ -44,9 +44,7 @@ fn launch(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Rece
 fn lines_until(rx: &mpsc::Receiver<String>, last: impl Fn(&str) -> bool) -> Vec<String> {
     let mut lines = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(START)
-            .unwrap_or_else(|e| panic!("{e} after {lines:?}"));
+        let line = rx.recv_timeout(START).unwrap_or_else(|e| panic!("{e} after {lines:?}"));
         let done = last(&line);
         lines.push(line);
         if done {
@@ -93,7 +91,11 @@ fn the_start_says_what_starts_with_which_settings() {
     let (child, rx) = launch(
         empty.path(),
         &["--data-dir", "data"],
-        &[("TENANT_ENFORCE_ROLES", "false"), ("TENANT_AUTH_MODE", "jwt"), ("TENANT_JWT_SECRET", "s")],
+        &[
+            ("TENANT_ENFORCE_ROLES", "false"),
+            ("TENANT_AUTH_MODE", "jwt"),
+            ("TENANT_JWT_SECRET", "s"),
+        ],
     );
     let lines = lines_until(&rx, |l| l.contains("listening"));
     stop(child);
@@ -111,7 +113,11 @@ fn the_start_says_what_starts_with_which_settings() {
 async fn json_logs_are_one_object_per_line_with_the_request_id() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("config.toml"), "log_format = \"json\"\n").unwrap_or_else(|e| panic!("{e}"));
-    let (child, rx) = launch(dir.path(), &["--data-dir", "data"], &[("TENANT_PLATFORM_ADMINS", "root")]);
+    let (child, rx) = launch(
+        dir.path(),
+        &["--data-dir", "data"],
+        &[("TENANT_PLATFORM_ADMINS", "root")],
+    );
     let lines = lines_until(&rx, |l| l.contains("listening"));
     let objects: Vec<Value> = lines
         .iter()
@@ -139,7 +145,8 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
     assert_eq!(res.status(), 401);
     let lines = lines_until(&rx, |l| l.contains("trace-17") && l.contains("\"status\""));
     stop(child);
-    let request: Value = serde_json::from_str(lines.last().map_or("", String::as_str)).unwrap_or_else(|e| panic!("{e}"));
+    let request: Value =
+        serde_json::from_str(lines.last().map_or("", String::as_str)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(request["span"]["request_id"], "trace-17", "{request}");
     assert_eq!(request["span"]["error_code"], "UNAUTHORIZED", "{request}");
     assert_eq!(request["fields"]["status"], 401, "{request}");
@@ -167,6 +174,9 @@ fn a_log_format_it_does_not_have_refuses_the_start() {
             lines[0].starts_with("tenant-service: setting log_format = ") && lines[0].ends_with("must be text or json"),
             "{stderr}"
         );
-        assert!(!dir.path().join("data").exists(), "nothing was created before the refusal");
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing was created before the refusal"
+        );
     }
 }

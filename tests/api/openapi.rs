@@ -81,7 +81,11 @@ impl Checked {
             .and_then(|c| c.iter().next())
             .unwrap_or_else(|| panic!("{method} {template} {status}: no content documented"));
         let essence = |t: &str| t.split(';').next().unwrap_or_default().trim().to_owned();
-        assert_eq!(essence(&content_type), essence(documented_type), "{method} {path} {status}");
+        assert_eq!(
+            essence(&content_type),
+            essence(documented_type),
+            "{method} {path} {status}"
+        );
         let body = if documented_type == "application/json" {
             let body: Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
@@ -119,7 +123,10 @@ impl Checked {
         assert!(errors.is_empty(), "{what}: {errors:?} in {value}");
         let mut extra = Vec::new();
         undocumented(&self.doc, schema, value, "", &mut extra);
-        assert!(extra.is_empty(), "{what}: fields the document does not name: {extra:?} in {value}");
+        assert!(
+            extra.is_empty(),
+            "{what}: fields the document does not name: {extra:?} in {value}"
+        );
     }
 }
 
@@ -194,49 +201,116 @@ async fn real_answers_match_the_documents_schemas() {
     assert!(metrics.as_str().is_some_and(|m| m.contains("# TYPE")));
 
     // Districts, schools, roles.
-    let (status, district) = t.post("/api/v1/district", "/api/v1/district", a, json!({"name": "North"})).await;
+    let (status, district) = t
+        .post("/api/v1/district", "/api/v1/district", a, json!({"name": "North"}))
+        .await;
     assert_eq!(status, 201);
     let d = district["id"].as_u64().unwrap_or_default();
-    let (status, _) = t.post("/api/v1/district", "/api/v1/district", "eve", json!({"name": "Eve's"})).await;
+    let (status, _) = t
+        .post("/api/v1/district", "/api/v1/district", "eve", json!({"name": "Eve's"}))
+        .await;
     assert_eq!(status, 403);
     let schools = format!("/api/v1/district/{d}/schools");
-    let (status, school) = t.post("/api/v1/district/{id}/schools", &schools, a, json!({"name": "Elm"})).await;
+    let (status, school) = t
+        .post("/api/v1/district/{id}/schools", &schools, a, json!({"name": "Elm"}))
+        .await;
     assert_eq!(status, 201);
     let s = school["id"].as_u64().unwrap_or_default();
-    let (_, other) = t.post("/api/v1/district/{id}/schools", &schools, a, json!({"name": "Oak"})).await;
+    let (_, other) = t
+        .post("/api/v1/district/{id}/schools", &schools, a, json!({"name": "Oak"}))
+        .await;
     let s2 = other["id"].as_u64().unwrap_or_default();
     let grant = |user: &str, tenant: u64, role: &str| json!({"user_id": user, "tenant_id": tenant, "role": role});
-    assert_eq!(t.post("/api/v1/roles", "/api/v1/roles", a, grant("dana", d, "admin")).await.0, 201);
-    assert_eq!(t.post("/api/v1/roles", "/api/v1/roles", a, grant("dana", d, "admin")).await.0, 400);
-    let (status, sam) = t.post("/api/v1/roles", "/api/v1/roles", a, grant("sam", s, "manager")).await;
+    assert_eq!(
+        t.post("/api/v1/roles", "/api/v1/roles", a, grant("dana", d, "admin"))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        t.post("/api/v1/roles", "/api/v1/roles", a, grant("dana", d, "admin"))
+            .await
+            .0,
+        400
+    );
+    let (status, sam) = t
+        .post("/api/v1/roles", "/api/v1/roles", a, grant("sam", s, "manager"))
+        .await;
     assert_eq!(status, 201);
     let sam_role = sam["id"].as_u64().unwrap_or_default();
-    assert_eq!(t.post("/api/v1/roles", "/api/v1/roles", a, grant("sam", s, "boss")).await.0, 422);
+    assert_eq!(
+        t.post("/api/v1/roles", "/api/v1/roles", a, grant("sam", s, "boss"))
+            .await
+            .0,
+        422
+    );
 
     // Seats.
     let purchase = "/api/v1/seats/purchase";
     let (status, seats) = t.post(purchase, purchase, a, json!({"tenant_id": s, "count": 3})).await;
     assert_eq!(status, 201);
     let seat = seats[0]["id"].as_u64().unwrap_or_default();
-    assert_eq!(t.post(purchase, purchase, a, json!({"tenant_id": s, "count": 0})).await.0, 422);
-    assert_eq!(t.post(purchase, purchase, "sam", json!({"tenant_id": s, "count": 1})).await.0, 403);
-    assert_eq!(t.post(purchase, purchase, "eve", json!({"tenant_id": s, "count": 1})).await.0, 404);
+    assert_eq!(
+        t.post(purchase, purchase, a, json!({"tenant_id": s, "count": 0}))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        t.post(purchase, purchase, "sam", json!({"tenant_id": s, "count": 1}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        t.post(purchase, purchase, "eve", json!({"tenant_id": s, "count": 1}))
+            .await
+            .0,
+        404
+    );
     let allocate = "/api/v1/seats/allocate";
-    let (status, _) = t.post(allocate, allocate, "sam", json!({"seat_id": seat, "learner_id": "l1"})).await;
+    let (status, _) = t
+        .post(allocate, allocate, "sam", json!({"seat_id": seat, "learner_id": "l1"}))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(t.post(allocate, allocate, a, json!({"seat_id": seat, "learner_id": "l9"})).await.0, 400);
-    assert_eq!(t.post(allocate, allocate, a, json!({"seat_id": 999, "learner_id": "l9"})).await.0, 404);
+    assert_eq!(
+        t.post(allocate, allocate, a, json!({"seat_id": seat, "learner_id": "l9"}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        t.post(allocate, allocate, a, json!({"seat_id": 999, "learner_id": "l9"}))
+            .await
+            .0,
+        404
+    );
     let malformed = t.app.post_raw(allocate, "{\"seat_id\": ").await;
     assert_eq!(malformed.status, 400);
     let assign = "/api/v1/seats/assign";
-    assert_eq!(t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l2"})).await.0, 201);
-    assert_eq!(t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l2"})).await.0, 200);
+    assert_eq!(
+        t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l2"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l2"}))
+            .await
+            .0,
+        200
+    );
     let reclaim = "/api/v1/seats/reclaim";
     assert_eq!(t.post(reclaim, reclaim, a, json!({"seat_id": seat})).await.0, 200);
     assert_eq!(t.post(reclaim, reclaim, a, json!({"seat_id": seat})).await.0, 400);
     let bulk = "/api/v1/seats/assign/bulk";
     let (status, report) = t
-        .post(bulk, bulk, a, json!({"tenant_id": s, "learner_ids": ["l3", "l3", " ", "l4", "l5"]}))
+        .post(
+            bulk,
+            bulk,
+            a,
+            json!({"tenant_id": s, "learner_ids": ["l3", "l3", " ", "l4", "l5"]}),
+        )
         .await;
     assert_eq!(status, 200);
     assert!(report["totals"]["no_free_seat"].as_u64() > Some(0), "{report}");
@@ -250,26 +324,58 @@ async fn real_answers_match_the_documents_schemas() {
 
     // Reads.
     for (template, path, caller) in [
-        ("/api/v1/seats/summary", format!("/api/v1/seats/summary?tenantId={s}"), a),
-        ("/api/v1/seats/stats", format!("/api/v1/seats/stats?tenantId={d}&window=15m"), a),
-        ("/api/v1/seats/history", format!("/api/v1/seats/history?tenantId={s}&days=2"), a),
+        (
+            "/api/v1/seats/summary",
+            format!("/api/v1/seats/summary?tenantId={s}"),
+            a,
+        ),
+        (
+            "/api/v1/seats/stats",
+            format!("/api/v1/seats/stats?tenantId={d}&window=15m"),
+            a,
+        ),
+        (
+            "/api/v1/seats/history",
+            format!("/api/v1/seats/history?tenantId={s}&days=2"),
+            a,
+        ),
         ("/api/v1/seats/{id}", format!("/api/v1/seats/{seat}"), a),
         ("/api/v1/seats/{id}/audit", format!("/api/v1/seats/{seat}/audit"), a),
         ("/api/v1/seats", format!("/api/v1/seats?tenantId={d}&limit=2"), a),
-        ("/api/v1/seats", format!("/api/v1/seats?tenantId={s}&state=assigned"), "sam"),
-        ("/api/v1/learners/{learner_id}/seats", "/api/v1/learners/l2/seats".into(), a),
+        (
+            "/api/v1/seats",
+            format!("/api/v1/seats?tenantId={s}&state=assigned"),
+            "sam",
+        ),
+        (
+            "/api/v1/learners/{learner_id}/seats",
+            "/api/v1/learners/l2/seats".into(),
+            a,
+        ),
         ("/api/v1/districts", "/api/v1/districts?limit=1".into(), "dana"),
         ("/api/v1/district/{id}", format!("/api/v1/district/{d}"), a),
-        ("/api/v1/district/{id}/summary", format!("/api/v1/district/{d}/summary"), a),
+        (
+            "/api/v1/district/{id}/summary",
+            format!("/api/v1/district/{d}/summary"),
+            a,
+        ),
         ("/api/v1/tenant/{id}", format!("/api/v1/tenant/{s}"), "sam"),
         ("/api/v1/roles", format!("/api/v1/roles?tenantId={s}"), a),
         ("/api/v1/roles", format!("/api/v1/roles?tenantId={s}&limit=1"), a),
         ("/api/v1/roles/events", format!("/api/v1/roles/events?tenantId={d}"), a),
-        ("/api/v1/roles/events", format!("/api/v1/roles/events?tenantId={d}&limit=1"), a),
+        (
+            "/api/v1/roles/events",
+            format!("/api/v1/roles/events?tenantId={d}&limit=1"),
+            a,
+        ),
         ("/api/v1/users/{id}/tenants", "/api/v1/users/sam/tenants".into(), "sam"),
         ("/api/v1/me", "/api/v1/me".into(), "sam"),
         ("/api/v1/me", "/api/v1/me".into(), a),
-        ("/api/v1/audit", format!("/api/v1/audit?tenantId={s}&limit=3&order=desc"), a),
+        (
+            "/api/v1/audit",
+            format!("/api/v1/audit?tenantId={s}&limit=3&order=desc"),
+            a,
+        ),
         ("/api/v1/audit/verify", format!("/api/v1/audit/verify?tenantId={s}"), a),
     ] {
         assert_eq!(t.get(template, &path, caller).await.0, 200, "{path}");
@@ -280,15 +386,50 @@ async fn real_answers_match_the_documents_schemas() {
     assert_eq!(status, 200);
     assert!(csv.as_str().is_some_and(|c| c.starts_with("seat_id,")), "{csv}");
     for (template, path, caller, refused) in [
-        ("/api/v1/seats/summary", "/api/v1/seats/summary?tenantId=abc".to_owned(), a, 422),
-        ("/api/v1/seats/summary", "/api/v1/seats/summary?tenantId=999".into(), a, 404),
-        ("/api/v1/seats/stats", format!("/api/v1/seats/stats?tenantId={s}&window=2d"), a, 422),
+        (
+            "/api/v1/seats/summary",
+            "/api/v1/seats/summary?tenantId=abc".to_owned(),
+            a,
+            422,
+        ),
+        (
+            "/api/v1/seats/summary",
+            "/api/v1/seats/summary?tenantId=999".into(),
+            a,
+            404,
+        ),
+        (
+            "/api/v1/seats/stats",
+            format!("/api/v1/seats/stats?tenantId={s}&window=2d"),
+            a,
+            422,
+        ),
         ("/api/v1/tenant/{id}", format!("/api/v1/tenant/{s}"), "eve", 404),
         ("/api/v1/district/{id}", "/api/v1/district/999".into(), a, 404),
-        ("/api/v1/seats/{id}/audit", format!("/api/v1/seats/{seat}/audit"), "eve", 404),
-        ("/api/v1/roles/events", format!("/api/v1/roles/events?tenantId={s}"), "sam", 403),
-        ("/api/v1/audit", "/api/v1/audit?cursor=garbage&tenantId=1".into(), a, 422),
-        ("/api/v1/seats", format!("/api/v1/seats?tenantId={s}&state=taken"), a, 422),
+        (
+            "/api/v1/seats/{id}/audit",
+            format!("/api/v1/seats/{seat}/audit"),
+            "eve",
+            404,
+        ),
+        (
+            "/api/v1/roles/events",
+            format!("/api/v1/roles/events?tenantId={s}"),
+            "sam",
+            403,
+        ),
+        (
+            "/api/v1/audit",
+            "/api/v1/audit?cursor=garbage&tenantId=1".into(),
+            a,
+            422,
+        ),
+        (
+            "/api/v1/seats",
+            format!("/api/v1/seats?tenantId={s}&state=taken"),
+            a,
+            422,
+        ),
     ] {
         assert_eq!(t.get(template, &path, caller).await.0, refused, "{path}");
     }
@@ -298,28 +439,88 @@ async fn real_answers_match_the_documents_schemas() {
     let tenant = format!("/api/v1/tenant/{s}");
     let threshold = format!("/api/v1/tenant/{s}/alert-threshold");
     let (status, _) = t
-        .put("/api/v1/tenant/{id}/alert-threshold", &threshold, a, json!({"percent": 90}))
+        .put(
+            "/api/v1/tenant/{id}/alert-threshold",
+            &threshold,
+            a,
+            json!({"percent": 90}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(
-        t.put("/api/v1/tenant/{id}/alert-threshold", &threshold, a, json!({"percent": 0}))
-            .await
-            .0,
+        t.put(
+            "/api/v1/tenant/{id}/alert-threshold",
+            &threshold,
+            a,
+            json!({"percent": 0})
+        )
+        .await
+        .0,
         422
     );
-    assert_eq!(t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l7"})).await.0, 201);
+    assert_eq!(
+        t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l7"}))
+            .await
+            .0,
+        201
+    );
     let (_, alerts) = t
         .get("/api/v1/alerts", &format!("/api/v1/alerts?tenantId={s}"), a)
         .await;
     assert!(alerts["alerts"].as_array().is_some_and(|l| !l.is_empty()), "{alerts}");
-    assert_eq!(t.put("/api/v1/tenant/{id}", &tenant, a, json!({"is_active": false})).await.0, 200);
-    assert_eq!(t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l8"})).await.0, 409);
-    assert_eq!(t.put("/api/v1/tenant/{id}", &tenant, "sam", json!({"is_active": true})).await.0, 403);
-    assert_eq!(t.put("/api/v1/tenant/{id}", &tenant, a, json!({"name": "Elm", "is_active": true})).await.0, 200);
+    assert_eq!(
+        t.put("/api/v1/tenant/{id}", &tenant, a, json!({"is_active": false}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.post(assign, assign, a, json!({"tenant_id": s, "learner_id": "l8"}))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        t.put("/api/v1/tenant/{id}", &tenant, "sam", json!({"is_active": true}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        t.put(
+            "/api/v1/tenant/{id}",
+            &tenant,
+            a,
+            json!({"name": "Elm", "is_active": true})
+        )
+        .await
+        .0,
+        200
+    );
     let deactivate = format!("/api/v1/roles/{sam_role}/deactivate");
-    assert_eq!(t.post("/api/v1/roles/{id}/deactivate", &deactivate, a, json!({})).await.0, 200);
-    assert_eq!(t.post("/api/v1/roles/{id}/deactivate", &deactivate, a, json!({})).await.0, 400);
-    assert_eq!(t.post("/api/v1/roles/{id}/deactivate", "/api/v1/roles/999/deactivate", a, json!({})).await.0, 404);
+    assert_eq!(
+        t.post("/api/v1/roles/{id}/deactivate", &deactivate, a, json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.post("/api/v1/roles/{id}/deactivate", &deactivate, a, json!({}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        t.post(
+            "/api/v1/roles/{id}/deactivate",
+            "/api/v1/roles/999/deactivate",
+            a,
+            json!({})
+        )
+        .await
+        .0,
+        404
+    );
     let big = json!({"name": "x".repeat(70 * 1024)});
     assert_eq!(t.post("/api/v1/district", "/api/v1/district", a, big).await.0, 413);
 
@@ -342,8 +543,16 @@ async fn real_answers_match_the_documents_schemas() {
     // of every kind a request can cause were among the answers.
     let answered: BTreeSet<(&str, &str)> = t.seen.iter().map(|(p, m, _)| (p.as_str(), m.as_str())).collect();
     for (path, item) in t.doc["paths"].as_object().into_iter().flatten() {
-        for method in item.as_object().into_iter().flatten().map(|(m, _)| m.to_ascii_uppercase()) {
-            assert!(answered.contains(&(path.as_str(), method.as_str())), "{method} {path} never checked");
+        for method in item
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(m, _)| m.to_ascii_uppercase())
+        {
+            assert!(
+                answered.contains(&(path.as_str(), method.as_str())),
+                "{method} {path} never checked"
+            );
         }
     }
     let statuses: BTreeSet<u16> = t.seen.iter().map(|(_, _, s)| *s).collect();

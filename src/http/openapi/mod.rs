@@ -160,7 +160,10 @@ fn operation(op: &Op, route: Option<&Route>) -> Value {
         let limit = route
             .and_then(Route::own_body_limit)
             .unwrap_or(Settings::default().max_body_bytes);
-        shared.extend([ApiError::MalformedJson("expected a JSON object".into()), ApiError::PayloadTooLarge(limit)]);
+        shared.extend([
+            ApiError::MalformedJson("expected a JSON object".into()),
+            ApiError::PayloadTooLarge(limit),
+        ]);
     }
     if writes || !op.params.is_empty() {
         shared.push(ApiError::invalid("a value breaks its rule"));
@@ -261,11 +264,13 @@ fn operation_id(method: &Method, path: &str) -> String {
     let mut id = method.as_str().to_ascii_lowercase();
     for part in path.split('/').filter(|p| !p.is_empty()) {
         id.push('_');
-        id.extend(
-            part.chars()
-                .filter(|c| !matches!(c, '{' | '}'))
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-        );
+        id.extend(part.chars().filter(|c| !matches!(c, '{' | '}')).map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c
+            } else {
+                '_'
+            }
+        }));
     }
     if id == "get" {
         id.push_str("_root");
@@ -431,7 +436,10 @@ mod tests {
                 kind.code()
             );
             let row = format!("| {} | `{}` |", kind.status().as_u16(), kind.code());
-            assert!(doc["info"]["description"].as_str().unwrap_or_default().contains(&row), "{row}");
+            assert!(
+                doc["info"]["description"].as_str().unwrap_or_default().contains(&row),
+                "{row}"
+            );
         }
     }
 

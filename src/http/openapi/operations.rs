@@ -14,9 +14,7 @@ use warp::http::Method;
 use super::super::error::ApiError;
 use super::super::{bulk, roles, seats, tenants};
 use super::Schemas;
-use crate::domain::{
-    Alert, Audit, AuditPage, Role, RoleEvent, Seat, SeatState, SeatSummary, Tenant, Threshold,
-};
+use crate::domain::{Alert, Audit, AuditPage, Role, RoleEvent, Seat, SeatState, SeatSummary, Tenant, Threshold};
 use crate::engine::{Alerts, BulkReport, DistrictSummary, Error, History, Me, Missing, SeatStats};
 use crate::store::ChainReport;
 
@@ -70,13 +68,20 @@ impl Op {
 
     /// A `{name}` path segment holding a positive integer id.
     fn path_id(mut self, name: &str, what: &str) -> Op {
-        self.params.push(param(name, "path", true, what, json!({"type": "integer", "minimum": 1})));
+        self.params.push(param(
+            name,
+            "path",
+            true,
+            what,
+            json!({"type": "integer", "minimum": 1}),
+        ));
         self
     }
 
     /// A `{name}` path segment holding text (percent-encoded).
     fn path_text(mut self, name: &str, what: &str) -> Op {
-        self.params.push(param(name, "path", true, what, json!({"type": "string"})));
+        self.params
+            .push(param(name, "path", true, what, json!({"type": "string"})));
         self
     }
 
@@ -162,9 +167,18 @@ pub const AUDIT: &str = "audit";
 pub const SERVICE: &str = "service";
 
 pub const TAGS: [(&str, &str); 7] = [
-    (SEATS, "Seat purchase, allocation, reclaim, lookups, counts and analytics"),
-    (BULK, "Many seats assigned or reclaimed in one request, one result row per input"),
-    (LISTINGS, "Pages of seats and districts, a learner's seats, the CSV export"),
+    (
+        SEATS,
+        "Seat purchase, allocation, reclaim, lookups, counts and analytics",
+    ),
+    (
+        BULK,
+        "Many seats assigned or reclaimed in one request, one result row per input",
+    ),
+    (
+        LISTINGS,
+        "Pages of seats and districts, a learner's seats, the CSV export",
+    ),
     (TENANTS, "Districts, schools, tenant metadata and utilization alerts"),
     (ROLES, "Roles per tenant, their trail, and the caller's own view"),
     (AUDIT, "The audit trail and its hash chain"),
@@ -206,20 +220,24 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
                 inactive(),
                 needs("manager"),
             ]),
-        post("/api/v1/seats/assign", SEATS, "A seat for a learner, without naming one")
-            .describe(
-                "The lowest free seat is assigned (201). If the learner already holds a seat in the \
+        post(
+            "/api/v1/seats/assign",
+            SEATS,
+            "A seat for a learner, without naming one",
+        )
+        .describe(
+            "The lowest free seat is assigned (201). If the learner already holds a seat in the \
                  tenant, that seat is answered (200) and nothing is written, so a retry is safe.",
-            )
-            .body(s.add::<seats::AssignBody>())
-            .answers(201, "The seat assigned now.", seat.clone())
-            .answers(200, "The seat the learner already held; nothing written.", seat.clone())
-            .refuses([
-                missing(Missing::Tenant),
-                Error::NoFreeSeat.into(),
-                inactive(),
-                needs("manager"),
-            ]),
+        )
+        .body(s.add::<seats::AssignBody>())
+        .answers(201, "The seat assigned now.", seat.clone())
+        .answers(200, "The seat the learner already held; nothing written.", seat.clone())
+        .refuses([
+            missing(Missing::Tenant),
+            Error::NoFreeSeat.into(),
+            inactive(),
+            needs("manager"),
+        ]),
         post("/api/v1/seats/purchase", SEATS, "Buy seats")
             .describe("1 to 100,000 seats in one request, all or nothing; a tenant holds at most 2^32 seats.")
             .body(s.add::<seats::PurchaseBody>())
@@ -251,10 +269,14 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             .path_id("id", "The seat.")
             .answers(200, "The seat.", seat.clone())
             .refuses([missing(Missing::Seat), needs("teacher")]),
-        get("/api/v1/seats/{id}/audit", SEATS, "A seat's audit entries, oldest first")
-            .path_id("id", "The seat.")
-            .answers(200, "Every entry of the seat.", list(s.add::<Audit>()))
-            .refuses([missing(Missing::Seat), needs("manager")]),
+        get(
+            "/api/v1/seats/{id}/audit",
+            SEATS,
+            "A seat's audit entries, oldest first",
+        )
+        .path_id("id", "The seat.")
+        .answers(200, "Every entry of the seat.", list(s.add::<Audit>()))
+        .refuses([missing(Missing::Seat), needs("manager")]),
         // Bulk
         post("/api/v1/seats/assign/bulk", BULK, "A seat for each of many learners")
             .describe(
@@ -263,13 +285,25 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
                  it nothing is applied (503). Bodies up to 4 MiB.",
             )
             .body(s.add::<bulk::AssignBody>())
-            .answers(200, "One row per input, in input order, and totals.", s.add::<BulkReport>())
+            .answers(
+                200,
+                "One row per input, in input order, and totals.",
+                s.add::<BulkReport>(),
+            )
             .refuses([missing(Missing::Tenant), inactive(), needs("manager")]),
-        post("/api/v1/seats/reclaim/bulk", BULK, "Reclaim many seats, by seat or by learner")
-            .describe("One write for the whole request, as bulk assign. Bodies up to 4 MiB.")
-            .body(s.add::<bulk::ReclaimBody>())
-            .answers(200, "One row per input, in input order, and totals.", s.add::<BulkReport>())
-            .refuses([missing(Missing::Tenant), inactive(), needs("manager")]),
+        post(
+            "/api/v1/seats/reclaim/bulk",
+            BULK,
+            "Reclaim many seats, by seat or by learner",
+        )
+        .describe("One write for the whole request, as bulk assign. Bodies up to 4 MiB.")
+        .body(s.add::<bulk::ReclaimBody>())
+        .answers(
+            200,
+            "One row per input, in input order, and totals.",
+            s.add::<BulkReport>(),
+        )
+        .refuses([missing(Missing::Tenant), inactive(), needs("manager")]),
         // Listings
         get("/api/v1/seats", LISTINGS, "Pages of a tenant's seats, in id order")
             .describe("A district's page includes its schools' seats.")
@@ -284,19 +318,27 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             .paged()
             .answers(200, "A page of seats.", s.page::<Seat>())
             .refuses([missing(Missing::Tenant), needs("teacher")]),
-        get("/api/v1/seats/export", LISTINGS, "Every seat of a tenant as CSV, streamed")
-            .describe(
-                "Columns `seat_id,tenant_id,state,learner_id,assigned_at`; a district's export \
+        get(
+            "/api/v1/seats/export",
+            LISTINGS,
+            "Every seat of a tenant as CSV, streamed",
+        )
+        .describe(
+            "Columns `seat_id,tenant_id,state,learner_id,assigned_at`; a district's export \
                  includes its schools'. A failure after the first bytes cuts the transfer short \
                  (no final chunk).",
-            )
-            .tenant_query()
-            .answers_as(200, "The CSV file.", "text/csv", json!({"type": "string"}))
-            .refuses([missing(Missing::Tenant), needs("teacher")]),
-        get("/api/v1/learners/{learner_id}/seats", LISTINGS, "The seats a learner holds")
-            .describe("In every tenant the caller may read seats in, in id order.")
-            .path_text("learner_id", "The learner id, percent-encoded.")
-            .answers(200, "The learner's seats.", seat_list.clone()),
+        )
+        .tenant_query()
+        .answers_as(200, "The CSV file.", "text/csv", json!({"type": "string"}))
+        .refuses([missing(Missing::Tenant), needs("teacher")]),
+        get(
+            "/api/v1/learners/{learner_id}/seats",
+            LISTINGS,
+            "The seats a learner holds",
+        )
+        .describe("In every tenant the caller may read seats in, in id order.")
+        .path_text("learner_id", "The learner id, percent-encoded.")
+        .answers(200, "The learner's seats.", seat_list.clone()),
         get("/api/v1/districts", LISTINGS, "Pages of districts")
             .describe(
                 "All of them for platform admins; otherwise those where the caller holds a role in \
@@ -313,30 +355,50 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             .path_id("id", "The district.")
             .answers(200, "The district, with `children`.", s.add::<tenants::DistrictView>())
             .refuses([missing(Missing::District), needs("teacher")]),
-        get("/api/v1/district/{id}/summary", TENANTS, "Seat counts of a district and each school")
-            .describe("O(schools): no seat is scanned.")
-            .path_id("id", "The district.")
-            .answers(200, "Totals, the district's own and each school's.", s.add::<DistrictSummary>())
-            .refuses([missing(Missing::District), needs("teacher")]),
-        post("/api/v1/district/{id}/schools", TENANTS, "Create a school in a district")
-            .path_id("id", "The district.")
-            .body(s.add::<tenants::NameBody>())
-            .answers(201, "The new school.", tenant.clone())
-            .refuses([missing(Missing::District), inactive(), needs("admin")]),
+        get(
+            "/api/v1/district/{id}/summary",
+            TENANTS,
+            "Seat counts of a district and each school",
+        )
+        .describe("O(schools): no seat is scanned.")
+        .path_id("id", "The district.")
+        .answers(
+            200,
+            "Totals, the district's own and each school's.",
+            s.add::<DistrictSummary>(),
+        )
+        .refuses([missing(Missing::District), needs("teacher")]),
+        post(
+            "/api/v1/district/{id}/schools",
+            TENANTS,
+            "Create a school in a district",
+        )
+        .path_id("id", "The district.")
+        .body(s.add::<tenants::NameBody>())
+        .answers(201, "The new school.", tenant.clone())
+        .refuses([missing(Missing::District), inactive(), needs("admin")]),
         get("/api/v1/tenant/{id}", TENANTS, "A tenant")
             .path_id("id", "The tenant.")
             .answers(200, "The tenant.", tenant.clone())
             .refuses([missing(Missing::Tenant), needs("teacher")]),
-        put("/api/v1/tenant/{id}", TENANTS, "Rename, deactivate or reactivate a tenant")
-            .path_id("id", "The tenant.")
-            .body(s.add::<tenants::UpdateBody>())
-            .answers(200, "The tenant as it now is.", tenant.clone())
-            .refuses([missing(Missing::Tenant), needs("admin")]),
-        put("/api/v1/tenant/{id}/alert-threshold", TENANTS, "Set or clear a utilization alert threshold")
-            .path_id("id", "The tenant.")
-            .body(s.add::<tenants::ThresholdBody>())
-            .answers(200, "The threshold as it now is.", s.add::<Threshold>())
-            .refuses([missing(Missing::Tenant), inactive(), needs("admin")]),
+        put(
+            "/api/v1/tenant/{id}",
+            TENANTS,
+            "Rename, deactivate or reactivate a tenant",
+        )
+        .path_id("id", "The tenant.")
+        .body(s.add::<tenants::UpdateBody>())
+        .answers(200, "The tenant as it now is.", tenant.clone())
+        .refuses([missing(Missing::Tenant), needs("admin")]),
+        put(
+            "/api/v1/tenant/{id}/alert-threshold",
+            TENANTS,
+            "Set or clear a utilization alert threshold",
+        )
+        .path_id("id", "The tenant.")
+        .body(s.add::<tenants::ThresholdBody>())
+        .answers(200, "The threshold as it now is.", s.add::<Threshold>())
+        .refuses([missing(Missing::Tenant), inactive(), needs("admin")]),
         get("/api/v1/alerts", TENANTS, "A tenant's threshold and the alerts raised")
             .describe("A district's list includes its schools'.")
             .tenant_query()
@@ -362,16 +424,20 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
                 json!({"oneOf": [list(role.clone()), s.page::<Role>()]}),
             )
             .refuses([missing(Missing::Tenant), needs("teacher")]),
-        get("/api/v1/roles/events", ROLES, "A tenant's role grants and deactivations, oldest first")
-            .describe("Without `limit` and `cursor`: the whole list as an array; with either, a page.")
-            .tenant_query()
-            .paged()
-            .answers(
-                200,
-                "Every event (an array), or a page of them.",
-                json!({"oneOf": [list(role_event.clone()), s.page::<RoleEvent>()]}),
-            )
-            .refuses([missing(Missing::Tenant), needs("admin")]),
+        get(
+            "/api/v1/roles/events",
+            ROLES,
+            "A tenant's role grants and deactivations, oldest first",
+        )
+        .describe("Without `limit` and `cursor`: the whole list as an array; with either, a page.")
+        .tenant_query()
+        .paged()
+        .answers(
+            200,
+            "Every event (an array), or a page of them.",
+            json!({"oneOf": [list(role_event.clone()), s.page::<RoleEvent>()]}),
+        )
+        .refuses([missing(Missing::Tenant), needs("admin")]),
         post("/api/v1/roles/{id}/deactivate", ROLES, "Deactivate a role, keeping it")
             .path_id("id", "The role.")
             .answers(200, "The role, now inactive.", role.clone())
@@ -380,8 +446,12 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             .describe("Callers other than the user see only the roles in tenants they administer.")
             .path_text("id", "The user id, percent-encoded.")
             .answers(200, "The user's active roles.", list(role.clone())),
-        get("/api/v1/me", ROLES, "The caller, their roles and what they may do where")
-            .answers(200, "The caller's view.", s.add::<Me>()),
+        get(
+            "/api/v1/me",
+            ROLES,
+            "The caller, their roles and what they may do where",
+        )
+        .answers(200, "The caller's view.", s.add::<Me>()),
         // Audit
         get("/api/v1/audit", AUDIT, "Pages of the audit trail")
             .describe(
@@ -389,10 +459,25 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
                  filtered page may hold fewer than `limit` entries (even none) and still have a \
                  `next_cursor`: keep following it.",
             )
-            .query("tenantId", false, "The tenant.", json!({"type": "integer", "minimum": 1}))
+            .query(
+                "tenantId",
+                false,
+                "The tenant.",
+                json!({"type": "integer", "minimum": 1}),
+            )
             .query("seatId", false, "The seat.", json!({"type": "integer", "minimum": 1}))
-            .query("learnerId", false, "Entries naming this learner.", json!({"type": "string"}))
-            .query("changedBy", false, "Entries made by this user.", json!({"type": "string"}))
+            .query(
+                "learnerId",
+                false,
+                "Entries naming this learner.",
+                json!({"type": "string"}),
+            )
+            .query(
+                "changedBy",
+                false,
+                "Entries made by this user.",
+                json!({"type": "string"}),
+            )
             .query(
                 "since",
                 false,
@@ -420,16 +505,15 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             .answers(200, "What the walk found.", s.add::<ChainReport>())
             .refuses([missing(Missing::Tenant), needs("manager")]),
         // Service
-        get("/", SERVICE, "The service's name and version")
-            .answers(
-                200,
-                "Running.",
-                object(&[
-                    ("service", json!({"type": "string"})),
-                    ("status", json!({"type": "string"})),
-                    ("version", json!({"type": "string"})),
-                ]),
-            ),
+        get("/", SERVICE, "The service's name and version").answers(
+            200,
+            "Running.",
+            object(&[
+                ("service", json!({"type": "string"})),
+                ("status", json!({"type": "string"})),
+                ("version", json!({"type": "string"})),
+            ]),
+        ),
         get("/health", SERVICE, "Liveness").answers(
             200,
             "Healthy.",
@@ -454,7 +538,6 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
 /// An object whose fields are all required.
 fn object(fields: &[(&str, Value)]) -> Value {
     let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-    let properties: serde_json::Map<String, Value> =
-        fields.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
+    let properties: serde_json::Map<String, Value> = fields.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
     json!({"type": "object", "required": names, "properties": properties})
 }
