@@ -112,6 +112,8 @@ pub struct Settings {
     pub listen: ListenAddr,
     pub data_dir: PathBuf,
     pub log_level: String,
+    /// `text` (the default) or `json`: one JSON object per log line.
+    pub log_format: String,
     pub max_body_bytes: u64,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
@@ -129,6 +131,11 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub audit: AuditSettings,
     pub idempotency: IdempotencySettings,
+    pub http: HttpSettings,
+    /// The configuration file these settings were read from (none: the
+    /// built-in defaults, flags and environment only). Set by `load`.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// `[idempotency]`: how long the answer to a write sent with an
@@ -144,6 +151,15 @@ impl Default for IdempotencySettings {
     fn default() -> Self {
         IdempotencySettings { retention_hours: 24 }
     }
+}
+
+/// `[http]`: what browsers may do.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Origins whose pages may call the API from a browser (CORS), e.g.
+    /// `https://admin.example.org`. None (the default): no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 /// `[audit]`: retention of the audit trail.
@@ -205,6 +221,7 @@ impl Default for Settings {
             listen: ListenAddr("127.0.0.1:8001".into()),
             data_dir: PathBuf::from("./data"),
             log_level: "info".into(),
+            log_format: "text".into(),
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
             header_timeout_ms: 10_000,
@@ -214,6 +231,8 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
             idempotency: IdempotencySettings::default(),
+            http: HttpSettings::default(),
+            config_file: None,
         }
     }
 }
@@ -230,6 +249,12 @@ pub enum ConfigError {
         "log filter {0:?} is invalid: each part must be a level (trace, debug, info, warn, error, off) or target=level"
     )]
     LogFilter(String),
+    #[error("setting {setting} = {value:?} is invalid: {reason}")]
+    InvalidText {
+        setting: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("setting {setting} = {value} is invalid: {reason}")]
     Invalid {
         setting: &'static str,
@@ -261,13 +286,59 @@ pub fn check_log_filter(filter: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// A CORS origin as browsers send it: `scheme://host` or
+/// `scheme://host:port`, nothing after (no path, no trailing slash), no
+/// wildcard. Browsers compare origins byte for byte, so a near miss would
+/// silently allow nothing.
+pub fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    let bad = |reason| {
+        Err(ConfigError::InvalidText {
+            setting: "[http] cors_origins",
+            value: origin.to_owned(),
+            reason,
+        })
+    };
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return bad("must be an origin such as https://admin.example.org (scheme://host[:port])");
+    };
+    if scheme != "http" && scheme != "https" {
+        return bad("must start with http:// or https://");
+    }
+    // The last `:` starts a port unless it is inside `[...]` (IPv6).
+    let (host, port) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains(']') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        }
+    };
+    if !host_ok {
+        return bad("the host must be lowercase letters, digits, '-' and '.' (or a bracketed IPv6 address), with no path, no trailing slash and no wildcard");
+    }
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return bad("the port must be a number from 0 to 65535");
+    }
+    Ok(())
+}
+
 impl Settings {
     pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
-        let mut settings = match &cli.config {
+        let file = match &cli.config {
+            Some(path) => Some(path.clone()),
+            None if Path::new("config.toml").exists() => Some(PathBuf::from("config.toml")),
+            None => None,
+        };
+        let mut settings = match &file {
             Some(path) => Self::from_file(path)?,
-            None if Path::new("config.toml").exists() => Self::from_file(Path::new("config.toml"))?,
             None => Settings::default(),
         };
+        settings.config_file = file;
         if let Some(listen) = &cli.listen {
             settings.listen = listen.clone();
         }
@@ -275,6 +346,9 @@ impl Settings {
             settings.data_dir = dir.clone();
         }
         settings.auth.apply_env(|name| std::env::var(name).ok())?;
+        if let Ok(format) = std::env::var("TENANT_LOG_FORMAT") {
+            settings.log_format = format;
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -301,6 +375,16 @@ impl Settings {
             );
         }
         check_log_filter(&self.log_level)?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::InvalidText {
+                setting: "log_format",
+                value: self.log_format.clone(),
+                reason: "must be text or json",
+            });
+        }
+        for origin in &self.http.cors_origins {
+            check_origin(origin)?;
+        }
         for (setting, ms) in [
             ("header_timeout_ms", self.header_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
@@ -394,6 +478,8 @@ mod tests {
         assert_eq!(from_file.idle_timeout_ms, defaults.idle_timeout_ms);
         assert_eq!(from_file.body_timeout_ms, defaults.body_timeout_ms);
         assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
+        assert_eq!(from_file.log_format, defaults.log_format);
+        assert_eq!(from_file.http.cors_origins, defaults.http.cors_origins);
     }
 
     #[test]
@@ -419,6 +505,58 @@ mod tests {
             let mut s = Settings::default();
             zero(&mut s);
             assert!(s.validate().is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        let mut s = Settings::default();
+        assert_eq!(s.log_format, "text");
+        s.log_format = "json".into();
+        assert!(s.validate().is_ok());
+        for bad in ["xml", "JSON", "", " json"] {
+            s.log_format = bad.into();
+            let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.starts_with("setting log_format = ")
+                    && err.ends_with("must be text or json")
+                    && !err.contains('\n'),
+                "{bad:?}: {err}"
+            );
+        }
+        let from_toml: Settings = toml::from_str("log_format = \"json\"").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_toml.log_format, "json");
+    }
+
+    #[test]
+    fn cors_origins_must_be_exact_origins() {
+        let s: Settings =
+            toml::from_str("[http]\ncors_origins = [\"https://admin.example.org\"]").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.http.cors_origins, vec!["https://admin.example.org".to_owned()]);
+        assert!(s.validate().is_ok());
+        assert!(Settings::default().http.cors_origins.is_empty());
+        for ok in [
+            "https://admin.example.org",
+            "http://localhost:5173",
+            "http://127.0.0.1:8080",
+            "http://[::1]:3000",
+            "http://[::1]",
+        ] {
+            assert!(check_origin(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*",
+            "admin.example.org",
+            "https://admin.example.org/",
+            "https://admin.example.org/console",
+            "https://*.example.org",
+            "ftp://example.org",
+            "https://Admin.example.org",
+            "https://example.org:99999",
+            "https://",
+        ] {
+            let err = check_origin(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.starts_with("setting [http] cors_origins = "), "{bad:?}: {err}");
         }
     }
 

@@ -103,6 +103,37 @@ async fn answer_purge_loop(engine: Arc<Engine>) {
     }
 }
 
+/// The start-up summary: one line saying what is starting, on what, how.
+fn starting(settings: &Settings) {
+    let dir = &settings.data_dir;
+    let data_dir = std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.clone());
+    let config = settings.config_file.as_ref().map_or_else(
+        || "none".to_owned(),
+        |f| {
+            std::fs::canonicalize(f)
+                .unwrap_or_else(|_| f.clone())
+                .display()
+                .to_string()
+        },
+    );
+    let auth = match settings.auth.mode {
+        config::AuthMode::Header => "header",
+        config::AuthMode::Jwt => "jwt",
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config,
+        data_dir = %data_dir.display(),
+        auth,
+        enforce_roles = settings.auth.enforce_roles,
+        platform_admins = settings.auth.platform_admins.len(),
+        cors_origins = settings.http.cors_origins.len(),
+        "starting"
+    );
+}
+
 impl App {
     /// Opens (or creates) the store in the data dir and rebuilds the engine from it.
     pub fn open(settings: &Settings) -> Result<App, StartError> {
@@ -114,14 +145,6 @@ impl App {
     pub fn open_with(settings: &Settings, hooks: Arc<dyn Hooks>) -> Result<App, StartError> {
         let started = Instant::now();
         let auth = Arc::new(auth::Authenticator::new(&settings.auth)?);
-        if !settings.auth.enforce_roles {
-            tracing::warn!("roles are not enforced (enforce_roles = false): every identified caller may do everything");
-        } else if settings.auth.platform_admins.is_empty() {
-            tracing::warn!(
-                "roles are enforced and no platform admin is configured ([auth] platform_admins or \
-                 TENANT_PLATFORM_ADMINS): nobody can create a district"
-            );
-        }
         let dir = &settings.data_dir;
         if dir.exists() && !dir.is_dir() {
             return Err(StartError::NotADirectory(dir.clone()));
@@ -130,6 +153,15 @@ impl App {
             path: dir.clone(),
             source,
         })?;
+        starting(settings);
+        if !settings.auth.enforce_roles {
+            tracing::warn!("roles are not enforced (enforce_roles = false): every identified caller may do everything");
+        } else if settings.auth.platform_admins.is_empty() {
+            tracing::warn!(
+                "roles are enforced and no platform admin is configured ([auth] platform_admins or \
+                 TENANT_PLATFORM_ADMINS): nobody can create a district"
+            );
+        }
         let (store, recovered) = Store::open_with(dir, hooks)?;
         let metrics = Arc::new(Metrics::new(&http::route_labels())?);
         let options = engine::Options {
@@ -170,6 +202,7 @@ impl App {
             engine: Arc::clone(&self.engine),
             auth: Arc::clone(&self.auth),
             body_limit: self.settings.max_body_bytes,
+            cors: http::cors::Cors::new(&self.settings.http.cors_origins),
         });
         let engine = Arc::clone(&self.engine);
         let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel();

@@ -33,10 +33,14 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&format!("log filter {wanted:?} is invalid: {e}")),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if settings.log_format == "json" {
+        // One object per line; a request's span (its id, caller, error_code)
+        // is the `span` field of each of its lines.
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.with_ansi(std::io::stdout().is_terminal()).init();
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

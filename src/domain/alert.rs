@@ -7,7 +7,7 @@ use super::Invalid;
 use super::{AuditId, TenantId, Timestamp, UserId};
 
 /// A threshold in percent of seats in use: more than 0, at most 100.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Percent(f64);
 
@@ -29,7 +29,7 @@ impl Percent {
 }
 
 /// A tenant's alert threshold (`None`: no alerts).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Threshold {
     pub tenant_id: TenantId,
     pub percent: Option<Percent>,
@@ -37,7 +37,7 @@ pub struct Threshold {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Utilization rose to or above the threshold.
@@ -48,7 +48,7 @@ pub enum Direction {
 
 /// Utilization crossed a tenant's threshold. Identified by the audit entry of
 /// the change that crossed it (a purchase: its first entry).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     pub tenant_id: TenantId,
     pub audit_id: AuditId,

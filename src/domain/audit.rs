@@ -115,7 +115,7 @@ impl AuditQuery {
 /// One page of audit entries. `next_cursor` is null when nothing follows;
 /// a filtered page may hold fewer than `limit` entries (even none) and still
 /// have a cursor: the scan per request is bounded, so keep following it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub items: Vec<Audit>,
     pub next_cursor: Option<String>,

@@ -6,8 +6,11 @@ use super::Invalid;
 /// is never a valid id; `parse` is the only way to get one from a request.
 macro_rules! id_type {
     ($name:ident, $field:literal) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+        )]
         #[serde(transparent)]
+        #[schema(description = "A positive integer id.")]
         pub struct $name(u64);
 
         impl Id for $name {

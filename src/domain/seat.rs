@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AuditId, Invalid, LearnerId, SeatId, TenantId, Timestamp, UserId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SeatState {
     Free,
@@ -55,7 +55,7 @@ impl SeatCount {
 }
 
 /// A seat as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Seat {
     pub id: SeatId,
     pub tenant_id: TenantId,
@@ -68,7 +68,7 @@ pub struct Seat {
 }
 
 /// One seat state change, as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Audit {
     pub id: AuditId,
     pub seat_id: SeatId,
@@ -81,7 +81,7 @@ pub struct Audit {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SeatSummary {
     pub tenant_id: TenantId,
     pub tenant_name: String,

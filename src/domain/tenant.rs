@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EventId, Invalid, RoleId, TenantId, TenantName, Timestamp, UserId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantKind {
     District,
@@ -11,7 +11,7 @@ pub enum TenantKind {
 
 /// A district or school. The hierarchy rule (districts are top level, schools
 /// sit directly under a district) is enforced where tenants are created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: TenantName,
@@ -29,7 +29,7 @@ pub struct TenantPatch {
     pub is_active: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleKind {
     Admin,
@@ -50,7 +50,7 @@ impl RoleKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Role {
     pub id: RoleId,
     pub user_id: UserId,
@@ -64,7 +64,7 @@ pub struct Role {
     pub deactivated_by: Option<UserId>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleChange {
     Granted,
@@ -72,7 +72,7 @@ pub enum RoleChange {
 }
 
 /// One grant or deactivation, kept on disk for the trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoleEvent {
     pub id: EventId,
     pub role_id: RoleId,

@@ -16,7 +16,7 @@ fn has_control(raw: &str) -> bool {
 /// A tenant's display name: 1 to 255 characters, not blank, no control
 /// characters. Stored verbatim (no trimming): names are shown to people and
 /// the old service kept them exactly as given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct TenantName(String);
 
@@ -55,8 +55,9 @@ fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, Invalid>
 /// holds it without a heap allocation of its own: those allocations, and
 /// the fragmentation they left among the start-up scan's freed memory, were
 /// a large part of a full pool's memory.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String)]
 pub struct LearnerId(CompactString);
 
 impl LearnerId {
@@ -76,8 +77,9 @@ impl LearnerId {
 /// another user's identity, `root`. ASCII only because `X-User-ID` cannot
 /// carry anything else: a role can only be granted to an id that can
 /// authenticate, in either auth mode.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String)]
 pub struct UserId(Arc<str>);
 
 impl UserId {

@@ -14,7 +14,7 @@ use crate::store::Seq;
 
 use super::directory::{Directory, Roles, Scope};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Read,

@@ -13,13 +13,13 @@ use super::stats;
 use super::{Action, Engine};
 
 /// `GET /seats/history`: one entry per day, oldest first, today last.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub tenant_id: TenantId,
     pub days: Vec<DayUtilization>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DayUtilization {
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
@@ -31,7 +31,7 @@ pub struct DayUtilization {
 }
 
 /// `GET /alerts`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Alerts {
     pub tenant_id: TenantId,
     /// This tenant's threshold (its schools' may differ).
@@ -40,7 +40,7 @@ pub struct Alerts {
 }
 
 /// `GET /seats/stats`: seat transitions over a window of whole minutes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SeatStats {
     pub tenant_id: TenantId,
     pub window_minutes: i64,
@@ -59,14 +59,14 @@ pub struct SeatStats {
     pub minutes: Vec<MinuteActivity>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rates {
     pub purchases: f64,
     pub allocations: f64,
     pub reclaims: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MinuteActivity {
     /// The minute's start.
     pub minute: Timestamp,

@@ -20,7 +20,7 @@ use super::{Action, Engine};
 pub const MAX_ROWS: usize = 10_000;
 
 /// What became of one input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RowResult {
     Assigned,
@@ -50,7 +50,7 @@ impl RowResult {
 
 /// One input's row of the answer. The input is echoed as given (`learner_id`
 /// or `seat_id`; the other is null); `seat` is the seat as it now is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkRow {
     pub learner_id: Option<String>,
     pub seat_id: Option<u64>,
@@ -62,7 +62,7 @@ pub struct BulkRow {
 /// The answer to a bulk request: a row per input, in input order, and how
 /// many rows had each result (every possible result of the operation is
 /// listed, zeros included).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkReport {
     pub tenant_id: TenantId,
     pub results: Vec<BulkRow>,

@@ -106,7 +106,7 @@ impl Paging {
 }
 
 /// One page of a listing: `{"items": [...], "next_cursor": "..." | null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Null when nothing follows; otherwise pass it back as `cursor`.

@@ -14,7 +14,7 @@ use super::error::{Error, Missing};
 use super::{Action, Engine};
 
 /// `GET /me`: who the caller is and what they may do where.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub user_id: UserId,
     pub platform_admin: bool,
@@ -25,7 +25,7 @@ pub struct Me {
     pub tenants: Vec<Reach>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reach {
     pub tenant_id: TenantId,
     pub name: String,

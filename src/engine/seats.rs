@@ -14,7 +14,7 @@ use super::{Action, Engine};
 
 /// `GET /district/{id}/summary`: the top level is a SeatSummary of the
 /// district's own and its schools' seats together.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DistrictSummary {
     #[serde(flatten)]
     pub totals: SeatSummary,

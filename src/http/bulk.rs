@@ -9,17 +9,29 @@ use super::route::{ok, Answer, Request, Route};
 use crate::domain::{Id, LearnerId, Reason, SeatId, TenantId};
 use crate::engine::{Input, Targets, MAX_ROWS};
 
-#[derive(Deserialize)]
-struct AssignBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = BulkAssignRequest)]
+pub(super) struct AssignBody {
+    #[schema(minimum = 1)]
     tenant_id: u64,
+    /// 1 to 10,000 learner ids; each gets a row in the answer, in this order.
+    #[schema(min_items = 1, max_items = 10_000)]
     learner_ids: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct ReclaimBody {
+/// Exactly one of `seat_ids` and `learner_ids`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = BulkReclaimRequest)]
+pub(super) struct ReclaimBody {
+    #[schema(minimum = 1)]
     tenant_id: u64,
+    /// 1 to 10,000 seat ids.
+    #[schema(min_items = 1, max_items = 10_000)]
     seat_ids: Option<Vec<u64>>,
+    /// 1 to 10,000 learner ids: the seat each holds is reclaimed.
+    #[schema(min_items = 1, max_items = 10_000)]
     learner_ids: Option<Vec<String>>,
+    /// Recorded in the audit trail (default "Seat reclaimed").
     reason: Option<String>,
 }
 

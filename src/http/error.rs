@@ -129,6 +129,79 @@ impl ApiError {
     }
 }
 
+/// One refusal of each kind, for the API document (`http::openapi`), which
+/// lists every `error_code` with its status and sentence from these.
+pub fn every_kind() -> Vec<ApiError> {
+    use crate::domain::SeatState;
+    let gone = || anyhow::anyhow!("example");
+    let all = vec![
+        ApiError::MalformedJson("expected a JSON object".into()),
+        ApiError::Unauthenticated,
+        ApiError::InvalidCredentials,
+        ApiError::RouteNotFound,
+        ApiError::MethodNotAllowed,
+        ApiError::PayloadTooLarge(65_536),
+        ApiError::LengthRequired,
+        ApiError::BadIdempotencyKey,
+        Error::KeyReused.into(),
+        Error::KeyInFlight.into(),
+        Error::NotFound(Missing::District).into(),
+        Error::NotFound(Missing::Tenant).into(),
+        Error::NotFound(Missing::Seat).into(),
+        Error::NotFound(Missing::Role).into(),
+        Error::SeatUnavailable(SeatState::Assigned).into(),
+        Error::LearnerHasSeat.into(),
+        Error::SeatAlreadyFree.into(),
+        Error::NoFreeSeat.into(),
+        Error::RoleExists.into(),
+        Error::RoleInactive.into(),
+        Error::TenantInactive.into(),
+        Error::Forbidden("admin").into(),
+        Error::PlatformAdminOnly.into(),
+        ApiError::invalid("count must be an integer from 1 to 100000"),
+        Error::StoreUnavailable(gone()).into(),
+        Error::StoreStopped(gone()).into(),
+        Error::ShuttingDown.into(),
+        Error::Overloaded.into(),
+        Error::Internal(gone()).into(),
+    ];
+    // A new kind of refusal must join the list above: this match, with no
+    // catch-all, stops compiling until it names the new variant.
+    for kind in &all {
+        match kind {
+            ApiError::MalformedJson(_)
+            | ApiError::Unauthenticated
+            | ApiError::InvalidCredentials
+            | ApiError::RouteNotFound
+            | ApiError::MethodNotAllowed
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::LengthRequired
+            | ApiError::BadIdempotencyKey
+            | ApiError::Engine(
+                Error::KeyReused
+                | Error::KeyInFlight
+                | Error::NotFound(Missing::District | Missing::Tenant | Missing::Seat | Missing::Role)
+                | Error::SeatUnavailable(_)
+                | Error::LearnerHasSeat
+                | Error::SeatAlreadyFree
+                | Error::NoFreeSeat
+                | Error::RoleExists
+                | Error::RoleInactive
+                | Error::TenantInactive
+                | Error::Forbidden(_)
+                | Error::PlatformAdminOnly
+                | Error::Invalid(_)
+                | Error::StoreUnavailable(_)
+                | Error::StoreStopped(_)
+                | Error::ShuttingDown
+                | Error::Overloaded
+                | Error::Internal(_),
+            ) => {}
+        }
+    }
+    all
+}
+
 /// The response for a failure.
 pub fn reply(err: &ApiError) -> warp::reply::Response {
     let status = err.status();

@@ -6,11 +6,14 @@
 mod audit;
 pub mod auth;
 mod bulk;
+pub mod cors;
+mod docs;
 pub mod error;
 mod health;
 mod idempotency;
 mod listings;
 mod metrics;
+pub mod openapi;
 mod roles;
 mod route;
 mod seats;
@@ -36,6 +39,8 @@ pub struct Ctx {
     pub engine: Arc<Engine>,
     pub auth: Arc<Authenticator>,
     pub body_limit: u64,
+    /// Which browser pages may call (`[http] cors_origins`).
+    pub cors: cors::Cors,
 }
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
@@ -53,6 +58,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             tenants::routes(),
             roles::routes(),
             audit::routes(),
+            docs::routes(),
         ]
         .into_iter()
         .flatten()
@@ -96,6 +102,7 @@ impl Router {
 async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Response {
     let started = Instant::now();
     let request_id = request_id(&parts.headers);
+    let origin = ctx.cors.allowed(&parts.headers);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -103,6 +110,9 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
         error_code = tracing::field::Empty,
     );
     let handled = async {
+        if let Some(preflight) = ctx.cors.preflight(&method, origin.as_ref(), &parts.headers) {
+            return (None, preflight);
+        }
         let (label, answer) = match TABLE.lookup(&method, path) {
             Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts).await),
             Lookup::WrongMethod(i) => (Some(i), Err(ApiError::MethodNotAllowed)),
@@ -125,6 +135,7 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    ctx.cors.decorate(origin, &mut response);
     let status = response.status().as_u16();
     ctx.engine
         .metrics()

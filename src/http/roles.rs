@@ -8,10 +8,14 @@ use super::route::{created, ok, Answer, Request, Route};
 use crate::domain::{Id, RoleId, RoleKind, TenantId, UserId};
 use crate::engine::Listing;
 
-#[derive(Deserialize)]
-struct AssignBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = RoleGrantRequest)]
+pub(super) struct AssignBody {
+    /// 1 to 255 printable ASCII characters, no leading or trailing space.
     user_id: String,
+    #[schema(minimum = 1)]
     tenant_id: u64,
+    #[schema(value_type = RoleKind)]
     role: String,
 }
 

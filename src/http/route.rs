@@ -92,6 +92,11 @@ impl Route {
         self
     }
 
+    /// Its own body limit, if it has one (the API document names it).
+    pub fn own_body_limit(&self) -> Option<u64> {
+        self.body_limit
+    }
+
     fn new<F, Fut>(method: Method, path: &'static str, handler: F) -> Route
     where
         F: Fn(Request) -> Fut + Send + Sync + 'static,

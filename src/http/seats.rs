@@ -8,27 +8,40 @@ use super::idempotency;
 use super::route::{created, ok, Answer, Request, Route};
 use crate::domain::{Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId};
 
-#[derive(Deserialize)]
-struct PurchaseBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PurchaseRequest)]
+pub(super) struct PurchaseBody {
+    #[schema(minimum = 1)]
     tenant_id: u64,
+    /// How many seats to buy (all or nothing).
+    #[schema(minimum = 1, maximum = 100_000)]
     count: u64,
 }
 
-#[derive(Deserialize)]
-struct AllocateBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AllocateRequest)]
+pub(super) struct AllocateBody {
+    #[schema(minimum = 1)]
     seat_id: u64,
+    /// 1 to 255 characters, not blank, no control characters (trimmed).
     learner_id: String,
 }
 
-#[derive(Deserialize)]
-struct AssignBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AssignRequest)]
+pub(super) struct AssignBody {
+    #[schema(minimum = 1)]
     tenant_id: u64,
+    /// 1 to 255 characters, not blank, no control characters (trimmed).
     learner_id: String,
 }
 
-#[derive(Deserialize)]
-struct ReclaimBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ReclaimRequest)]
+pub(super) struct ReclaimBody {
+    #[schema(minimum = 1)]
     seat_id: u64,
+    /// Recorded in the audit trail (default "Seat reclaimed").
     reason: Option<String>,
 }
 

@@ -6,27 +6,36 @@ use warp::http::StatusCode;
 use super::route::{created, ok, Answer, Request, Route};
 use crate::domain::{Percent, Tenant, TenantId, TenantName, TenantPatch};
 
-#[derive(Deserialize)]
-struct NameBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NameRequest)]
+pub(super) struct NameBody {
+    /// 1 to 255 characters, not blank, no control characters.
     name: String,
 }
 
-#[derive(Deserialize)]
-struct UpdateBody {
+/// Fields left out (or null) stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantUpdateRequest)]
+pub(super) struct UpdateBody {
     name: Option<String>,
+    /// `false` deactivates the tenant (writes to it are refused), `true` reactivates it.
     is_active: Option<bool>,
 }
 
 /// `percent` is required; `null` clears the threshold.
-#[derive(Deserialize)]
-struct ThresholdBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ThresholdRequest)]
+pub(super) struct ThresholdBody {
     // Required although nullable: `{}` is a mistake, not a request to clear.
     #[serde(deserialize_with = "Option::deserialize")]
+    /// More than 0 and at most 100; null clears the threshold.
+    #[schema(required, exclusive_minimum = 0, maximum = 100)]
     percent: Option<f64>,
 }
 
-#[derive(Serialize)]
-struct DistrictView {
+/// A district and its schools.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DistrictView {
     #[serde(flatten)]
     district: Tenant,
     children: Vec<Tenant>,

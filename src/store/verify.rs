@@ -28,7 +28,7 @@ use super::records::{
 };
 
 /// What a walk found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChainReport {
     pub tenant_id: TenantId,
     /// Entries checked and found intact (before the first bad one, if any).
@@ -45,7 +45,7 @@ pub struct ChainReport {
     pub first_bad_entry: Option<BadEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BadEntry {
     pub audit_id: u64,
     pub seat_id: Option<u64>,

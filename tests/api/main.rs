@@ -1,6 +1,7 @@
 //! HTTP tests against the real server: one binary, one module per concern.
 
 mod analytics;
+mod api_reference;
 mod assign;
 mod audit;
 mod auth;
@@ -8,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod connections;
 mod contract;
+mod cors;
 mod crash;
 mod export;
 mod faults;
@@ -20,7 +22,9 @@ mod idempotency;
 mod identity;
 mod listings;
 mod load;
+mod logs;
 mod metrics;
+mod openapi;
 mod overload;
 mod process;
 mod raw;
