@@ -1,23 +1,28 @@
 //! Stored answers (`Idempotency-Key`): written with the change they answer,
 //! read back for a retry, restored at start, purged after their retention.
 //!
-//! A change asked for with a key writes, in order: the answer body's parts
-//! (only when it is too large to keep inline), the change's commit point
-//! with the answer's head as its tail (`records::AnswerTail`), the change's
-//! followers, then the answer's own key. sled recovers a prefix of its log,
-//! so after a crash either the commit point is there, and with it the parts
-//! and the tail from which start restores a missing answer key, or neither
-//! the change nor its answer is.
+//! sled recovers a prefix of its log, so what is written before a change's
+//! commit point survives whenever the change does. A change asked for with
+//! a key writes, in order, the answer body's parts (only when it is too
+//! large to keep inline), then either
+//! - (seat changes, bulk changes, purchases, roles: the hot and the many)
+//!   the answer's key, naming its `Witness`, then the change: an answer
+//!   whose witness is missing answered a change a crash took back, and is
+//!   none; or
+//! - (tenants and thresholds, whose records name no change of their own)
+//!   the change's commit point with the answer's head as its tail
+//!   (`records::AnswerTail`), then the answer's key, which start restores
+//!   from the tail if a crash came between.
 
 use sled::Db;
 
-use crate::domain::{Answer, AnswerKey, Tenant, Threshold, Timestamp};
+use crate::domain::{Answer, AnswerKey, Id, SeatId, Tenant, TenantId, Threshold, Timestamp};
 
 use super::records::{
     self, answer_key, answer_part_key, decode, decode_tailed, encode, key, AnswerHead, AnswerPart, AnswerTail,
-    BlockEntry, RoleEntry, BULK_PART_BYTES,
+    BlockEntry, RoleEntry, Witness, BULK_PART_BYTES,
 };
-use super::{unavailable, ScanError, Seq, Store, StoreError};
+use super::{marks, unavailable, ScanError, Seq, Store, StoreError};
 
 /// An answer laid out for writing.
 pub(super) struct Planned {
@@ -27,7 +32,7 @@ pub(super) struct Planned {
 }
 
 impl Planned {
-    pub fn new(answer: &Answer) -> Planned {
+    pub fn new(answer: &Answer, witness: Option<Witness>) -> Planned {
         let (inline, parts) = if answer.body.len() <= BULK_PART_BYTES {
             (answer.body.clone(), Vec::new())
         } else {
@@ -51,6 +56,7 @@ impl Planned {
             status: answer.status,
             parts: parts.len() as u32,
             inline,
+            witness,
         };
         Planned {
             tail: AnswerTail { key: answer.key, head },
@@ -60,6 +66,17 @@ impl Planned {
 }
 
 impl Store {
+    /// Before a change's commit point: the answer's parts and key, its
+    /// `witness` the change's own key.
+    pub(super) fn answer_before(&self, answer: Option<&Answer>, witness: Witness) -> Result<(), StoreError> {
+        if let Some(answer) = answer {
+            let planned = Planned::new(answer, Some(witness));
+            self.answer_parts(Some(&planned))?;
+            self.answer_index(Some(&planned))?;
+        }
+        Ok(())
+    }
+
     /// Before a change's commit point: the answer's parts, if any.
     pub(super) fn answer_parts(&self, planned: Option<&Planned>) -> Result<(), StoreError> {
         for (k, v) in planned.into_iter().flat_map(|p| &p.parts) {
@@ -82,20 +99,25 @@ impl Store {
     /// to ride on): its parts, then its key.
     pub fn put_answer(&self, answer: &Answer) -> Result<Seq, StoreError> {
         self.writable()?;
-        let planned = Planned::new(answer);
+        let planned = Planned::new(answer, None);
         self.answer_parts(Some(&planned))?;
         self.answer_index(Some(&planned))?;
         Ok(self.commit.wrote())
     }
 
     /// The answer stored under `key`, if any (however old: the caller
-    /// decides what has expired).
+    /// decides what has expired), and if its change is there.
     pub fn answer(&self, key: &AnswerKey) -> Result<Option<Answer>, StoreError> {
         let k = answer_key(key);
         let Some(v) = self.db.get(k).map_err(unavailable)? else {
             return Ok(None);
         };
         let head: AnswerHead = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+        if let Some(witness) = head.witness {
+            if !self.witnessed(witness)? {
+                return Ok(None);
+            }
+        }
         let mut body = head.inline;
         for n in 0..head.parts {
             let pk = answer_part_key(key, n);
@@ -157,6 +179,47 @@ impl Store {
             }
         }
         Ok(old.len())
+    }
+}
+
+impl Store {
+    /// Whether the change a witness names is there (or was, before a
+    /// retention purge took its key).
+    fn witnessed(&self, witness: Witness) -> Result<bool, StoreError> {
+        let there = |k: &[u8]| self.db.contains_key(k).map_err(unavailable);
+        match witness {
+            Witness::Audit { seat, audit, at } => {
+                if there(&records::audit_key(seat, audit))? {
+                    return Ok(true);
+                }
+                // Purged: its tenant's checkpoint covers it. The seat's
+                // owner is in its block, which is never removed.
+                let tenant = self.block_tenant(seat)?;
+                Ok(match tenant {
+                    Some(t) => marks::checkpoint(&self.db, t)?.is_some_and(|cp| cp.covers(at, audit.get())),
+                    None => false,
+                })
+            }
+            Witness::Block { first_seat } => there(&key(records::BLOCK, first_seat.get())),
+            Witness::RoleEvent { tenant, event, at } => Ok(there(&records::role_event_key(tenant, event))?
+                || marks::role_purge(&self.db, tenant)?.is_some_and(|before| at < before)),
+        }
+    }
+
+    /// The tenant whose purchase block holds `seat`.
+    fn block_tenant(&self, seat: SeatId) -> Result<Option<TenantId>, StoreError> {
+        let Some((k, v)) = self
+            .db
+            .get_lt(key(records::BLOCK, seat.get() + 1))
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        if k.first() != Some(&records::BLOCK) {
+            return Ok(None);
+        }
+        let block: records::BlockRecord = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+        Ok(Some(block.tenant_id).filter(|_| block.first_seat.get() + block.count > seat.get()))
     }
 }
 
@@ -278,6 +341,29 @@ mod tests {
             "a purge is not undone at start"
         );
         assert_eq!(store.answer(&large.key).expect("read"), None);
+        store.close();
+    }
+
+    /// An answer written before its change, then a crash before the change:
+    /// its witness never appears, so it is no answer (the retry runs again).
+    #[test]
+    fn an_answer_whose_change_never_came_is_none() {
+        use super::super::records::{audit_key, encode, Witness};
+        use crate::domain::{AuditId, SeatId};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(dir.path()).expect("open");
+        let at = Timestamp::now();
+        let (seat, audit) = (SeatId::new(5).expect("id"), AuditId::new(9).expect("id"));
+        for (key, len) in [("small", 200), ("large", 9_000)] {
+            let a = answer(key, len, at);
+            store
+                .answer_before(Some(&a), Witness::Audit { seat, audit, at })
+                .expect("put");
+            assert_eq!(store.answer(&a.key).expect("read"), None, "{key}: no change, no answer");
+            store.db.insert(audit_key(seat, audit), encode(&0u8)).expect("insert");
+            assert_eq!(store.answer(&a.key).expect("read").as_ref(), Some(&a), "{key}");
+            store.db.remove(audit_key(seat, audit)).expect("remove");
+        }
         store.close();
     }
 

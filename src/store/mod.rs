@@ -35,7 +35,7 @@ pub use error::StoreError;
 pub use export::{export_dir, ExportError};
 use records::{
     decode, encode, encode_tailed, key, BlockEntry, BlockEntryRef, BlockRecord, DecodeError, Hash, RoleEntry,
-    RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry,
+    RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry, Witness,
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
@@ -328,18 +328,18 @@ impl Store {
             role,
             last_event: event,
         };
-        let planned = answer.map(answers::Planned::new);
-        self.answer_parts(planned.as_ref())?;
+        let witness = Witness::RoleEvent {
+            tenant: event.tenant_id,
+            event: event.id,
+            at: event.created_at,
+        };
+        self.answer_before(answer, witness)?;
         self.db
-            .insert(
-                key(records::ROLE, role.id.get()),
-                encode_tailed(&entry, planned.as_ref().map(|p| &p.tail)),
-            )
+            .insert(key(records::ROLE, role.id.get()), encode(&entry))
             .map_err(unavailable)?;
         self.db
             .insert(records::role_event_key(event.tenant_id, event.id), encode(event))
             .map_err(unavailable)?;
-        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 
@@ -376,18 +376,16 @@ impl Store {
         self.writable()?;
         // The block's key is the commit point (as in `put_transition`).
         let entry = BlockEntryRef { block, hash, alert };
-        let planned = answer.map(answers::Planned::new);
-        self.answer_parts(planned.as_ref())?;
+        let witness = Witness::Block {
+            first_seat: block.first_seat,
+        };
+        self.answer_before(answer, witness)?;
         self.db
-            .insert(
-                key(records::BLOCK, block.first_seat.get()),
-                encode_tailed(&entry, planned.as_ref().map(|p| &p.tail)),
-            )
+            .insert(key(records::BLOCK, block.first_seat.get()), encode(&entry))
             .map_err(unavailable)?;
         for (k, v) in entry.followers() {
             self.db.insert(k, v).map_err(unavailable)?;
         }
-        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 
@@ -436,18 +434,18 @@ impl Store {
             hash: write.hash,
             alert: write.alert,
         };
-        let planned = answer.map(answers::Planned::new);
-        self.answer_parts(planned.as_ref())?;
+        let witness = Witness::Audit {
+            seat,
+            audit: write.audit.id,
+            at: write.audit.created_at,
+        };
+        self.answer_before(answer, witness)?;
         self.db
-            .insert(
-                key(records::SEAT, seat.get()),
-                encode_tailed(&entry, planned.as_ref().map(|p| &p.tail)),
-            )
+            .insert(key(records::SEAT, seat.get()), encode(&entry))
             .map_err(unavailable)?;
         for (k, v) in entry.followers(seat) {
             self.db.insert(k, v).map_err(unavailable)?;
         }
-        self.answer_index(planned.as_ref())?;
         Ok(self.commit.wrote())
     }
 
@@ -496,14 +494,18 @@ impl Store {
                 .insert(records::bulk_part_key(tenant, n as u64), encode(part))
                 .map_err(unavailable)?;
         }
-        let planned = answer.map(answers::Planned::new);
-        self.answer_parts(planned.as_ref())?;
+        // All of the bulk or none of it: its last change witnesses the answer.
+        if let Some(last) = changes.last() {
+            let witness = Witness::Audit {
+                seat: last.seat,
+                audit: last.audit.id,
+                at: last.audit.created_at,
+            };
+            self.answer_before(answer, witness)?;
+        }
         let bulk = key(records::BULK, tenant.get());
         self.db
-            .insert(
-                bulk,
-                encode_tailed(&(parts.len() as u64), planned.as_ref().map(|p| &p.tail)),
-            )
+            .insert(bulk, encode(&(parts.len() as u64)))
             .map_err(unavailable)?;
         let followers = || -> sled::Result<()> {
             for ((seat, entry), value) in entries.iter().zip(&values) {
@@ -511,9 +513,6 @@ impl Store {
                 for (k, v) in entry.followers(*seat) {
                     self.db.insert(k, v)?;
                 }
-            }
-            if let Some(p) = &planned {
-                self.db.insert(records::answer_key(&p.tail.key), encode(&p.tail.head))?;
             }
             self.db.remove(bulk)?;
             for n in 0..parts.len() {
@@ -680,7 +679,7 @@ impl Store {
         answer: Option<&Answer>,
     ) -> Result<Seq, StoreError> {
         self.writable()?;
-        let planned = answer.map(answers::Planned::new);
+        let planned = answer.map(|a| answers::Planned::new(a, None));
         self.answer_parts(planned.as_ref())?;
         self.db
             .insert(key, encode_tailed(value, planned.as_ref().map(|p| &p.tail)))

@@ -46,9 +46,11 @@ pub const BULK_PART: u8 = b'z';
 pub const BULK_PART_BYTES: usize = 4 * 1024;
 
 /// A stored answer (`Idempotency-Key`), under `answer_key`: an
-/// `AnswerHead`. Written after the change it answers (whose commit point
-/// carries the same head as its tail, so a crash between the two is
-/// repaired at start); a write that changes nothing stores it alone.
+/// `AnswerHead`. Written either just before the change it answers, naming
+/// a key only that change writes (its `Witness`: without it the answer is
+/// not one), or after it, the change's commit point carrying the same head
+/// as its tail (restored from there at start); a write that changes
+/// nothing stores it alone.
 pub const ANSWER: u8 = b'I';
 /// A part of an answer body too large to keep inline in its head
 /// (`answer_part_key`): `AnswerPart`, each at most `BULK_PART_BYTES`, for
@@ -82,6 +84,30 @@ pub struct AnswerHead {
     /// 0: the body is `inline`.
     pub parts: u32,
     pub inline: Vec<u8>,
+    /// For an answer written before its change: what only that change
+    /// writes. Checked when the answer is read; a crash between the two
+    /// leaves an answer whose witness never appears.
+    pub witness: Option<Witness>,
+}
+
+/// A key written by one change alone (its ids are never handed out again),
+/// with what tells whether a retention purge has since removed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Witness {
+    /// `audit_key(seat, audit)`, dated `at` (a seat change; a bulk's last).
+    Audit {
+        seat: SeatId,
+        audit: AuditId,
+        at: Timestamp,
+    },
+    /// `key(BLOCK, first_seat)` (a purchase; blocks are never removed).
+    Block { first_seat: SeatId },
+    /// `role_event_key(tenant, event)`, dated `at` (a grant or deactivation).
+    RoleEvent {
+        tenant: TenantId,
+        event: EventId,
+        at: Timestamp,
+    },
 }
 
 /// One part of a large answer body, with the answer's time (so that a part
