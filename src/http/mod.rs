@@ -15,6 +15,7 @@ mod route;
 mod seats;
 pub mod server;
 mod tenants;
+mod ui;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -52,6 +53,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             tenants::routes(),
             roles::routes(),
             audit::routes(),
+            ui::routes(),
         ]
         .into_iter()
         .flatten()
