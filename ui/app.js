@@ -56,10 +56,16 @@
 
   async function request(path, options) {
     const opts = options || {};
-    const headers = credentials(opts.identity === undefined ? identity() : opts.identity);
+    let headers;
+    try {
+      headers = new Headers(credentials(opts.identity === undefined ? identity() : opts.identity));
+    } catch (_) {
+      // A header carries only Latin-1 text, and ids are ASCII anyway.
+      throw new ApiError(0, 'This identity cannot be sent: user ids and tokens hold only printable ASCII characters (letters, digits, punctuation).');
+    }
     let body;
     if (opts.json !== undefined) {
-      headers['Content-Type'] = 'application/json';
+      headers.set('Content-Type', 'application/json');
       body = JSON.stringify(opts.json);
     }
     let res;
@@ -346,8 +352,9 @@
     if (probeError) msg.show('error', describe(probeError));
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
-      const value = mode === 'jwt' ? control.value.trim() : control.value;
-      if (!value.trim()) {
+      // HTTP drops the spaces around a header's value anyway.
+      const value = control.value.trim();
+      if (!value) {
         msg.show('error', mode === 'jwt' ? 'Paste a token to sign in.' : 'Enter a user id to sign in.');
         control.focus();
         return;
@@ -360,7 +367,7 @@
         signIn(candidate, m.user_id);
         go('#/');
       } catch (err) {
-        msg.show('error', err instanceof ApiError && err.status === 401 ? 'Sign-in refused: ' + err.message : describe(err));
+        msg.show('error', err instanceof ApiError && err.status === 401 ? 'Sign-in refused: ' + err.message + ' Check it and try again.' : describe(err));
         control.focus();
       } finally {
         button.disabled = false;
@@ -471,7 +478,8 @@
       for (const sc of summary.schools) names.set(sc.tenant_id, sc.tenant_name);
       const rows = summary.schools.slice();
       if (summary.own.total_seats > 0) rows.push(Object.assign({}, summary.own, { tenant_name: summary.tenant_name + ' (district seats)' }));
-      // Alerts first: the threshold marks the bars.
+      // The district's own threshold is drawn on its history chart (the
+      // schools' thresholds are their own, not the district's).
       let threshold = null;
       try {
         const alerts = await getJson('/alerts' + q({ tenantId: id }));
@@ -481,7 +489,7 @@
       } catch (err) {
         failed(ctx, err, alertsCard.lastChild);
       }
-      schoolsCard.append(schoolBars(rows, threshold, m));
+      schoolsCard.append(schoolBars(rows, m));
       renderHistory(ctx, historyCard, id, threshold, 30);
     } catch (err) {
       failed(ctx, err, body);
@@ -501,7 +509,7 @@
     );
   }
 
-  function schoolBars(rows, threshold, m) {
+  function schoolBars(rows, m) {
     if (!rows.length) return h('p', { class: 'muted' }, 'This district has no schools yet.');
     return h(
       'ul',
@@ -509,17 +517,12 @@
       rows.map((sc) => {
         const used = sc.total_seats ? (sc.assigned_seats / sc.total_seats) * 100 : 0;
         const held = sc.total_seats ? (sc.reserved_seats / sc.total_seats) * 100 : 0;
-        const assignedFill = h('div', { class: 'fill' + (threshold !== null && sc.utilization_percentage >= threshold ? ' over' : '') });
+        const assignedFill = h('div', { class: 'fill' });
         assignedFill.style.width = used + '%';
         const reservedFill = h('div', { class: 'fill reserved' });
         reservedFill.style.left = used + '%';
         reservedFill.style.width = held + '%';
         const bar = h('div', { class: 'bar', role: 'img', 'aria-label': sc.tenant_name + ': ' + pct(sc.utilization_percentage) + ' of seats in use' }, assignedFill, reservedFill);
-        if (threshold !== null) {
-          const mark = h('div', { class: 'mark', title: 'Alert threshold ' + pct(threshold) });
-          mark.style.left = 'calc(' + threshold + '% - 1px)';
-          bar.append(mark);
-        }
         const role = roleName(m, sc.tenant_id);
         return h(
           'li',
@@ -546,7 +549,7 @@
     clear(card);
     card.append(h('h2', { id: 'alerts-h' }, 'Alerts'));
     card.append(
-      h('p', { class: 'muted' }, alerts.threshold_percent === null ? 'No alert threshold is set for this district.' : 'Alert threshold: ' + pct(alerts.threshold_percent) + ' utilization.')
+      h('p', { class: 'muted' }, alerts.threshold_percent === null ? 'No alert threshold is set on the district itself (each school may have its own).' : 'The district alerts at ' + pct(alerts.threshold_percent) + ' utilization (the dashed line on the chart).')
     );
     if (!alerts.alerts.length) {
       card.append(h('p', null, 'No alerts raised.'));
@@ -587,15 +590,17 @@
       const history = await getJson('/seats/history' + q({ tenantId, days }));
       if (!ctx.live()) return;
       clear(chartBox);
-      chartBox.append(chart(history.days, threshold));
+      chartBox.append(chart(history.days, threshold, chartBox.clientWidth));
     } catch (err) {
       failed(ctx, err, chartBox);
     }
   }
 
   // Utilization per day as an inline SVG line over a 0–100% scale.
-  function chart(days, threshold) {
-    const W = 560;
+  // `width`: the box's width in CSS pixels, so that the text in the SVG
+  // keeps its size on a phone instead of being scaled down with the chart.
+  function chart(days, threshold, width) {
+    const W = Math.max(280, Math.min(900, Math.round(width || 560)));
     const H = 220;
     const L = 38;
     const R = 12;
@@ -684,6 +689,7 @@
       const countsBox = h('div');
       const exportMsg = messageBox();
       const seatsCard = h('section', { class: 'card', 'aria-labelledby': 'seats-h' });
+      const bulkResults = h('section', { class: 'card', id: 'bulk-results', hidden: true, 'aria-labelledby': 'bulk-results-h' });
       const refresh = async () => {
         try {
           const summary = await getJson('/seats/summary' + q({ tenantId: id }));
@@ -709,7 +715,7 @@
         ),
         exportMsg,
         canAssign
-          ? h('div', { class: 'grid2' }, assignCard(id, changed), bulkCard(id, changed))
+          ? [h('div', { class: 'grid2' }, assignCard(id, changed), bulkCard(id, changed, bulkResults)), bulkResults]
           : h('p', { class: 'notice message' }, 'Your role here (' + (roleName(m, tenant.id) || 'none') + ') may view seats but not assign or reclaim them.'),
         seatsCard,
       ]);
@@ -766,13 +772,15 @@
     return out;
   }
 
-  function bulkCard(tenantId, changed) {
+  // The order results are counted in: what worked, then what did not.
+  const RESULTS = ['assigned', 'already_assigned', 'duplicate', 'invalid', 'no_free_seat'];
+
+  function bulkCard(tenantId, changed, results) {
     const text = h('textarea', { id: 'bulk-text', spellcheck: 'false', autocomplete: 'off' });
     const file = h('input', { type: 'file', id: 'bulk-file', accept: '.csv,text/csv,text/plain' });
     const button = h('button', { type: 'submit', id: 'bulk-submit' }, 'Assign all');
     const msg = messageBox();
     msg.id = 'bulk-message';
-    const results = h('div', { id: 'bulk-results' });
     file.addEventListener('change', async () => {
       const f = file.files && file.files[0];
       if (!f) return;
@@ -789,12 +797,12 @@
       field('Learner ids, one per line', text, 'Paste a list, or a CSV whose first column holds the ids (a "learner_id" header line is skipped).'),
       field('…or read them from a CSV file', file),
       button,
-      msg,
-      results
+      msg
     );
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       clear(results);
+      results.hidden = true;
       const rows = learnerIds(text.value);
       if (!rows.length) {
         msg.show('error', 'Paste at least one learner id, or choose a CSV file.');
@@ -810,12 +818,15 @@
       try {
         const r = await sendJson('POST', '/seats/assign/bulk', { tenant_id: tenantId, learner_ids: rows.map((x) => x.id) });
         const t = r.body.totals || {};
+        const known = (k) => (RESULTS.indexOf(k) < 0 ? RESULTS.length : RESULTS.indexOf(k));
         const parts = Object.entries(t)
           .filter(([, v]) => v > 0)
+          .sort(([a], [b]) => known(a) - known(b))
           .map(([k, v]) => n(v) + ' ' + k.replace(/_/g, ' '));
         const problems = r.body.results.filter((x) => x.result !== 'assigned' && x.result !== 'already_assigned').length;
         msg.show(problems ? 'notice' : 'ok', 'Done: ' + parts.join(', ') + '.' + (problems ? ' ' + problems + ' rows were not assigned: see below.' : ''));
-        results.append(bulkTable(rows, r.body.results));
+        append(results, [h('h2', { id: 'bulk-results-h' }, 'Bulk assign: one row per learner id sent'), bulkTable(rows, r.body.results)]);
+        results.hidden = false;
         await changed();
       } catch (err) {
         msg.show('error', describe(err));
@@ -835,7 +846,6 @@
       h(
         'table',
         { id: 'bulk-table' },
-        h('caption', null, 'One row per learner id sent'),
         h('thead', null, h('tr', null, h('th', { scope: 'col', class: 'num' }, 'Line'), h('th', { scope: 'col' }, 'Learner id'), h('th', { scope: 'col' }, 'Result'), h('th', { scope: 'col', class: 'num' }, 'Seat'), h('th', { scope: 'col' }, 'Detail'))),
         h(
           'tbody',
@@ -845,7 +855,7 @@
               'tr',
               { 'data-result': r.result },
               h('td', { class: 'num' }, rows[i] ? rows[i].line : i + 1),
-              h('td', { class: 'mono' }, r.learner_id === null ? '' : r.learner_id.length > 60 ? r.learner_id.slice(0, 57) + '…' : r.learner_id),
+              h('td', { class: 'mono' }, r.learner_id === null ? '' : r.learner_id.length > 80 ? r.learner_id.slice(0, 77) + '…' : r.learner_id),
               h('td', null, pill(r.result === 'assigned' ? 'assigned_ok' : r.result, r.result.replace(/_/g, ' '))),
               h('td', { class: 'num' }, r.seat ? r.seat.id : ''),
               h('td', null, r.detail || '')
@@ -939,7 +949,7 @@
         h('td', { class: 'num' }, seat.id),
         h('td', null, pill(seat.state)),
         h('td', { class: 'mono' }, seat.learner_id || ''),
-        h('td', null, time(seat.assigned_at || seat.reserved_at || null)),
+        h('td', { class: 'when' }, time(seat.assigned_at || seat.reserved_at || null)),
         actionCell
       );
     }
@@ -1006,9 +1016,11 @@
     main.append(body);
     ctx.focus(h1);
     let tenant;
+    let parent = null;
     try {
       const [, t] = await Promise.all([me(), getJson('/tenant/' + id)]);
       tenant = t;
+      if (tenant.parent_id) parent = await getJson('/tenant/' + tenant.parent_id).catch(() => null);
     } catch (err) {
       return failed(ctx, err, body);
     }
@@ -1016,7 +1028,9 @@
     const home = tenant.kind === 'district' ? '#/district/' + id : '#/school/' + id;
     h1.textContent = 'Audit trail: ' + tenant.name;
     document.title = 'Audit trail: ' + tenant.name + ' · Seat console';
-    nav.replaceWith(crumbs([['Districts', '#/'], [tenant.name, home], ['Audit trail']]));
+    const trail = [['Districts', '#/']];
+    if (parent) trail.push([parent.name, '#/district/' + parent.id]);
+    nav.replaceWith(crumbs(trail.concat([[tenant.name, home], ['Audit trail']])));
     clear(body);
 
     const badge = h('div', { id: 'verify-badge', class: 'badge unknown', role: 'status' }, 'Checking the audit chain…');
@@ -1126,7 +1140,7 @@
           h(
             'tr',
             { 'data-audit': a.id },
-            h('td', null, time(a.created_at)),
+            h('td', { class: 'when' }, time(a.created_at)),
             h('td', { class: 'num' }, a.seat_id),
             h('td', null, a.previous_state ? [pill(a.previous_state), ' → '] : null, pill(a.new_state)),
             h('td', { class: 'mono' }, learnerCell(a)),

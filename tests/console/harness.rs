@@ -315,7 +315,11 @@ impl Console {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; the page shows:\n{}", self.text("main"));
+                panic!(
+                    "timed out waiting for {what} at {}; the page shows:\n{}",
+                    self.tab.get_url(),
+                    self.text("body")
+                );
             }
             // Polling the page for a condition, not sleeping past a race: the
             // wait ends as soon as the page shows it.

@@ -239,13 +239,19 @@ fn refusals_are_shown_as_sentences() {
     c.assert_no_raw_json();
     c.screenshot("08-not-found");
 
-    // A user id the service refuses: the sign-in form says why.
+    // A user id the service refuses (over 255 characters), and one no HTTP
+    // header can carry: the sign-in form says why, and nobody is signed in.
     c.eval("sessionStorage.clear(); return true;");
     c.goto(&format!("{}/ui/", server.base));
-    c.type_into("#user-id", " dana");
+    c.paste("#user-id", &"u".repeat(256));
     c.press("Enter");
     c.wait_text(".message.error", "Sign-in refused: Missing or empty X-User-ID header.");
+    c.paste("#user-id", "\u{141}ukasz");
+    c.press("Enter");
+    c.wait_text(".message.error", "This identity cannot be sent");
     c.assert_no_raw_json();
+    assert_eq!(c.eval("return sessionStorage.length;"), json!(0));
+    assert_eq!(c.text("#who"), "");
 }
 
 /// JWT mode: the sign-in page asks for a token (the service's challenge says
