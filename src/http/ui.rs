@@ -7,7 +7,6 @@
 use warp::http::header::{
     HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
 };
-use warp::http::StatusCode;
 use warp::hyper::Body;
 use warp::reply::Response;
 
@@ -17,8 +16,16 @@ use crate::engine::Durable;
 
 /// Each asset: its name under `/ui/`, its media type, its bytes.
 const ASSETS: [(&str, &str, &[u8]); 4] = [
-    ("index.html", "text/html; charset=utf-8", include_bytes!("../../ui/index.html")),
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/app.js")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../ui/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/app.js"),
+    ),
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../ui/app.css")),
     ("icon.svg", "image/svg+xml", include_bytes!("../../ui/icon.svg")),
 ];
@@ -45,14 +52,13 @@ async fn asset(req: Request) -> Answer {
 }
 
 fn serve(name: &str) -> Answer {
-    let (_, media_type, bytes) = ASSETS
+    let &(_, media_type, bytes) = ASSETS
         .iter()
         .find(|(asset, _, _)| *asset == name)
         .ok_or(ApiError::RouteNotFound)?;
-    let mut response = Response::new(Body::from(*bytes));
-    *response.status_mut() = StatusCode::OK;
+    let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(*media_type));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(media_type));
     // The assets change with the binary: always revalidate.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

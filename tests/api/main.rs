@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod connections;
+mod console_assets;
 mod contract;
 mod crash;
 mod export;

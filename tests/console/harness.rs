@@ -177,7 +177,11 @@ pub fn seed(server: &Server) -> Seeded {
         "/roles",
         json!({"user_id": "dana", "tenant_id": district, "role": "admin"}),
     );
-    server.post(ROOT, "/roles", json!({"user_id": "tess", "tenant_id": north, "role": "teacher"}));
+    server.post(
+        ROOT,
+        "/roles",
+        json!({"user_id": "tess", "tenant_id": north, "role": "teacher"}),
+    );
     Seeded { district, north, south }
 }
 
@@ -282,7 +286,9 @@ impl Console {
     /// no load event to wait for: so through a blank page.)
     pub fn goto(&self, url: &str) {
         for url in ["about:blank", url] {
-            self.tab.navigate_to(url).unwrap_or_else(|e| panic!("navigate {url}: {e}"));
+            self.tab
+                .navigate_to(url)
+                .unwrap_or_else(|e| panic!("navigate {url}: {e}"));
             self.tab
                 .wait_until_navigated()
                 .unwrap_or_else(|e| panic!("navigate {url}: {e}"));
@@ -308,9 +314,7 @@ impl Console {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let v = self.eval(js);
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!("")
-                && v != json!(0);
+            let truthy = !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
             if truthy {
                 return v;
             }
@@ -349,10 +353,12 @@ impl Console {
     /// The visible text of the first element matching `selector` ("" if none).
     pub fn text(&self, selector: &str) -> String {
         let sel = serde_json::to_string(selector).unwrap_or_default();
-        self.eval(&format!("const e = document.querySelector({sel}); return e ? e.innerText : '';"))
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.eval(&format!(
+            "const e = document.querySelector({sel}); return e ? e.innerText : '';"
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     pub fn click(&self, selector: &str) {

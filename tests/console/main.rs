@@ -36,7 +36,10 @@ fn a_district_admin_works_through_the_console() {
 
     // The heading has the focus after the page changed; the next Tab is the
     // district's link, and it shows where the focus is.
-    c.wait_for("focus on the heading", "return document.activeElement.tagName === 'H1';");
+    c.wait_for(
+        "focus on the heading",
+        "return document.activeElement.tagName === 'H1';",
+    );
     c.press("Tab");
     let focused = c.eval(
         "const e = document.activeElement; \
@@ -105,7 +108,11 @@ fn a_district_admin_works_through_the_console() {
     assert_eq!(row("duplicate")[1], "ben");
     assert_eq!(row("already assigned")[1], "ada");
     assert_eq!(row("assigned")[1], "ben");
-    assert!(c.text("#bulk-message").contains("2 assigned"), "{}", c.text("#bulk-message"));
+    assert!(
+        c.text("#bulk-message").contains("2 assigned"),
+        "{}",
+        c.text("#bulk-message")
+    );
     c.wait_tile("free", "9");
     c.wait_tile("assigned", "3");
     c.screenshot("05-school-bulk");
@@ -129,7 +136,10 @@ fn a_district_admin_works_through_the_console() {
     // The export: fetched with Dana's identity, saved as a file.
     c.click("#export-csv");
     let csv = c.downloaded(&format!("seats-{}.csv", ids.north));
-    assert!(csv.starts_with("seat_id,tenant_id,state,learner_id,assigned_at"), "{csv}");
+    assert!(
+        csv.starts_with("seat_id,tenant_id,state,learner_id,assigned_at"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 13, "{csv}");
     assert!(csv.contains(",assigned,ada,"), "{csv}");
 
@@ -223,7 +233,10 @@ fn refusals_are_shown_as_sentences() {
     assert_eq!(c.eval("return document.querySelector('[data-reclaim]');"), json!(null));
 
     c.click("#open-audit");
-    c.wait_text(".message.error", "This action requires the manager role in this tenant.");
+    c.wait_text(
+        ".message.error",
+        "This action requires the manager role in this tenant.",
+    );
     c.wait_text("#verify-badge", "Not verified: This action requires the manager role");
     c.assert_no_raw_json();
     c.screenshot("07-forbidden");
@@ -288,6 +301,24 @@ fn jwt_mode_signs_in_with_a_pasted_token() {
     c.wait_text("#signed-in-user", "root");
     c.wait_text("main", "no role in any district");
     c.screenshot("09-jwt-signed-in");
+
+    // A token the service stops accepting (here: replaced by a forged one)
+    // sends the person back to sign in, saying why.
+    c.eval(
+        "const id = JSON.parse(sessionStorage.getItem('tenant-console.identity')); \
+         id.value = id.value + 'A'; \
+         sessionStorage.setItem('tenant-console.identity', JSON.stringify(id)); return true;",
+    );
+    c.goto(&format!("{}/ui/#/", server.base));
+    c.wait_text(
+        ".message.error",
+        "Your sign-in was not accepted: Missing or invalid credentials.",
+    );
+    c.wait_visible("#token");
+    assert_eq!(c.eval("return sessionStorage.length;"), json!(0));
+    c.paste("#token", &token);
+    c.click("#sign-in");
+    c.wait_text("#signed-in-user", "root");
 
     // Signing out forgets the token.
     c.click("#sign-out");
