@@ -387,10 +387,10 @@
       const [m, first] = await Promise.all([me(), getJson('/districts' + q({ limit: 100 }))]);
       if (!ctx.live()) return;
       clear(body);
-      const list = h('ul', { class: 'schools', id: 'districts' });
+      const list = h('ul', { class: 'schools districts', id: 'districts' });
       const card = h('section', { class: 'card', 'aria-labelledby': 'districts-h' }, h('h2', { id: 'districts-h' }, 'Districts'), list);
       body.append(card);
-      const more = h('button', { type: 'button', class: 'secondary' }, 'Show more districts');
+      const more = h('button', { type: 'button', class: 'secondary', id: 'more-districts' }, 'Show more districts');
       const addPage = (pageData) => {
         for (const d of pageData.items) {
           list.append(
@@ -949,7 +949,7 @@
         h('td', { class: 'num' }, seat.id),
         h('td', null, pill(seat.state)),
         h('td', { class: 'mono' }, seat.learner_id || ''),
-        h('td', { class: 'when' }, time(seat.assigned_at || seat.reserved_at || null)),
+        h('td', { class: 'nowrap' }, time(seat.assigned_at || seat.reserved_at || null)),
         actionCell
       );
     }
@@ -1140,9 +1140,9 @@
           h(
             'tr',
             { 'data-audit': a.id },
-            h('td', { class: 'when' }, time(a.created_at)),
+            h('td', { class: 'nowrap' }, time(a.created_at)),
             h('td', { class: 'num' }, a.seat_id),
-            h('td', null, a.previous_state ? [pill(a.previous_state), ' → '] : null, pill(a.new_state)),
+            h('td', { class: 'nowrap' }, a.previous_state ? [pill(a.previous_state), ' → '] : null, pill(a.new_state)),
             h('td', { class: 'mono' }, learnerCell(a)),
             h('td', { class: 'mono' }, a.changed_by),
             h('td', null, a.reason)

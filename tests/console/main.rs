@@ -32,6 +32,11 @@ fn a_district_admin_works_through_the_console() {
     c.press("Enter");
     c.wait_text("#districts", "Shelbyville District");
     c.wait_text("#signed-in-user", "dana");
+    // One district: no further page to offer.
+    assert_eq!(
+        c.eval("return document.querySelector('#more-districts').offsetParent === null;"),
+        json!(true)
+    );
     c.screenshot("02-districts");
 
     // The heading has the focus after the page changed; the next Tab is the
@@ -216,6 +221,12 @@ fn refusals_are_shown_as_sentences() {
     let Some(chromium) = chromium() else { return };
     let server = Server::start(|_| {});
     let ids = seed(&server);
+    // 32 seats in North: two pages of the seats table.
+    server.post(
+        harness::ROOT,
+        "/seats/purchase",
+        json!({"tenant_id": ids.north, "count": 20}),
+    );
     let c = Console::open(&chromium);
 
     c.goto(&format!("{}/ui/", server.base));
@@ -231,6 +242,26 @@ fn refusals_are_shown_as_sentences() {
     );
     assert_eq!(c.eval("return document.querySelector('#assign-learner');"), json!(null));
     assert_eq!(c.eval("return document.querySelector('[data-reclaim]');"), json!(null));
+
+    // Reading is allowed: the seats, a page at a time.
+    let rows = "return document.querySelectorAll('#seats-table tbody tr').length;";
+    c.wait_for("a full first page", &format!("{} === 25", rows.trim_end_matches(';')));
+    c.click("#seats-next");
+    c.wait_text("#seats-page", "Page 2");
+    c.wait_for("the last 7 seats", &format!("{} === 7", rows.trim_end_matches(';')));
+    assert_eq!(
+        c.eval("return document.querySelector('#seats-next').disabled;"),
+        json!(true)
+    );
+    // North holds seats 1-12 and 21-40 (South bought 13-20 in between).
+    let first = c.eval("return document.querySelector('#seats-table tbody td').innerText;");
+    assert_eq!(first, json!("34"));
+    c.click("#seats-prev");
+    c.wait_text("#seats-page", "Page 1");
+    c.wait_for(
+        "the first page again",
+        &format!("{} === 25", rows.trim_end_matches(';')),
+    );
 
     c.click("#open-audit");
     c.wait_text(
