@@ -19,6 +19,7 @@ mod route;
 mod seats;
 pub mod server;
 mod tenants;
+mod ui;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -59,6 +60,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             roles::routes(),
             audit::routes(),
             docs::routes(),
+            ui::routes(),
         ]
         .into_iter()
         .flatten()

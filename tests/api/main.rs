@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod connections;
+mod console_assets;
 mod contract;
 mod cors;
 mod crash;
