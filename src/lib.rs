@@ -14,6 +14,7 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod roster;
 pub mod store;
 
 use std::future::Future;
