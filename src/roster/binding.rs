@@ -128,7 +128,8 @@ impl Date {
         let year = digits(&b[0..4])? as i32;
         let month = digits(&b[5..7])? as u8;
         let day = digits(&b[8..10])? as u8;
-        (1..=12).contains(&month)
+        (1..=12)
+            .contains(&month)
             .then_some(())
             .filter(|_| day >= 1 && day <= days_in(year, month))?;
         Some(Date { year, month, day })
@@ -161,9 +162,8 @@ impl std::fmt::Display for Date {
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |n, c| {
-        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-    })
+    b.iter()
+        .try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
 }
 
 fn days_in(year: i32, month: u8) -> u8 {
@@ -388,12 +388,7 @@ fn manifest(files: &Files, problems: &mut Problems) -> Option<[FileMode; 3]> {
     let mut reader = reader(bytes);
     let header = headers(&mut reader, MANIFEST, problems)?;
     let (Some(name_at), Some(value_at)) = (header.get("propertyName"), header.get("value")) else {
-        problems.add(
-            MANIFEST,
-            1,
-            WHOLE,
-            "the header must be propertyName,value",
-        );
+        problems.add(MANIFEST, 1, WHOLE, "the header must be propertyName,value");
         return None;
     };
     for record in reader.records() {
@@ -553,7 +548,11 @@ impl Row<'_> {
                     "active" => Status::Active,
                     "tobedeleted" => Status::ToBeDeleted,
                     "" => {
-                        self.problem(problems, "status", "is required in a delta file (active or tobedeleted)");
+                        self.problem(
+                            problems,
+                            "status",
+                            "is required in a delta file (active or tobedeleted)",
+                        );
                         Status::Active
                     }
                     other => {
@@ -736,8 +735,15 @@ fn role(row: &Row<'_>, problems: &mut Problems) -> RoleRow {
         "teacher" => RosterRole::Teacher,
         "siteAdministrator" => RosterRole::SiteAdministrator,
         "districtAdministrator" => RosterRole::DistrictAdministrator,
-        "aide" | "counselor" | "guardian" | "parent" | "principal" | "proctor" | "relative"
-        | "systemAdministrator" | "" => RosterRole::Other,
+        "aide"
+        | "counselor"
+        | "guardian"
+        | "parent"
+        | "principal"
+        | "proctor"
+        | "relative"
+        | "systemAdministrator"
+        | "" => RosterRole::Other,
         ext if ext.starts_with("ext:") => RosterRole::Other,
         other => {
             row.problem(

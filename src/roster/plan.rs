@@ -227,12 +227,22 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
             }
         }
         if district_row.is_none() && orgs.mode == FileMode::Bulk {
-            problems.add("orgs.csv", 1, "type", "a bulk orgs.csv must list the district (type district)");
+            problems.add(
+                "orgs.csv",
+                1,
+                "type",
+                "a bulk orgs.csv must list the district (type district)",
+            );
         }
     }
     if let Some(row) = district_row {
         if row.status == Status::ToBeDeleted {
-            problems.add("orgs.csv", row.line, "status", "the district cannot be deleted by its roster");
+            problems.add(
+                "orgs.csv",
+                row.line,
+                "status",
+                "the district cannot be deleted by its roster",
+            );
         }
         if let Some(stored) = current.sourced_id.as_deref().filter(|s| *s != row.sourced_id) {
             problems.add(
@@ -313,9 +323,18 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
             let existing = by_sid.get(org.sourced_id.as_str());
             let plan = match (existing, org.status) {
                 (None, Status::ToBeDeleted) => continue,
-                (None, Status::Active) => school_plan(&org.sourced_id, SchoolRef::New(org.sourced_id.clone()), name, SchoolChange::Created),
+                (None, Status::Active) => school_plan(
+                    &org.sourced_id,
+                    SchoolRef::New(org.sourced_id.clone()),
+                    name,
+                    SchoolChange::Created,
+                ),
                 (Some(s), Status::ToBeDeleted) => {
-                    let change = if s.active { SchoolChange::Deactivated } else { SchoolChange::Unchanged };
+                    let change = if s.active {
+                        SchoolChange::Deactivated
+                    } else {
+                        SchoolChange::Unchanged
+                    };
                     existing_plan(s, &org.sourced_id, None, change)
                 }
                 (Some(s), Status::Active) => {
@@ -333,12 +352,18 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
         }
     }
     for school in &current.schools {
-        let Some(sid) = school.sourced_id.as_deref() else { continue };
+        let Some(sid) = school.sourced_id.as_deref() else {
+            continue;
+        };
         if index.contains_key(sid) {
             continue;
         }
         let gone = modes[0] == FileMode::Bulk && !listed.contains(sid);
-        let change = if gone && school.active { SchoolChange::Deactivated } else { SchoolChange::Unchanged };
+        let change = if gone && school.active {
+            SchoolChange::Deactivated
+        } else {
+            SchoolChange::Unchanged
+        };
         index.insert(sid.to_owned(), schools.len());
         schools.push(existing_plan(school, sid, None, change));
     }
@@ -378,7 +403,8 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
     };
     if let Some(roles) = &package.roles {
         for row in &roles.rows {
-            let org_known = row.org == district_sid || index.contains_key(&row.org) || orgs_known.contains(row.org.as_str());
+            let org_known =
+                row.org == district_sid || index.contains_key(&row.org) || orgs_known.contains(row.org.as_str());
             if !org_known && modes[0] == FileMode::Bulk {
                 problems.add(
                     "roles.csv",
@@ -398,7 +424,12 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
                     let learner = match LearnerId::parse(&row.user) {
                         Ok(l) => l,
                         Err(e) => {
-                            problems.add("roles.csv", row.line, "userSourcedId", format!("cannot be a learner id: {e}"));
+                            problems.add(
+                                "roles.csv",
+                                row.line,
+                                "userSourcedId",
+                                format!("cannot be a learner id: {e}"),
+                            );
                             continue;
                         }
                     };
@@ -419,11 +450,20 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
                     let user = match UserId::parse(&row.user) {
                         Ok(u) => u,
                         Err(e) => {
-                            problems.add("roles.csv", row.line, "userSourcedId", format!("cannot be a user id: {e}"));
+                            problems.add(
+                                "roles.csv",
+                                row.line,
+                                "userSourcedId",
+                                format!("cannot be a user id: {e}"),
+                            );
                             continue;
                         }
                     };
-                    let kind = if row.role == RosterRole::Teacher { RoleKind::Teacher } else { RoleKind::Admin };
+                    let kind = if row.role == RosterRole::Teacher {
+                        RoleKind::Teacher
+                    } else {
+                        RoleKind::Admin
+                    };
                     let key = (user, place);
                     if effective {
                         let stronger = staff_kind.get(&key).is_none_or(|k| strength(kind) > strength(*k));
@@ -516,7 +556,9 @@ pub fn plan(package: &Package, current: &Current, today: Date) -> Result<Plan, P
     }
     for key in &staff.add {
         let (user, place) = key;
-        let Some(kind) = staff_kind.get(key).copied() else { continue };
+        let Some(kind) = staff_kind.get(key).copied() else {
+            continue;
+        };
         if !place_open(place) {
             continue;
         }

@@ -14,7 +14,12 @@ fn files(pairs: &[(&'static str, &str)]) -> Files {
 }
 
 fn bulk_with(name: &'static str, contents: &str) -> Files {
-    let mut all = vec![("manifest.csv", MANIFEST_BULK), ("orgs.csv", ORGS), ("users.csv", USERS), ("roles.csv", ROLES)];
+    let mut all = vec![
+        ("manifest.csv", MANIFEST_BULK),
+        ("orgs.csv", ORGS),
+        ("users.csv", USERS),
+        ("roles.csv", ROLES),
+    ];
     for slot in &mut all {
         if slot.0 == name {
             slot.1 = contents;
@@ -47,7 +52,8 @@ fn a_sound_bulk_package_parses_into_typed_rows() {
 
 #[test]
 fn columns_are_found_by_name_in_any_order_with_a_bom() {
-    let orgs = "\u{feff}name,type,sourcedId,parentSourcedId,dateLastModified,status\nD,district,d1,,,\nN,school,s1,d1,,\n";
+    let orgs =
+        "\u{feff}name,type,sourcedId,parentSourcedId,dateLastModified,status\nD,district,d1,,,\nN,school,s1,d1,,\n";
     assert!(parse(&bulk_with("orgs.csv", orgs)).is_ok());
 }
 
@@ -112,7 +118,12 @@ fn delta_rows_carry_status_and_a_datetime() {
         r2,tobedeleted,2026-09-01T08:00:00Z,t1,primary,teacher,s1\n\
         r3,,2026-09-01T08:00:00.000Z,u1,primary,student,s1\n\
         r4,deleted,2026-09-01 08:00,u1,primary,student,s1\n";
-    let f = files(&[("manifest.csv", &manifest), ("orgs.csv", ORGS), ("users.csv", USERS), ("roles.csv", roles)]);
+    let f = files(&[
+        ("manifest.csv", &manifest),
+        ("orgs.csv", ORGS),
+        ("users.csv", USERS),
+        ("roles.csv", roles),
+    ]);
     assert_eq!(
         problems(&f),
         [
@@ -147,13 +158,18 @@ fn problems_stop_being_listed_at_the_cap_but_are_counted() {
     for i in 0..250 {
         roles.push_str(&format!("r{i},,,u1,primary,janitor,s1\n"));
     }
-    let err = parse(&bulk_with("roles.csv", &roles)).err().unwrap_or_else(|| panic!("parsed"));
+    let err = parse(&bulk_with("roles.csv", &roles))
+        .err()
+        .unwrap_or_else(|| panic!("parsed"));
     assert_eq!((err.list.len(), err.total), (MAX_PROBLEMS, 250));
 }
 
 #[test]
 fn dates_and_datetimes_follow_the_calendar() {
-    assert_eq!(Date::parse("2024-02-29").map(|d| d.to_string()).as_deref(), Some("2024-02-29"));
+    assert_eq!(
+        Date::parse("2024-02-29").map(|d| d.to_string()).as_deref(),
+        Some("2024-02-29")
+    );
     assert_eq!(Date::parse("2023-02-29"), None);
     assert_eq!(Date::parse("2024-2-29"), None);
     assert_eq!(Date::from_unix_days(0).to_string(), "1970-01-01");
