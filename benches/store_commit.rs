@@ -404,6 +404,7 @@ fn main() {
             created_at: now,
             updated_at: now,
             is_active: true,
+            sourced_id: None,
         })
         .unwrap_or_else(|e| panic!("tenant: {e}"));
     for (what, writers) in plan {

@@ -61,6 +61,7 @@ impl Engine {
             granted_by: Some(caller.user.clone()),
             deactivated_at: None,
             deactivated_by: None,
+            roster: false,
         };
         let seq = self
             .store

@@ -46,6 +46,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             is_active: true,
+            sourced_id: None,
         };
         let seq = self.store.put_tenant(&tenant)?;
         self.spawner.register(
