@@ -128,6 +128,24 @@ pub struct Settings {
     pub mailbox_bound: usize,
     pub auth: AuthSettings,
     pub audit: AuditSettings,
+    pub roster: RosterSettings,
+}
+
+/// `[roster]`: roster imports (`POST /api/v1/district/{id}/roster`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RosterSettings {
+    /// The largest package (ZIP) taken, in bytes; larger ones get 413. What
+    /// its files may unpack to is bounded at 8 times this.
+    pub max_bytes: u64,
+}
+
+impl Default for RosterSettings {
+    fn default() -> Self {
+        RosterSettings {
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[audit]`: retention of the audit trail.
@@ -197,6 +215,7 @@ impl Default for Settings {
             mailbox_bound: 1024,
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
+            roster: RosterSettings::default(),
         }
     }
 }

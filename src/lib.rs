@@ -156,6 +156,7 @@ impl App {
             engine: Arc::clone(&self.engine),
             auth: Arc::clone(&self.auth),
             body_limit: self.settings.max_body_bytes,
+            roster_max_bytes: self.settings.roster.max_bytes,
         });
         let engine = Arc::clone(&self.engine);
         let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel();

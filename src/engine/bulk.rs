@@ -89,12 +89,33 @@ impl Engine {
         tenant: TenantId,
         learners: Vec<Input<LearnerId>>,
     ) -> Result<Durable<BulkReport>, Error> {
+        self.assign_many_because(caller, tenant, learners, None).await
+    }
+
+    /// `assign_many`, with the audit entries' reason given (`None`: the
+    /// contract's "Seat allocated to learner").
+    pub async fn assign_many_because(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        learners: Vec<Input<LearnerId>>,
+        reason: Option<Reason>,
+    ) -> Result<Durable<BulkReport>, Error> {
         self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
         let (rows, wanted) = sorted(learners, |l| l.clone());
         let by = caller.user.clone();
-        let outcomes = self.ask(&actor, actor::AssignMany { learners: wanted, by }).await?;
+        let outcomes = self
+            .ask(
+                &actor,
+                actor::AssignMany {
+                    learners: wanted,
+                    by,
+                    reason,
+                },
+            )
+            .await?;
         Ok(outcomes.map(|outcomes| {
             let kinds = [
                 RowResult::Assigned,

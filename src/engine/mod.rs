@@ -24,6 +24,7 @@ pub mod pool;
 mod published;
 mod recovery;
 mod roles;
+mod roster;
 mod router;
 mod seats;
 mod stats;
@@ -51,6 +52,7 @@ use published::PublishedCounts;
 use recovery::PastStats;
 pub use recovery::{Options, RecoveryReport};
 pub use roles::{Me, Reach};
+pub use roster::{import_id, RosterReport};
 use router::SeatRouter;
 pub use seats::DistrictSummary;
 
@@ -70,6 +72,9 @@ pub struct Engine {
     past_stats: tokio::sync::watch::Sender<PastStats>,
     /// Set by `stop`: a history pass still running gives up.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// One roster import per district at a time (a second one waits): two
+    /// at once would both plan the same schools into being.
+    imports: dashmap::DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Starts tenant actors (spread over the arbiters) and enters their tenants

@@ -167,6 +167,7 @@ impl Engine {
                 retention: Arc::default(),
                 past_stats: tokio::sync::watch::Sender::new(PastStats::Counting),
                 stopping: Arc::default(),
+                imports: dashmap::DashMap::new(),
             },
             report,
         ))

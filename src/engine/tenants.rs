@@ -13,7 +13,7 @@ use super::{Action, Engine};
 impl Engine {
     pub async fn create_district(&self, caller: &Caller, name: TenantName) -> Result<Durable<Tenant>, Error> {
         self.access.create_district(caller)?;
-        self.create_tenant(name, TenantKind::District, None)
+        self.create_tenant(name, TenantKind::District, None, None)
     }
 
     pub async fn create_school(
@@ -28,14 +28,17 @@ impl Engine {
         self.check(caller, Action::ManageTenant, district, Missing::District)
             .await?;
         self.writable(district).await?;
-        self.create_tenant(name, TenantKind::School, Some(district))
+        self.create_tenant(name, TenantKind::School, Some(district), None)
     }
 
-    fn create_tenant(
+    /// Makes a tenant (`sourced_id`: the roster org it is, for a school a
+    /// roster import makes).
+    pub(super) fn create_tenant(
         &self,
         name: TenantName,
         kind: TenantKind,
         parent_id: Option<TenantId>,
+        sourced_id: Option<String>,
     ) -> Result<Durable<Tenant>, Error> {
         let now = Timestamp::now();
         let tenant = Tenant {
@@ -46,7 +49,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             is_active: true,
-            sourced_id: None,
+            sourced_id,
         };
         let seq = self.store.put_tenant(&tenant)?;
         self.spawner.register(
@@ -88,16 +91,28 @@ impl Engine {
         patch: TenantPatch,
     ) -> Result<Durable<Tenant>, Error> {
         self.check(caller, Action::ManageTenant, id, Missing::Tenant).await?;
+        self.change_tenant(id, |next| {
+            if let Some(name) = patch.name {
+                next.name = name;
+            }
+            if let Some(active) = patch.is_active {
+                next.is_active = active;
+            }
+        })
+    }
+
+    /// Changes a tenant's stored fields (nothing is written if `change`
+    /// leaves it as it is), once the caller may.
+    pub(super) fn change_tenant(
+        &self,
+        id: TenantId,
+        change: impl FnOnce(&mut Tenant),
+    ) -> Result<Durable<Tenant>, Error> {
         let (tenant, seq) = self
             .directory
             .update_tenant(id, |current| {
                 let mut next = current.clone();
-                if let Some(name) = patch.name {
-                    next.name = name;
-                }
-                if let Some(active) = patch.is_active {
-                    next.is_active = active;
-                }
+                change(&mut next);
                 if next == *current {
                     return Ok::<_, Error>(None);
                 }

@@ -31,6 +31,9 @@ pub enum ApiError {
     PayloadTooLarge(u64),
     #[error("Request body needs a Content-Length header")]
     LengthRequired,
+    /// A body of a type the route does not take (415).
+    #[error("Request body must be {0}")]
+    UnsupportedMediaType(&'static str),
 }
 
 impl From<Invalid> for ApiError {
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => return StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired => return StatusCode::LENGTH_REQUIRED,
+            ApiError::UnsupportedMediaType(_) => return StatusCode::UNSUPPORTED_MEDIA_TYPE,
         };
         match engine {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -64,7 +68,7 @@ impl ApiError {
             | Error::RoleInactive => StatusCode::BAD_REQUEST,
             Error::TenantInactive | Error::NoFreeSeat => StatusCode::CONFLICT,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
-            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid(_) | Error::RosterInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::StoreUnavailable(_) | Error::StoreStopped(_) | Error::ShuttingDown | Error::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => return "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge(_) => return "PAYLOAD_TOO_LARGE",
             ApiError::LengthRequired => return "LENGTH_REQUIRED",
+            ApiError::UnsupportedMediaType(_) => return "UNSUPPORTED_MEDIA_TYPE",
         };
         match engine {
             Error::NotFound(Missing::District) => "DISTRICT_NOT_FOUND",
@@ -96,6 +101,7 @@ impl ApiError {
             Error::NoFreeSeat => "NO_FREE_SEAT",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
             Error::Invalid(_) => "VALIDATION_ERROR",
+            Error::RosterInvalid(_) => "ROSTER_INVALID",
             Error::StoreUnavailable(_) | Error::StoreStopped(_) => "STORE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::Overloaded => "SERVICE_OVERLOADED",
@@ -132,7 +138,13 @@ pub fn reply(err: &ApiError) -> warp::reply::Response {
     } else if status.is_server_error() {
         tracing::error!(error = ?err, "request failed");
     }
-    let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
+    let mut body = json!({"detail": err.to_string(), "error_code": err.code()});
+    // A refused roster package lists its problems (`file:line: column: message`).
+    if let ApiError::Engine(Error::RosterInvalid(problems)) = err {
+        body["errors"] = json!(problems.lines());
+        body["error_count"] = json!(problems.total);
+    }
+    let body = warp::reply::json(&body);
     let mut response = warp::reply::with_status(body, status).into_response();
     if let Some(challenge) = err.challenge() {
         response.headers_mut().insert(

@@ -11,6 +11,7 @@ mod health;
 mod listings;
 mod metrics;
 mod roles;
+mod roster;
 mod route;
 mod seats;
 pub mod server;
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub engine: Arc<Engine>,
     pub auth: Arc<Authenticator>,
     pub body_limit: u64,
+    /// `[roster] max_bytes`: the largest roster package taken.
+    pub roster_max_bytes: u64,
 }
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
@@ -52,6 +55,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             tenants::routes(),
             roles::routes(),
             audit::routes(),
+            roster::routes(),
         ]
         .into_iter()
         .flatten()

@@ -178,7 +178,8 @@ impl Store {
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
-        let roles: Vec<RoleEntry> = scan_with(&db, records::ROLE, records::decode_role).map_err(|e| e.into_open(dir))?;
+        let roles: Vec<RoleEntry> =
+            scan_with(&db, records::ROLE, records::decode_role).map_err(|e| e.into_open(dir))?;
         let finished_bulk = startup::finish_bulk(&db).map_err(|e| e.into_open(dir))?;
         if finished_bulk > 0 {
             tracing::warn!(seats = finished_bulk, "finished a bulk seat change a crash cut short");

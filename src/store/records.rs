@@ -464,7 +464,9 @@ mod tests {
 
     #[test]
     fn tenants_and_roles_from_before_the_roster_marks_still_decode_and_old_builds_read_new_ones() {
-        use crate::domain::{EventId, Role, RoleChange, RoleEvent, RoleId, RoleKind, Tenant, TenantKind, TenantName, UserId};
+        use crate::domain::{
+            EventId, Role, RoleChange, RoleEvent, RoleId, RoleKind, Tenant, TenantKind, TenantName, UserId,
+        };
         let at = Timestamp::from_micros(7);
         let t = |n| TenantId::new(n).unwrap_or_else(|| unreachable!());
         let mut tenant = Tenant {
@@ -512,13 +514,23 @@ mod tests {
             changed_by: user,
             created_at: at,
         };
-        let old = encode(&RoleEntryRef { role: &role, last_event: &event });
+        let old = encode(&RoleEntryRef {
+            role: &role,
+            last_event: &event,
+        });
         assert_eq!(decode_role(b"R3", &old).map(|e| e.role).ok(), Some(role.clone()));
         role.roster = true;
-        let new = RoleEntryRef { role: &role, last_event: &event }.encode();
+        let new = RoleEntryRef {
+            role: &role,
+            last_event: &event,
+        }
+        .encode();
         let back = decode_role(b"R3", &new).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((back.role, back.last_event), (role, event));
-        assert!(decode::<RoleEntry>(b"R3", &new).is_ok(), "an earlier build reads the entry");
+        assert!(
+            decode::<RoleEntry>(b"R3", &new).is_ok(),
+            "an earlier build reads the entry"
+        );
     }
 
     #[test]

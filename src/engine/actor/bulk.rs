@@ -4,7 +4,7 @@
 
 use actix::{Context, Handler};
 
-use crate::domain::{chain, Audit, AuditId, LearnerId, Seat, SeatId, Timestamp, Transition, UserId};
+use crate::domain::{chain, Audit, AuditId, LearnerId, Reason, Seat, SeatId, Timestamp, Transition, UserId};
 use crate::store::{IdSpace, SeatWrite};
 
 use super::super::error::{Error, Missing};
@@ -124,8 +124,10 @@ impl Handler<AssignMany> for TenantActor {
             });
         }
         drop(free);
+        // The contract's sentence, unless the caller names why (a roster import).
+        let reason = msg.reason.as_ref().map_or("Seat allocated to learner", Reason::as_str);
         let value = self
-            .commit_many(Transition::Allocate, changes, &msg.by, "Seat allocated to learner", at)
+            .commit_many(Transition::Allocate, changes, &msg.by, reason, at)
             .map(|seats| Planned::resolve(rows, seats));
         self.reply(value)
     }

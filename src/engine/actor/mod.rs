@@ -270,7 +270,7 @@ message!(Purchase { count: SeatCount, by: UserId } -> Vec<Seat>);
 message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId } -> Seat);
 message!(Reclaim { seat: SeatId, reason: Reason, by: UserId } -> Seat);
 message!(Assign { learner: LearnerId, by: UserId } -> (Seat, bool));
-message!(AssignMany { learners: Vec<LearnerId>, by: UserId } -> Vec<RowOutcome>);
+message!(AssignMany { learners: Vec<LearnerId>, by: UserId, reason: Option<Reason> } -> Vec<RowOutcome>);
 message!(ReclaimMany { targets: Vec<Target>, reason: Reason, by: UserId } -> Vec<RowOutcome>);
 message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);
