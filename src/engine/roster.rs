@@ -280,7 +280,10 @@ impl Engine {
                         let Some(tenant) = tenant else {
                             return Ok::<_, Error>(None);
                         };
-                        let mut seats = SchoolSeats::default();
+                        let mut seats = SchoolSeats {
+                            already: school.already,
+                            ..SchoolSeats::default()
+                        };
                         for chunk in school.reclaim.chunks(MAX_ROWS) {
                             let targets = Targets::Learners(chunk.iter().map(input).collect());
                             let report = self

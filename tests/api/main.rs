@@ -20,12 +20,15 @@ mod identity;
 mod listings;
 mod load;
 mod metrics;
+#[path = "../support/oneroster.rs"]
+mod oneroster;
 mod overload;
 mod process;
 mod raw;
 mod request_ids;
 mod restart;
 mod retention;
+mod roster;
 mod rules;
 mod startup;
 mod tamper;
