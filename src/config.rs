@@ -37,6 +37,42 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Roster imports: send a district's OneRoster 1.2 CSV package to a running service.
+    Roster {
+        #[command(subcommand)]
+        action: RosterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCommand {
+    /// Import a package (a ZIP, or a directory of its CSV files) into a
+    /// district, and print the report as a table. Exit 0 when it was
+    /// applied (or planned, with --dry-run), 1 when it was refused (every
+    /// problem is printed, one per line) or the service could not be reached.
+    Import {
+        /// The service, e.g. http://127.0.0.1:8001.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// The district's tenant id.
+        #[arg(long, value_name = "ID")]
+        district: u64,
+        /// Who imports (sent as X-User-ID).
+        #[arg(long, env = "TENANT_USER", value_name = "USER")]
+        user: Option<String>,
+        /// Who imports, as a bearer token (for a service in jwt mode).
+        #[arg(long, env = "TENANT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Answer what the import would do, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// FILE.zip or DIR.
+        #[arg(value_name = "FILE.zip|DIR")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod alloc;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod engine;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
-pub use config::{AuditCommand, Cli, Command, Settings};
+pub use config::{AuditCommand, Cli, Command, RosterCommand, Settings};
 use engine::{Engine, RecoveryReport};
 use http::auth;
 use metrics::Metrics;

@@ -643,3 +643,201 @@ async fn a_package_over_the_limit_is_refused_with_413() {
     let r = import_as(&app, ADMIN, district, springfield().zip(), false).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+// ---- a real process: kill -9 in the middle of an import, and the CLI ----
+
+use super::process::{Server, BIN};
+
+async fn post_zip(server: &Server, district: u64, zip: Vec<u8>) -> Option<(u16, Value)> {
+    let res = server
+        .client
+        .post(format!("{}/api/v1/district/{district}/roster", server.base))
+        .header("X-User-ID", "importer")
+        .header("content-type", "application/zip")
+        .body(zip)
+        .send()
+        .await
+        .ok()?;
+    let status = res.status().as_u16();
+    Some((status, res.json().await.ok()?))
+}
+
+/// The district's schools by name, and each one's assigned seat count; every
+/// tenant's audit chain must verify.
+async fn settled(server: &Server, district: u64) -> Vec<(String, u64)> {
+    let (status, d) = server.get(&format!("/api/v1/district/{district}")).await;
+    assert_eq!(status, 200, "{d}");
+    let mut out = Vec::new();
+    for child in d["children"].as_array().into_iter().flatten() {
+        let id = child["id"].as_u64().unwrap_or(0);
+        let (_, summary) = server.get(&format!("/api/v1/seats/summary?tenantId={id}")).await;
+        let (_, verified) = server.get(&format!("/api/v1/audit/verify?tenantId={id}")).await;
+        assert_eq!(verified["intact"], true, "{verified}");
+        out.push((
+            child["name"].as_str().unwrap_or("").to_owned(),
+            summary["assigned_seats"].as_u64().unwrap_or(0),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_an_import_and_the_same_import_again_finishes_the_job() {
+    const SCHOOLS: usize = 8;
+    const STUDENTS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let roster = super::oneroster::district(SCHOOLS, STUDENTS);
+    let zip = roster.zip();
+    // Slow flushes (20 ms each): an import is then several flushes long, and
+    // the kill below lands inside one more often than not.
+    let mut server = Server::start_on_disk(&data, "slow:20");
+    let (_, d) = server
+        .post("/api/v1/district", json!({"name": "Springfield"}))
+        .await
+        .unwrap_or_else(|| panic!("district"));
+    let district = d["id"].as_u64().unwrap_or_else(|| panic!("{d}"));
+    let mut partial = 0;
+    for (round, kill_after_ms) in [40u64, 90, 25, 140].into_iter().enumerate() {
+        if round == 1 {
+            // Seats for everyone, bought once the first import made the schools.
+            let (_, d) = server.get(&format!("/api/v1/district/{district}")).await;
+            for child in d["children"].as_array().into_iter().flatten() {
+                let r = server
+                    .post(
+                        "/api/v1/seats/purchase",
+                        json!({"tenant_id": child["id"], "count": STUDENTS / SCHOOLS}),
+                    )
+                    .await;
+                assert_eq!(r.map(|r| r.0), Some(201));
+            }
+        }
+        let sent = tokio::spawn({
+            let (client, base, zip) = (server.client.clone(), server.base.clone(), zip.clone());
+            async move {
+                client
+                    .post(format!("{base}/api/v1/district/{district}/roster"))
+                    .header("X-User-ID", "importer")
+                    .body(zip)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }
+        });
+        // The kill point: a moment into the import (deliberately a delay,
+        // not a wait for something to happen).
+        tokio::time::sleep(std::time::Duration::from_millis(kill_after_ms)).await;
+        server.kill9();
+        let answered = sent.await.unwrap_or_else(|e| panic!("{e}"));
+        server = Server::start_on_disk(&data, "slow:20");
+        // Whatever the crash cut, each change is whole: chains verify, no
+        // school twice, and the counts are what the seats say.
+        let cut = settled(&server, district).await;
+        let names: std::collections::BTreeSet<&String> = cut.iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), cut.len(), "a school was made twice: {cut:?}");
+        let seated: u64 = cut.iter().map(|(_, n)| n).sum();
+        if answered.is_err() && (cut.len() < SCHOOLS || (round > 0 && 0 < seated && seated < STUDENTS as u64)) {
+            partial += 1;
+        }
+        // The same package again finishes the job.
+        let (status, report) = post_zip(&server, district, zip.clone())
+            .await
+            .unwrap_or_else(|| panic!("rerun"));
+        assert_eq!(status, 200, "{report}");
+        let done = settled(&server, district).await;
+        assert_eq!(done.len(), SCHOOLS, "{done:?}");
+        let want = if round == 0 { 0 } else { (STUDENTS / SCHOOLS) as u64 };
+        assert!(done.iter().all(|(_, n)| *n == want), "round {round}: {done:?}");
+        let (status, again) = post_zip(&server, district, zip.clone())
+            .await
+            .unwrap_or_else(|| panic!("again"));
+        assert_eq!(status, 200);
+        assert_eq!(
+            (
+                &again["totals"]["seated"],
+                &again["totals"]["roles_granted"],
+                &again["totals"]["schools_created"]
+            ),
+            (&json!(0), &json!(0), &json!(0)),
+            "{}",
+            again["totals"]
+        );
+    }
+    // Not an assertion (the kill is a moment, the import may be quicker):
+    // how many rounds cut an import short.
+    eprintln!("rounds that cut an import short: {partial} of 4");
+}
+
+#[tokio::test]
+async fn the_cli_uploads_a_directory_and_prints_the_report_or_every_problem() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::start(&dir.path().join("data"));
+    let (_, d) = server
+        .post("/api/v1/district", json!({"name": "Springfield"}))
+        .await
+        .unwrap_or_else(|| panic!("district"));
+    let district = d["id"].as_u64().unwrap_or(0).to_string();
+    let package = dir.path().join("package");
+    springfield().write_dir(&package);
+    let run = |extra: &[&str], path: &std::path::Path| {
+        std::process::Command::new(BIN)
+            .args([
+                "roster",
+                "import",
+                "--url",
+                &server.base,
+                "--district",
+                &district,
+                "--user",
+                "cli-user",
+            ])
+            .args(extra)
+            .arg(path)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let dry = run(&["--dry-run"], &package);
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(stdout.contains("DRY RUN, nothing changed"), "{stdout}");
+    assert!(
+        stdout.contains("North Elementary") && stdout.contains("created"),
+        "{stdout}"
+    );
+    let (_, after_dry) = server.get(&format!("/api/v1/district/{district}")).await;
+    assert_eq!(after_dry["children"], json!([]));
+
+    let real = run(&[], &package);
+    let stdout = String::from_utf8_lossy(&real.stdout);
+    assert!(
+        real.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&real.stderr)
+    );
+    assert!(stdout.contains("roles: 3 granted"), "{stdout}");
+    assert!(stdout.contains("no free seat for"), "{stdout}");
+    let (_, after) = server.get(&format!("/api/v1/district/{district}")).await;
+    assert_eq!(after["children"].as_array().map(Vec::len), Some(2));
+
+    // A zip file works as well; a broken one prints every problem and exits 1.
+    let broken = dir.path().join("broken.zip");
+    let roles =
+        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,orgSourcedId\nr1,,,stu-1,primary,pupil,n1\n";
+    std::fs::write(&broken, springfield().file("roles.csv", roles).zip()).unwrap_or_else(|e| panic!("{e}"));
+    let refused = run(&[], &broken);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("roles.csv:2: role: \"pupil\" is not a OneRoster 1.2 role"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tenant-service: the service refused the import (422)"),
+        "{stderr}"
+    );
+}
