@@ -341,6 +341,9 @@ impl Settings {
                 return invalid(setting, ms, "must be at least 1 ms");
             }
         }
+        if self.roster.max_bytes == 0 {
+            return invalid("[roster] max_bytes", 0, "must be at least 1 byte (0 would refuse every package)");
+        }
         Ok(())
     }
 
@@ -425,6 +428,7 @@ mod tests {
         assert_eq!(from_file.idle_timeout_ms, defaults.idle_timeout_ms);
         assert_eq!(from_file.body_timeout_ms, defaults.body_timeout_ms);
         assert_eq!(from_file.mailbox_bound, defaults.mailbox_bound);
+        assert_eq!(from_file.roster.max_bytes, defaults.roster.max_bytes);
     }
 
     #[test]

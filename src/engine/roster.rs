@@ -342,7 +342,9 @@ impl Engine {
         }
         for (id, done) in ended {
             match done.wait(&self.store).await {
-                Ok(_) | Err(Error::RoleInactive) => applied.ended.push(id),
+                Ok(_) | Err(Error::RoleInactive) => {
+                    applied.ended.insert(id);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -400,7 +402,7 @@ struct Applied {
     /// Each roster school's tenant (a dry run knows only existing ones).
     tenants: BTreeMap<String, TenantId>,
     seats: BTreeMap<String, SchoolSeats>,
-    ended: Vec<RoleId>,
+    ended: std::collections::HashSet<RoleId>,
     granted: Vec<RoleGrant>,
     blocked: Vec<Blocked>,
 }
