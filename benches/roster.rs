@@ -120,7 +120,15 @@ fn main() {
     }
     table(
         "roster imports (s = request sent to report received, durable)",
-        &["phase", "s", "changes", "seated", "already", "reclaimed", "roles granted"],
+        &[
+            "phase",
+            "s",
+            "changes",
+            "seated",
+            "already",
+            "reclaimed",
+            "roles granted",
+        ],
         &out,
     );
     let seating = rows[2].1;
@@ -153,7 +161,12 @@ fn delta_package() -> Roster {
 }
 
 fn check(report: &Value, total: &str, want: u64) {
-    assert_eq!(report["totals"][total].as_u64(), Some(want), "{total}: {}", report["totals"]);
+    assert_eq!(
+        report["totals"][total].as_u64(),
+        Some(want),
+        "{total}: {}",
+        report["totals"]
+    );
 }
 
 async fn made(addr: SocketAddr, path: &str, body: &str) -> u64 {
@@ -183,6 +196,11 @@ async fn import(addr: SocketAddr, district: u64, zip: &[u8], dry_run: bool) -> (
     let status = res.status().as_u16();
     let body = res.bytes().await.unwrap_or_else(|e| panic!("import body: {e}"));
     let took = started.elapsed();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body[..body.len().min(2000)]));
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(2000)])
+    );
     (took, serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}")))
 }

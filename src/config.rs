@@ -342,7 +342,11 @@ impl Settings {
             }
         }
         if self.roster.max_bytes == 0 {
-            return invalid("[roster] max_bytes", 0, "must be at least 1 byte (0 would refuse every package)");
+            return invalid(
+                "[roster] max_bytes",
+                0,
+                "must be at least 1 byte (0 would refuse every package)",
+            );
         }
         Ok(())
     }

@@ -438,7 +438,7 @@ fn manifest(files: &Files, problems: &mut Problems) -> Option<[FileMode; 3]> {
     for (i, file) in ["orgs", "users", "roles"].into_iter().enumerate() {
         let property = format!("file.{file}");
         let csv = format!("{file}.csv");
-        let present = files.names.iter().any(|n| *n == csv);
+        let present = files.names.contains(&csv);
         match props.get(&property) {
             None => problems.add(MANIFEST, 1, &property, "is missing (must be absent, bulk or delta)"),
             Some((value, line)) => match FileMode::parse(value) {
