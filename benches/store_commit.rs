@@ -405,6 +405,7 @@ fn main() {
                 created_at: now,
                 updated_at: now,
                 is_active: true,
+                sourced_id: None,
             },
             None,
         )

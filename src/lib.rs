@@ -9,11 +9,13 @@
 #![deny(unsafe_code)]
 
 pub mod alloc;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod roster;
 pub mod store;
 
 use std::future::Future;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
-pub use config::{AuditCommand, Cli, Command, Settings};
+pub use config::{AuditCommand, Cli, Command, RosterCommand, Settings};
 use engine::{Engine, RecoveryReport};
 use http::auth;
 use metrics::Metrics;
@@ -203,6 +205,7 @@ impl App {
             auth: Arc::clone(&self.auth),
             body_limit: self.settings.max_body_bytes,
             cors: http::cors::Cors::new(&self.settings.http.cors_origins),
+            roster_max_bytes: self.settings.roster.max_bytes,
         });
         let engine = Arc::clone(&self.engine);
         let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel();

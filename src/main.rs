@@ -3,12 +3,37 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tenant_service::domain::{Id, TenantId, Timestamp};
-use tenant_service::{store, App, AuditCommand, Cli, Command, Settings};
+use tenant_service::{store, App, AuditCommand, Cli, Command, RosterCommand, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A client of a running service: no settings, store or log of its own.
+    if let Some(Command::Roster {
+        action:
+            RosterCommand::Import {
+                url,
+                district,
+                user,
+                token,
+                dry_run,
+                json,
+                path,
+            },
+    }) = cli.command
+    {
+        let args = tenant_service::client::ImportArgs {
+            url,
+            district,
+            user,
+            token,
+            dry_run,
+            json,
+            path,
+        };
+        return roster_import(&args);
+    }
     let settings = match Settings::load(&cli) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -20,7 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Audit {
             action: AuditCommand::Export { before, out },
         }) => return audit_export(&settings, &before, &out),
-        None => {}
+        Some(Command::Roster { .. }) | None => {}
     }
     // `RUST_LOG` wins over `log_level`; either must be a filter this
     // service takes (a typo is an error, not a silent start with no log).
@@ -110,6 +135,19 @@ fn audit_export(settings: &Settings, before: &str, out: &std::path::Path) -> Exi
             );
             ExitCode::SUCCESS
         }
+        Err(e) => fail(&e),
+    }
+}
+
+/// `tenant-service roster import`: the report as a table on stdout; a
+/// refusal's problems on stderr, then one line saying why, exit 1.
+fn roster_import(args: &tenant_service::client::ImportArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(tenant_service::client::roster_import(args)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }

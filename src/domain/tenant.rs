@@ -20,6 +20,11 @@ pub struct Tenant {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub is_active: bool,
+    /// The OneRoster `sourcedId` of the org this tenant is, once a roster
+    /// import made or linked it (schools made by hand have none). Not part
+    /// of the contract's Tenant object, and stored after it (`store::records`).
+    #[serde(skip)]
+    pub sourced_id: Option<String>,
 }
 
 /// The fields `PUT /tenant/{id}` may change; `None` leaves a field as it is.
@@ -62,6 +67,11 @@ pub struct Role {
     pub granted_by: Option<UserId>,
     pub deactivated_at: Option<Timestamp>,
     pub deactivated_by: Option<UserId>,
+    /// Granted by a roster import: the roster may take it away again; a
+    /// role granted by hand it never touches. Not part of the contract's
+    /// object, and stored after it (`store::records`).
+    #[serde(skip)]
+    pub roster: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

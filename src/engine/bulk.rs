@@ -92,6 +92,19 @@ impl Engine {
         learners: Vec<Input<LearnerId>>,
         keyed: Option<Keyed<BulkReport>>,
     ) -> Result<Durable<BulkReport>, Error> {
+        self.assign_many_because(caller, tenant, learners, None, keyed).await
+    }
+
+    /// `assign_many`, with the audit entries' reason given (`None`: the
+    /// contract's "Seat allocated to learner").
+    pub async fn assign_many_because(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        learners: Vec<Input<LearnerId>>,
+        reason: Option<Reason>,
+        keyed: Option<Keyed<BulkReport>>,
+    ) -> Result<Durable<BulkReport>, Error> {
         self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
@@ -119,6 +132,7 @@ impl Engine {
         let msg = actor::AssignMany {
             learners: wanted,
             by,
+            reason,
             keyed,
         };
         let outcomes = self.ask(&actor, msg).await?;

@@ -76,6 +76,12 @@ impl Roles {
         (roles, more, seq.max(next))
     }
 
+    /// The active roles held in any of `tenants`, and the latest write among them.
+    pub fn active_in(&self, tenants: &[TenantId]) -> (Vec<Role>, Seq) {
+        let ids = tenants.iter().filter_map(|t| self.by_tenant.get(t)).flatten();
+        self.collect(ids, |r| r.is_active)
+    }
+
     /// A user's active roles, and the latest write among them.
     pub fn active_of_user(&self, user: &UserId) -> (Vec<Role>, Seq) {
         self.collect(self.by_user.get(user).into_iter().flatten(), |r| r.is_active)

@@ -71,6 +71,10 @@ pub enum Error {
     /// taken): refused at once, nothing done; the client retries later.
     #[error("Service is overloaded; retry shortly")]
     Overloaded,
+    /// A roster package that breaks the OneRoster binding or the import's
+    /// rules: refused whole, nothing changed.
+    #[error("The roster package was refused ({} problem{}); nothing was changed", .0.total, if .0.total == 1 { "" } else { "s" })]
+    RosterInvalid(crate::roster::Problems),
     #[error("Internal error")]
     Internal(#[source] anyhow::Error),
 }

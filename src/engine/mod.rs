@@ -25,6 +25,7 @@ pub mod pool;
 mod published;
 mod recovery;
 mod roles;
+mod roster;
 mod router;
 mod seats;
 mod stats;
@@ -53,6 +54,7 @@ use published::PublishedCounts;
 use recovery::PastStats;
 pub use recovery::{Options, RecoveryReport};
 pub use roles::{Me, Reach};
+pub use roster::{import_id, RosterReport};
 use router::SeatRouter;
 pub use seats::DistrictSummary;
 
@@ -76,6 +78,9 @@ pub struct Engine {
     answers_kept: std::time::Duration,
     /// Keys whose first request is being answered (`answers::KeyGuard`).
     keys_in_flight: Arc<dashmap::DashSet<crate::domain::AnswerKey>>,
+    /// One roster import per district at a time (a second one waits): two
+    /// at once would both plan the same schools into being.
+    imports: dashmap::DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Starts tenant actors (spread over the arbiters) and enters their tenants

@@ -171,6 +171,7 @@ impl Engine {
                 stopping: Arc::default(),
                 answers_kept: options.answers_kept,
                 keys_in_flight: Arc::default(),
+                imports: dashmap::DashMap::new(),
             },
             report,
         ))

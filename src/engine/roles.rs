@@ -46,6 +46,20 @@ impl Engine {
     ) -> Result<Durable<Role>, Error> {
         self.check(caller, Action::ManageRoles, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
+        self.grant_role(caller, user, tenant, kind, false, keyed)
+    }
+
+    /// Grants a role, once the caller may and the tenant is writable;
+    /// `roster`: a roster import grants it (and may take it away again).
+    pub(super) fn grant_role(
+        &self,
+        caller: &Caller,
+        user: UserId,
+        tenant: TenantId,
+        kind: RoleKind,
+        roster: bool,
+        keyed: Option<Keyed<Role>>,
+    ) -> Result<Durable<Role>, Error> {
         // The write lock makes check-then-insert atomic (rule 6).
         let mut roles = self.directory.roles_write();
         if let Some(seq) = roles.active_seq(&user, tenant) {
@@ -63,6 +77,7 @@ impl Engine {
             granted_by: Some(caller.user.clone()),
             deactivated_at: None,
             deactivated_by: None,
+            roster,
         };
         let seq = self.store.put_role(
             &role,
@@ -91,6 +106,16 @@ impl Engine {
         // No `writable` check: taking access away must work in an inactive
         // tenant too (or an admin there could make her own role unrevocable
         // by deactivating the tenant).
+        self.end_role(caller, id, keyed)
+    }
+
+    /// Deactivates a role, once the caller may.
+    pub(super) fn end_role(
+        &self,
+        caller: &Caller,
+        id: RoleId,
+        keyed: Option<Keyed<Role>>,
+    ) -> Result<Durable<Role>, Error> {
         let mut roles = self.directory.roles_write();
         let (current, seq) = roles.get(id).cloned().ok_or(Error::NotFound(Missing::Role))?;
         if !current.is_active {

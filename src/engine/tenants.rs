@@ -19,7 +19,7 @@ impl Engine {
         keyed: Option<Keyed<Tenant>>,
     ) -> Result<Durable<Tenant>, Error> {
         self.access.create_district(caller)?;
-        self.create_tenant(name, TenantKind::District, None, keyed)
+        self.create_tenant(name, TenantKind::District, None, None, keyed)
     }
 
     pub async fn create_school(
@@ -35,14 +35,17 @@ impl Engine {
         self.check(caller, Action::ManageTenant, district, Missing::District)
             .await?;
         self.writable(district).await?;
-        self.create_tenant(name, TenantKind::School, Some(district), keyed)
+        self.create_tenant(name, TenantKind::School, Some(district), None, keyed)
     }
 
-    fn create_tenant(
+    /// Makes a tenant (`sourced_id`: the roster org it is, for a school a
+    /// roster import makes).
+    pub(super) fn create_tenant(
         &self,
         name: TenantName,
         kind: TenantKind,
         parent_id: Option<TenantId>,
+        sourced_id: Option<String>,
         keyed: Option<Keyed<Tenant>>,
     ) -> Result<Durable<Tenant>, Error> {
         let now = Timestamp::now();
@@ -54,6 +57,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             is_active: true,
+            sourced_id,
         };
         let seq = self.store.put_tenant(&tenant, answer(keyed, &tenant).as_ref())?;
         self.spawner.register(
@@ -96,16 +100,29 @@ impl Engine {
         keyed: Option<Keyed<Tenant>>,
     ) -> Result<Durable<Tenant>, Error> {
         self.check(caller, Action::ManageTenant, id, Missing::Tenant).await?;
+        self.change_tenant(id, keyed, |next| {
+            if let Some(name) = patch.name {
+                next.name = name;
+            }
+            if let Some(active) = patch.is_active {
+                next.is_active = active;
+            }
+        })
+    }
+
+    /// Changes a tenant's stored fields (nothing is written if `change`
+    /// leaves it as it is), once the caller may.
+    pub(super) fn change_tenant(
+        &self,
+        id: TenantId,
+        keyed: Option<Keyed<Tenant>>,
+        change: impl FnOnce(&mut Tenant),
+    ) -> Result<Durable<Tenant>, Error> {
         let (tenant, seq) = self
             .directory
             .update_tenant(id, |current| {
                 let mut next = current.clone();
-                if let Some(name) = patch.name {
-                    next.name = name;
-                }
-                if let Some(active) = patch.is_active {
-                    next.is_active = active;
-                }
+                change(&mut next);
                 if next == *current {
                     // Nothing to change: the answer (if kept) is the only write.
                     return match answer(keyed, current) {

@@ -33,6 +33,9 @@ pub enum ApiError {
     LengthRequired,
     #[error("Idempotency-Key must be one header of 1 to 255 printable ASCII characters")]
     BadIdempotencyKey,
+    /// A body of a type the route does not take (415).
+    #[error("Request body must be {0}")]
+    UnsupportedMediaType(&'static str),
 }
 
 impl From<Invalid> for ApiError {
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => return StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired => return StatusCode::LENGTH_REQUIRED,
             ApiError::BadIdempotencyKey => return StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => return StatusCode::UNSUPPORTED_MEDIA_TYPE,
         };
         match engine {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -68,7 +72,7 @@ impl ApiError {
             Error::TenantInactive | Error::NoFreeSeat | Error::KeyInFlight => StatusCode::CONFLICT,
             Error::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
-            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid(_) | Error::RosterInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::StoreUnavailable(_) | Error::StoreStopped(_) | Error::ShuttingDown | Error::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => return "PAYLOAD_TOO_LARGE",
             ApiError::LengthRequired => return "LENGTH_REQUIRED",
             ApiError::BadIdempotencyKey => return "INVALID_IDEMPOTENCY_KEY",
+            ApiError::UnsupportedMediaType(_) => return "UNSUPPORTED_MEDIA_TYPE",
         };
         match engine {
             Error::NotFound(Missing::District) => "DISTRICT_NOT_FOUND",
@@ -103,6 +108,7 @@ impl ApiError {
             Error::KeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
             Error::Invalid(_) => "VALIDATION_ERROR",
+            Error::RosterInvalid(_) => "ROSTER_INVALID",
             Error::StoreUnavailable(_) | Error::StoreStopped(_) => "STORE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::Overloaded => "SERVICE_OVERLOADED",
@@ -143,6 +149,8 @@ pub fn every_kind() -> Vec<ApiError> {
         ApiError::PayloadTooLarge(65_536),
         ApiError::LengthRequired,
         ApiError::BadIdempotencyKey,
+        ApiError::UnsupportedMediaType("application/zip"),
+        Error::RosterInvalid(crate::roster::Problems::default()).into(),
         Error::KeyReused.into(),
         Error::KeyInFlight.into(),
         Error::NotFound(Missing::District).into(),
@@ -177,8 +185,10 @@ pub fn every_kind() -> Vec<ApiError> {
             | ApiError::PayloadTooLarge(_)
             | ApiError::LengthRequired
             | ApiError::BadIdempotencyKey
+            | ApiError::UnsupportedMediaType(_)
             | ApiError::Engine(
                 Error::KeyReused
+                | Error::RosterInvalid(_)
                 | Error::KeyInFlight
                 | Error::NotFound(Missing::District | Missing::Tenant | Missing::Seat | Missing::Role)
                 | Error::SeatUnavailable(_)
@@ -212,7 +222,13 @@ pub fn reply(err: &ApiError) -> warp::reply::Response {
     } else if status.is_server_error() {
         tracing::error!(error = ?err, "request failed");
     }
-    let body = warp::reply::json(&json!({"detail": err.to_string(), "error_code": err.code()}));
+    let mut body = json!({"detail": err.to_string(), "error_code": err.code()});
+    // A refused roster package lists its problems (`file:line: column: message`).
+    if let ApiError::Engine(Error::RosterInvalid(problems)) = err {
+        body["errors"] = json!(problems.lines());
+        body["error_count"] = json!(problems.total);
+    }
+    let body = warp::reply::json(&body);
     let mut response = warp::reply::with_status(body, status).into_response();
     if let Some(challenge) = err.challenge() {
         response.headers_mut().insert(

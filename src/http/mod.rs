@@ -15,6 +15,7 @@ mod listings;
 mod metrics;
 pub mod openapi;
 mod roles;
+mod roster;
 mod route;
 mod seats;
 pub mod server;
@@ -42,6 +43,8 @@ pub struct Ctx {
     pub body_limit: u64,
     /// Which browser pages may call (`[http] cors_origins`).
     pub cors: cors::Cors,
+    /// `[roster] max_bytes`: the largest roster package taken.
+    pub roster_max_bytes: u64,
 }
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
@@ -61,6 +64,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             audit::routes(),
             docs::routes(),
             ui::routes(),
+            roster::routes(),
         ]
         .into_iter()
         .flatten()

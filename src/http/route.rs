@@ -41,10 +41,19 @@ pub struct Route {
     pub path: &'static str,
     /// Needs no identity (health, metrics).
     pub open: bool,
-    /// A body limit of its own, above the configured one (bulk routes).
-    body_limit: Option<u64>,
+    /// A body limit of its own, above the configured one (bulk routes), or
+    /// one read from the configuration (roster imports).
+    body_limit: Option<BodyLimit>,
     segments: Vec<Segment>,
     handler: Handler,
+}
+
+#[derive(Clone, Copy)]
+enum BodyLimit {
+    /// At least this, or the configured `max_body_bytes` if larger.
+    AtLeast(u64),
+    /// Exactly what the configuration says for this route.
+    Configured(fn(&super::Ctx) -> u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,13 +97,24 @@ impl Route {
     /// The route takes bodies up to `bytes` (or the configured limit, if
     /// that is larger).
     pub fn max_body(mut self, bytes: u64) -> Route {
-        self.body_limit = Some(bytes);
+        self.body_limit = Some(BodyLimit::AtLeast(bytes));
+        self
+    }
+
+    /// The route takes bodies up to the limit `limit` reads from the
+    /// configuration (e.g. `[roster] max_bytes`).
+    pub fn max_body_from(mut self, limit: fn(&super::Ctx) -> u64) -> Route {
+        self.body_limit = Some(BodyLimit::Configured(limit));
         self
     }
 
     /// Its own body limit, if it has one (the API document names it).
+    /// (A limit read from the configuration is the document's to describe.)
     pub fn own_body_limit(&self) -> Option<u64> {
-        self.body_limit
+        match self.body_limit {
+            Some(BodyLimit::AtLeast(bytes)) => Some(bytes),
+            Some(BodyLimit::Configured(_)) | None => None,
+        }
     }
 
     fn new<F, Fut>(method: Method, path: &'static str, handler: F) -> Route
@@ -234,7 +254,11 @@ impl Table {
             tracing::Span::current().record("caller", caller.user.as_str());
             Some(caller)
         };
-        let body_limit = route.body_limit.map_or(ctx.body_limit, |own| own.max(ctx.body_limit));
+        let body_limit = match route.body_limit {
+            None => ctx.body_limit,
+            Some(BodyLimit::AtLeast(own)) => own.max(ctx.body_limit),
+            Some(BodyLimit::Configured(limit)) => limit(ctx),
+        };
         let begun = idempotency::begin(
             &ctx.engine,
             caller.as_ref(),
@@ -349,6 +373,38 @@ impl Request {
             .ok_or_else(|| ApiError::invalid(format!("query parameter {name} is required")))?;
         I::parse_str(raw.trim())
             .map_err(|_| ApiError::invalid(format!("query parameter {name} must be a positive integer")))
+    }
+
+    /// The body's bytes, at most the route's limit (413 past it, as soon as
+    /// a Content-Length or the bytes received say so).
+    pub async fn bytes(&mut self) -> Result<Vec<u8>, ApiError> {
+        if let Some(bytes) = self.read.take() {
+            return Ok(bytes);
+        }
+        let limit = self.body_limit;
+        let declared = self
+            .headers
+            .get(warp::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::invalid("request body was already read"))?;
+        read_capped(body, limit).await
+    }
+
+    /// The route's body limit.
+    pub fn body_limit(&self) -> u64 {
+        self.body_limit
+    }
+
+    /// A request header's value, if it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The body as one JSON object of at most the configured size, with or

@@ -19,8 +19,8 @@ use sled::Db;
 use crate::domain::{Answer, AnswerKey, Id, SeatId, Tenant, TenantId, Threshold, Timestamp};
 
 use super::records::{
-    self, answer_key, answer_part_key, decode, decode_tailed, encode, key, AnswerHead, AnswerPart, AnswerTail,
-    BlockEntry, RoleEntry, Witness, BULK_PART_BYTES,
+    self, answer_key, answer_part_key, decode, decode_tailed, encode, key, AnswerHead, AnswerPart, AnswerTail, Witness,
+    BULK_PART_BYTES,
 };
 use super::{marks, unavailable, ScanError, Seq, Store, StoreError};
 
@@ -225,17 +225,27 @@ impl Store {
 
 /// At start: the answer key of every tail found, where a crash kept it from
 /// being written (and no purge has taken it since). `seat_tails` are those
-/// of each tenant's latest seat change and of unfinished bulk changes; the
-/// other commit points that can carry one are few and read here.
+/// found on seat and bulk commit points by the rest of start (none are
+/// written now: those answers go before their change, with a witness); the
+/// commit points that carry tails, tenants and thresholds, are few and read
+/// here.
 pub(super) fn restore(db: &Db, seat_tails: Vec<AnswerTail>) -> Result<usize, ScanError> {
     let purged_before: Option<Timestamp> = match db.get(key(records::ANSWER_PURGE, 0))? {
         Some(v) => Some(decode(&key(records::ANSWER_PURGE, 0), &v).map_err(ScanError::Decode)?),
         None => None,
     };
     let mut tails = seat_tails;
-    tails.extend(tails_of::<BlockEntry>(db, records::BLOCK)?);
-    tails.extend(tails_of::<RoleEntry>(db, records::ROLE)?);
-    tails.extend(tails_of::<Tenant>(db, records::TENANT)?);
+    // A tenant is stored with its roster `sourcedId` after it; a record
+    // from before that extension can carry no tail.
+    for item in db.scan_prefix([records::TENANT]) {
+        let (k, v) = item?;
+        let base: Tenant = decode(&k, &v).map_err(ScanError::Decode)?;
+        let unextended = bincode::serialized_size(&base).is_ok_and(|n| n + 1 == v.len() as u64);
+        if !unextended {
+            let (_, tail) = decode_tailed::<(Tenant, Option<String>)>(&k, &v).map_err(ScanError::Decode)?;
+            tails.extend(tail);
+        }
+    }
     tails.extend(tails_of::<Threshold>(db, records::THRESHOLD)?);
     let mut restored = 0;
     for tail in tails {
@@ -298,6 +308,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             is_active: true,
+            sourced_id: None,
         }
     }
 

@@ -197,7 +197,8 @@ impl Store {
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
-        let roles: Vec<RoleEntry> = scan(&db, records::ROLE).map_err(|e| e.into_open(dir))?;
+        let roles: Vec<RoleEntry> =
+            scan_with(&db, records::ROLE, records::decode_role).map_err(|e| e.into_open(dir))?;
         let (finished_bulk, mut answer_tails) = startup::finish_bulk(&db).map_err(|e| e.into_open(dir))?;
         if finished_bulk > 0 {
             tracing::warn!(seats = finished_bulk, "finished a bulk seat change a crash cut short");
@@ -217,7 +218,8 @@ impl Store {
                 "restored trail entries and stored answers of the last changes before a crash"
             );
         }
-        let tenants: Vec<Tenant> = scan(&db, records::TENANT).map_err(|e| e.into_open(dir))?;
+        let tenants: Vec<Tenant> =
+            scan_with(&db, records::TENANT, records::decode_tenant).map_err(|e| e.into_open(dir))?;
         let heads = tenants
             .iter()
             .filter_map(|t| chain_head(&db, t.id).transpose().map(|h| h.map(|h| (t.id, h))))
@@ -314,10 +316,13 @@ impl Store {
         Ok(first)
     }
 
-    /// A tenant's new version (its key is the commit point), with the
-    /// answer to the request that made it, if one is kept (see `answers`).
+    /// A tenant's new version (its key is the commit point; the roster
+    /// `sourcedId` after the contract's fields, see `records::encode_tenant`),
+    /// with the answer to the request that made it, if one is kept (see
+    /// `answers`).
     pub fn put_tenant(&self, tenant: &Tenant, answer: Option<&Answer>) -> Result<Seq, StoreError> {
-        self.put_answered(key(records::TENANT, tenant.id.get()), tenant, answer)
+        let stored = (tenant, &tenant.sourced_id);
+        self.put_answered(key(records::TENANT, tenant.id.get()), &stored, answer)
     }
 
     /// A role's new version and the event that made it: the role key (which
@@ -335,7 +340,7 @@ impl Store {
         };
         self.answer_before(answer, witness)?;
         self.db
-            .insert(key(records::ROLE, role.id.get()), encode(&entry))
+            .insert(key(records::ROLE, role.id.get()), entry.encode())
             .map_err(unavailable)?;
         self.db
             .insert(records::role_event_key(event.tenant_id, event.id), encode(event))
@@ -834,6 +839,20 @@ fn chain_head(db: &sled::Db, tenant: TenantId) -> Result<Option<ChainHead>, Scan
 }
 
 fn scan<T: serde::de::DeserializeOwned>(db: &sled::Db, kind: u8) -> Result<Vec<T>, ScanError> {
+    db.scan_prefix([kind])
+        .map(|item| {
+            let (k, v) = item.map_err(ScanError::Sled)?;
+            decode(&k, &v).map_err(ScanError::Decode)
+        })
+        .collect()
+}
+
+/// `scan`, for a kind with its own decoding (`records::decode_tenant`, ...).
+fn scan_with<T>(
+    db: &sled::Db,
+    kind: u8,
+    decode: fn(&[u8], &[u8]) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, ScanError> {
     db.scan_prefix([kind])
         .map(|item| {
             let (k, v) = item.map_err(ScanError::Sled)?;

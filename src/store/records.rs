@@ -350,6 +350,51 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, Decode
     }
 }
 
+/// A record that gained fields after it was first written: `T`, then the
+/// extension `E` after it (`encode(&(t, e))`). A record written before the
+/// extension existed ends after `T` and decodes with `E::default()`; a build
+/// from before the extension reads `T` from a newer record and leaves the
+/// rest (bincode takes trailing bytes), so stores move both ways. Anything
+/// else that fails to decode as `(T, E)` is corrupt.
+pub fn decode_extended<T, E>(key: &[u8], bytes: &[u8]) -> Result<(T, E), DecodeError>
+where
+    T: Serialize + DeserializeOwned,
+    E: DeserializeOwned + Default,
+{
+    match decode::<(T, E)>(key, bytes) {
+        Ok(both) => Ok(both),
+        Err(e) => {
+            let base: T = decode(key, bytes)?;
+            let exact = bincode::serialized_size(&base).is_ok_and(|n| n + 1 == bytes.len() as u64);
+            if exact {
+                Ok((base, E::default()))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A tenant as stored: the contract's fields, then (an extension) the
+/// roster `sourcedId` of the org it is.
+pub fn encode_tenant(tenant: &crate::domain::Tenant) -> Vec<u8> {
+    encode(&(tenant, &tenant.sourced_id))
+}
+
+pub fn decode_tenant(key: &[u8], bytes: &[u8]) -> Result<crate::domain::Tenant, DecodeError> {
+    let (mut tenant, sourced_id): (crate::domain::Tenant, Option<String>) = decode_extended(key, bytes)?;
+    tenant.sourced_id = sourced_id;
+    Ok(tenant)
+}
+
+/// A role entry as stored: the entry, then (an extension) whether a roster
+/// import granted the role.
+pub fn decode_role(key: &[u8], bytes: &[u8]) -> Result<RoleEntry, DecodeError> {
+    let (mut entry, roster): (RoleEntry, bool) = decode_extended(key, bytes)?;
+    entry.role.roster = roster;
+    Ok(entry)
+}
+
 /// One entry of a tenant's trail (key `trail_key`). Written right after the
 /// commit-point record it points at, and restored from it on start if a
 /// crash came between (see `SeatEntry`). It holds no copy of the audit entry (that stays
@@ -492,6 +537,13 @@ pub struct RoleEntryRef<'a> {
     pub last_event: &'a RoleEvent,
 }
 
+impl RoleEntryRef<'_> {
+    /// The entry, then the roster mark (see `decode_role`).
+    pub fn encode(&self) -> Vec<u8> {
+        encode(&(self, self.role.roster))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,6 +585,77 @@ mod tests {
         assert!(trail_key(t(1), at(i64::MAX), a(u64::MAX)) < trail_key(t(2), at(i64::MIN), a(1)));
         assert_eq!(trail_key_parts(&trail_key(t(3), at(-7), a(11))), Some((at(-7), 11)));
         assert!(trail_key(t(1), at(5), a(1)).starts_with(&trail_prefix(t(1))));
+    }
+
+    #[test]
+    fn tenants_and_roles_from_before_the_roster_marks_still_decode_and_old_builds_read_new_ones() {
+        use crate::domain::{
+            EventId, Role, RoleChange, RoleEvent, RoleId, RoleKind, Tenant, TenantKind, TenantName, UserId,
+        };
+        let at = Timestamp::from_micros(7);
+        let t = |n| TenantId::new(n).unwrap_or_else(|| unreachable!());
+        let mut tenant = Tenant {
+            id: t(4),
+            name: TenantName::parse("North".into()).unwrap_or_else(|e| panic!("{e}")),
+            kind: TenantKind::School,
+            parent_id: Some(t(1)),
+            created_at: at,
+            updated_at: at,
+            is_active: true,
+            sourced_id: None,
+        };
+        // Written by an earlier build: the Tenant alone.
+        let old = encode(&tenant);
+        assert_eq!(decode_tenant(b"T4", &old).ok(), Some(tenant.clone()));
+        tenant.sourced_id = Some("org-17".into());
+        let new = encode_tenant(&tenant);
+        assert_eq!(decode_tenant(b"T4", &new).ok(), Some(tenant.clone()));
+        // An earlier build reads the new record's Tenant and ignores the mark.
+        let seen_by_old: Tenant = decode(b"T4", &new).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seen_by_old.name, tenant.name);
+        // A record cut short is corrupt, not an old one.
+        assert!(decode_tenant(b"T4", &new[..new.len() - 2]).is_err());
+
+        let user = UserId::parse("dana").unwrap_or_else(|e| panic!("{e}"));
+        let mut role = Role {
+            id: RoleId::new(3).unwrap_or_else(|| unreachable!()),
+            user_id: user.clone(),
+            tenant_id: t(4),
+            role: RoleKind::Teacher,
+            created_at: at,
+            is_active: true,
+            granted_by: Some(user.clone()),
+            deactivated_at: None,
+            deactivated_by: None,
+            roster: false,
+        };
+        let event = RoleEvent {
+            id: EventId::new(5).unwrap_or_else(|| unreachable!()),
+            role_id: role.id,
+            user_id: user.clone(),
+            tenant_id: t(4),
+            role: RoleKind::Teacher,
+            change: RoleChange::Granted,
+            changed_by: user,
+            created_at: at,
+        };
+        let old = encode(&RoleEntryRef {
+            role: &role,
+            last_event: &event,
+        });
+        assert_eq!(decode_role(b"R3", &old).map(|e| e.role).ok(), Some(role.clone()));
+        role.roster = true;
+        let new = RoleEntryRef {
+            role: &role,
+            last_event: &event,
+        }
+        .encode();
+        let back = decode_role(b"R3", &new).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((back.role, back.last_event), (role, event));
+        assert!(
+            decode::<RoleEntry>(b"R3", &new).is_ok(),
+            "an earlier build reads the entry"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ mod listings;
 mod load;
 mod logs;
 mod metrics;
+#[path = "../support/oneroster.rs"]
+mod oneroster;
 mod openapi;
 mod overload;
 mod process;
@@ -32,6 +34,7 @@ mod raw;
 mod request_ids;
 mod restart;
 mod retention;
+mod roster;
 mod rules;
 mod startup;
 mod tamper;

@@ -4,7 +4,7 @@
 
 use actix::{Context, Handler};
 
-use crate::domain::{chain, Audit, AuditId, LearnerId, Seat, SeatId, Timestamp, Transition, UserId};
+use crate::domain::{chain, Audit, AuditId, LearnerId, Reason, Seat, SeatId, Timestamp, Transition, UserId};
 use crate::store::{IdSpace, SeatWrite};
 
 use super::super::answers::{answer, Keyed};
@@ -128,7 +128,8 @@ impl Handler<AssignMany> for TenantActor {
             });
         }
         drop(free);
-        let reason = "Seat allocated to learner";
+        // The contract's sentence, unless the caller names why (a roster import).
+        let reason = msg.reason.as_ref().map_or("Seat allocated to learner", Reason::as_str);
         let value = self.commit_many(Transition::Allocate, (rows, changes), &msg.by, reason, at, msg.keyed);
         self.reply(value)
     }

@@ -298,7 +298,7 @@ message!(Purchase { count: SeatCount, by: UserId, keyed: Option<Keyed<Vec<Seat>>
 message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
 message!(Reclaim { seat: SeatId, reason: Reason, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
 message!(Assign { learner: LearnerId, by: UserId, keyed: Option<Keyed<(Seat, bool)>> } -> (Seat, bool));
-message!(AssignMany { learners: Vec<LearnerId>, by: UserId, keyed: Option<Keyed<Vec<RowOutcome>>> } -> Vec<RowOutcome>);
+message!(AssignMany { learners: Vec<LearnerId>, by: UserId, reason: Option<Reason>, keyed: Option<Keyed<Vec<RowOutcome>>> } -> Vec<RowOutcome>);
 message!(ReclaimMany { targets: Vec<Target>, reason: Reason, by: UserId, keyed: Option<Keyed<Vec<RowOutcome>>> } -> Vec<RowOutcome>);
 message!(GetSeat { seat: SeatId } -> Seat);
 message!(GetBlock { seat: SeatId } -> BlockRecord);

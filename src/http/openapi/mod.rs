@@ -247,7 +247,7 @@ fn operation(op: &Op, route: Option<&Route>) -> Value {
         operation["description"] = json!(text);
     }
     if let Some(body) = &op.body {
-        operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body}}});
+        operation["requestBody"] = json!({"required": true, "content": {op.body_type: {"schema": body}}});
     }
     if identified {
         operation["security"] = json!([{"userId": []}, {"bearer": []}]);

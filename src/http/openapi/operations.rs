@@ -15,7 +15,7 @@ use super::super::error::ApiError;
 use super::super::{bulk, roles, seats, tenants};
 use super::Schemas;
 use crate::domain::{Alert, Audit, AuditPage, Role, RoleEvent, Seat, SeatState, SeatSummary, Tenant, Threshold};
-use crate::engine::{Alerts, BulkReport, DistrictSummary, Error, History, Me, Missing, SeatStats};
+use crate::engine::{Alerts, BulkReport, DistrictSummary, Error, History, Me, Missing, RosterReport, SeatStats};
 use crate::store::ChainReport;
 
 /// One route's description.
@@ -27,6 +27,8 @@ pub struct Op {
     pub description: Option<&'static str>,
     pub params: Vec<Value>,
     pub body: Option<Value>,
+    /// The body's media type (JSON unless said otherwise).
+    pub body_type: &'static str,
     /// Status, description, content type and schema of each success.
     pub answers: Vec<(u16, &'static str, &'static str, Value)>,
     pub refusals: Vec<ApiError>,
@@ -41,6 +43,7 @@ fn op(method: Method, path: &'static str, tag: &'static str, summary: &'static s
         description: None,
         params: Vec::new(),
         body: None,
+        body_type: JSON,
         answers: Vec::new(),
         refusals: Vec::new(),
     }
@@ -120,6 +123,12 @@ impl Op {
         self
     }
 
+    fn body_as(mut self, content_type: &'static str, schema: Value) -> Op {
+        self.body = Some(schema);
+        self.body_type = content_type;
+        self
+    }
+
     fn answers(mut self, status: u16, what: &'static str, schema: Value) -> Op {
         self.answers.push((status, what, JSON, schema));
         self
@@ -164,9 +173,10 @@ pub const LISTINGS: &str = "listings";
 pub const TENANTS: &str = "tenants";
 pub const ROLES: &str = "roles";
 pub const AUDIT: &str = "audit";
+pub const ROSTER: &str = "roster";
 pub const SERVICE: &str = "service";
 
-pub const TAGS: [(&str, &str); 7] = [
+pub const TAGS: [(&str, &str); 8] = [
     (
         SEATS,
         "Seat purchase, allocation, reclaim, lookups, counts and analytics",
@@ -182,6 +192,10 @@ pub const TAGS: [(&str, &str); 7] = [
     (TENANTS, "Districts, schools, tenant metadata and utilization alerts"),
     (ROLES, "Roles per tenant, their trail, and the caller's own view"),
     (AUDIT, "The audit trail and its hash chain"),
+    (
+        ROSTER,
+        "OneRoster 1.2 CSV packages driving a district's schools, seats and staff roles",
+    ),
     (SERVICE, "Liveness and metrics: no identity needed"),
 ];
 
@@ -377,6 +391,37 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
         .body(s.add::<tenants::NameBody>())
         .answers(201, "The new school.", tenant.clone())
         .refuses([missing(Missing::District), inactive(), needs("admin")]),
+        post(
+            "/api/v1/district/{id}/roster",
+            ROSTER,
+            "Import a OneRoster 1.2 CSV package into a district",
+        )
+        .describe(
+            "The body is the package: a ZIP of manifest.csv, orgs.csv, users.csv and roles.csv \
+             (bulk or delta), up to `[roster] max_bytes` (default 64 MiB). Schools are created, \
+             renamed or deactivated; students are seated in their school and unseated when they \
+             leave the roster; staff get teacher or admin roles. Importing the same package again \
+             changes nothing. A package that breaks the binding is refused whole (422 \
+             `ROSTER_INVALID`, its `errors` listing every problem as `file:line: column: message`) \
+             and nothing changes. District admins and platform admins only. A retry with the same \
+             `Idempotency-Key` runs the import again (which then changes nothing) rather than \
+             replaying the first report.",
+        )
+        .path_id("id", "The district.")
+        .query(
+            "dry_run",
+            false,
+            "`true`: answer the report of what the import would do, changing nothing.",
+            json!({"type": "boolean"}),
+        )
+        .body_as("application/zip", json!({"type": "string", "format": "binary"}))
+        .answers(200, "What the import did (or would do).", s.add::<RosterReport>())
+        .refuses([
+            missing(Missing::District),
+            needs("admin"),
+            Error::RosterInvalid(crate::roster::Problems::default()).into(),
+            ApiError::UnsupportedMediaType("a ZIP archive (application/zip)"),
+        ]),
         get("/api/v1/tenant/{id}", TENANTS, "A tenant")
             .path_id("id", "The tenant.")
             .answers(200, "The tenant.", tenant.clone())
