@@ -188,6 +188,8 @@ async fn group_commit(
                     reserved_at: None,
                     assigned_at: Some(now),
                     updated_at: now,
+                    reserved_until: None,
+                    expires_at: None,
                 };
                 let audit_id = store.ids(IdSpace::Audit, 1).unwrap_or_else(|e| panic!("ids: {e}"));
                 let audit = Audit {

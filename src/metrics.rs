@@ -50,7 +50,7 @@ pub struct Metrics {
     /// By route index, then "other" (unknown paths) last.
     latency: Vec<Histogram>,
     /// By `Transition`.
-    transitions: [IntCounter; 3],
+    transitions: [IntCounter; Transition::COUNT],
     /// By `state_index`.
     seats: [IntGauge; 3],
     flush_batch: Histogram,
@@ -131,7 +131,7 @@ impl Metrics {
         registry.register(Box::new(flush_seconds.clone()))?;
         registry.register(Box::new(store_bytes.clone()))?;
         registry.register(Box::new(mailbox_depth.clone()))?;
-        let transitions = ["purchase", "allocate", "reclaim"].map(|k| transitions_vec.with_label_values(&[k]));
+        let transitions = Transition::ALL.map(|k| transitions_vec.with_label_values(&[k.label()]));
         let seats = ["free", "reserved", "assigned"].map(|s| seats_vec.with_label_values(&[s]));
         let latency = routes
             .iter()
@@ -191,6 +191,12 @@ impl Metrics {
         self.transitions[kind as usize].inc();
         self.seats[state_index(from)].dec();
         self.seats[state_index(to)].inc();
+    }
+
+    /// `n` seat changes of a kind that leaves the seats' states as they
+    /// were (a transfer's side, counted in the tenants it moves between).
+    pub fn counted(&self, kind: Transition, n: u64) {
+        self.transitions[kind as usize].inc_by(n);
     }
 
     pub fn alert(&self, direction: Direction) {

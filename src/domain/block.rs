@@ -43,14 +43,27 @@ impl BlockRecord {
 }
 
 /// A seat's state after it first changed; absent means "free since purchase".
+///
+/// The fields marked `skip` came later: they are not in this encoding (its
+/// layout is fixed), the store keeps them after the whole seat entry
+/// (`store::records::SeatExt`), and a record written before them reads
+/// back with none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatRecord {
+    /// The seat's owner: the tenant that bought it, or the one it was
+    /// last transferred to.
     pub tenant_id: TenantId,
     pub state: SeatState,
     pub learner_id: Option<LearnerId>,
     pub reserved_at: Option<Timestamp>,
     pub assigned_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// A reserved seat's deadline.
+    #[serde(skip)]
+    pub reserved_until: Option<Timestamp>,
+    /// The seat's license term, when it is not its purchase's (renewed).
+    #[serde(skip)]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A SHA-256 link of a tenant's audit hash chain.

@@ -57,8 +57,9 @@ impl Counts {
         }
     }
 
-    /// The contract's summary of a tenant with these counts.
-    pub fn summary(self, tenant_id: TenantId, tenant_name: String) -> SeatSummary {
+    /// The contract's summary of a tenant with these counts, `expired` of
+    /// its seats past their license term.
+    pub fn summary(self, tenant_id: TenantId, tenant_name: String, expired: u64) -> SeatSummary {
         SeatSummary {
             tenant_id,
             tenant_name,
@@ -67,6 +68,7 @@ impl Counts {
             reserved_seats: self.reserved,
             assigned_seats: self.assigned,
             utilization_percentage: self.utilization(),
+            expired_seats: expired,
         }
     }
 }

@@ -60,6 +60,9 @@ id_type!(RoleId, "role_id");
 id_type!(EventId, "event_id");
 
 impl SeatId {
+    /// Above every seat id (a bound for ranges keyed by seat).
+    pub const MAX: SeatId = SeatId(u64::MAX);
+
     /// The seat `offset` places after this one in a contiguous purchase block.
     pub fn offset(self, offset: u64) -> SeatId {
         SeatId(self.0 + offset)

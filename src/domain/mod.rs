@@ -23,7 +23,7 @@ pub use caller::Caller;
 pub use counts::Counts;
 pub use ids::{AuditId, EventId, Id, RoleId, SeatId, TenantId};
 pub use invalid::Invalid;
-pub use seat::{Audit, Seat, SeatCount, SeatState, SeatSummary, Transition};
+pub use seat::{reasons, Audit, Seat, SeatCount, SeatState, SeatSummary, Transition, Ttl};
 pub use tenant::{Role, RoleChange, RoleEvent, RoleKind, Tenant, TenantKind, TenantPatch};
 pub use text::{LearnerId, Reason, TenantName, UserId};
 pub use time::Timestamp;

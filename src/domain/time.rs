@@ -5,7 +5,7 @@ use super::Invalid;
 
 /// Microseconds since the Unix epoch, UTC. Stored as an integer; rendered on
 /// the wire as RFC 3339 with an offset, as the contract requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 pub struct Timestamp(i64);
 
 impl Timestamp {

@@ -51,6 +51,15 @@ pub struct SeatStats {
     pub purchases: u64,
     pub allocations: u64,
     pub reclaims: u64,
+    /// Reservations made, given back and ended by their deadline.
+    pub reservations: u64,
+    pub releases: u64,
+    pub expirations: u64,
+    /// Seats moved in from and out to other tenants of the district.
+    pub transfers_in: u64,
+    pub transfers_out: u64,
+    /// Seats whose license term was extended.
+    pub renewals: u64,
     /// The same, averaged per minute of the window (2 decimals).
     pub per_minute: Rates,
     /// The minute with the most transitions (null when there were none).
@@ -64,6 +73,12 @@ pub struct Rates {
     pub purchases: f64,
     pub allocations: f64,
     pub reclaims: f64,
+    pub reservations: f64,
+    pub releases: f64,
+    pub expirations: f64,
+    pub transfers_in: f64,
+    pub transfers_out: f64,
+    pub renewals: f64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -73,11 +88,41 @@ pub struct MinuteActivity {
     pub purchases: u64,
     pub allocations: u64,
     pub reclaims: u64,
+    pub reservations: u64,
+    pub releases: u64,
+    pub expirations: u64,
+    pub transfers_in: u64,
+    pub transfers_out: u64,
+    pub renewals: u64,
 }
 
 impl MinuteActivity {
+    fn from_counts(minute: Timestamp, c: &stats::MinuteCounts) -> Self {
+        let n = |kind: Transition| c[kind as usize];
+        MinuteActivity {
+            minute,
+            purchases: n(Transition::Purchase),
+            allocations: n(Transition::Allocate),
+            reclaims: n(Transition::Reclaim),
+            reservations: n(Transition::Reserve),
+            releases: n(Transition::Release),
+            expirations: n(Transition::Expire),
+            transfers_in: n(Transition::TransferIn),
+            transfers_out: n(Transition::TransferOut),
+            renewals: n(Transition::Renew),
+        }
+    }
+
     fn transitions(&self) -> u64 {
-        self.purchases + self.allocations + self.reclaims
+        self.purchases
+            + self.allocations
+            + self.reclaims
+            + self.reservations
+            + self.releases
+            + self.expirations
+            + self.transfers_in
+            + self.transfers_out
+            + self.renewals
     }
 }
 
@@ -111,16 +156,17 @@ impl Engine {
                 }
             }
         }
-        let minute_view = |(minute, c): (i64, stats::MinuteCounts)| MinuteActivity {
-            minute: Timestamp::from_micros(minute.saturating_mul(60_000_000)),
-            purchases: c[Transition::Purchase as usize],
-            allocations: c[Transition::Allocate as usize],
-            reclaims: c[Transition::Reclaim as usize],
+        let minute_view = |(minute, c): (i64, stats::MinuteCounts)| {
+            MinuteActivity::from_counts(Timestamp::from_micros(minute.saturating_mul(60_000_000)), &c)
         };
+        let mut sums = [0u64; Transition::COUNT];
+        for c in merged.values() {
+            for (s, n) in sums.iter_mut().zip(c) {
+                *s += n;
+            }
+        }
+        let all = MinuteActivity::from_counts(Timestamp::from_micros(0), &sums);
         let active: Vec<MinuteActivity> = merged.into_iter().map(minute_view).collect();
-        let total = |f: fn(&MinuteActivity) -> u64| active.iter().map(f).sum::<u64>();
-        let (purchases, allocations, reclaims) =
-            (total(|m| m.purchases), total(|m| m.allocations), total(|m| m.reclaims));
         let rate = |n: u64| (n as f64 / minutes as f64 * 100.0).round() / 100.0;
         // The busiest minute by transitions; the earliest wins a tie.
         let peak_minute = active
@@ -135,13 +181,25 @@ impl Engine {
             window_minutes: minutes,
             from: Timestamp::from_micros(from.saturating_mul(60_000_000)),
             until: now,
-            purchases,
-            allocations,
-            reclaims,
+            purchases: all.purchases,
+            allocations: all.allocations,
+            reclaims: all.reclaims,
+            reservations: all.reservations,
+            releases: all.releases,
+            expirations: all.expirations,
+            transfers_in: all.transfers_in,
+            transfers_out: all.transfers_out,
+            renewals: all.renewals,
             per_minute: Rates {
-                purchases: rate(purchases),
-                allocations: rate(allocations),
-                reclaims: rate(reclaims),
+                purchases: rate(all.purchases),
+                allocations: rate(all.allocations),
+                reclaims: rate(all.reclaims),
+                reservations: rate(all.reservations),
+                releases: rate(all.releases),
+                expirations: rate(all.expirations),
+                transfers_in: rate(all.transfers_in),
+                transfers_out: rate(all.transfers_out),
+                renewals: rate(all.renewals),
             },
             peak_minute,
             minutes: active,

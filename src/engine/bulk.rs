@@ -31,10 +31,20 @@ pub enum RowResult {
     NotFound,
     Invalid,
     Duplicate,
+    /// Moved to the other tenant (`POST /seats/transfer`).
+    Transferred,
+    /// Reserved or assigned: not moved (the detail says which).
+    NotAvailable,
+    /// Its license term has ended: not moved.
+    Expired,
+    /// Its term extended (`POST /seats/renew`).
+    Renewed,
+    /// Not renewed: no term, or one already ending later (the detail says).
+    NotRenewed,
 }
 
 impl RowResult {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             RowResult::Assigned => "assigned",
             RowResult::AlreadyAssigned => "already_assigned",
@@ -44,6 +54,11 @@ impl RowResult {
             RowResult::NotFound => "not_found",
             RowResult::Invalid => "invalid",
             RowResult::Duplicate => "duplicate",
+            RowResult::Transferred => "transferred",
+            RowResult::NotAvailable => "not_available",
+            RowResult::Expired => "expired",
+            RowResult::Renewed => "renewed",
+            RowResult::NotRenewed => "not_renewed",
         }
     }
 }
@@ -192,10 +207,10 @@ impl Engine {
 }
 
 /// Each input echoed, and where its answer comes from, in input order.
-type RowPlan = Vec<(Input<()>, Row)>;
+pub(super) type RowPlan = Vec<(Input<()>, Row)>;
 
 /// Where each input's answer comes from.
-enum Row {
+pub(super) enum Row {
     /// The `n`th value sent to the actor.
     Sent(usize),
     Invalid(String),
@@ -204,7 +219,7 @@ enum Row {
 
 /// Splits the inputs into what goes to the actor (valid, each once, in
 /// input order) and a row plan that puts the answers back in input order.
-fn sorted<T, K: std::hash::Hash + Eq>(inputs: Vec<Input<T>>, key: impl Fn(&T) -> K) -> (RowPlan, Vec<T>) {
+pub(super) fn sorted<T, K: std::hash::Hash + Eq>(inputs: Vec<Input<T>>, key: impl Fn(&T) -> K) -> (RowPlan, Vec<T>) {
     let mut seen = HashSet::new();
     let mut wanted = Vec::new();
     let rows = inputs
@@ -244,13 +259,28 @@ fn keyed_rows(
     (rows, keyed)
 }
 
-fn report(
+pub(super) fn report(
     tenant: TenantId,
     rows: &[(Input<()>, Row)],
     outcomes: &[RowOutcome],
     kinds: &[RowResult],
     describe: impl Fn(&RowOutcome) -> (RowResult, Option<Seat>, Option<String>),
 ) -> BulkReport {
+    let (results, totals) = rows_in_order(rows, outcomes, kinds, describe);
+    BulkReport {
+        tenant_id: tenant,
+        results,
+        totals,
+    }
+}
+
+/// The rows of a report, in input order, and the totals by result.
+pub(super) fn rows_in_order<O>(
+    rows: &[(Input<()>, Row)],
+    outcomes: &[O],
+    kinds: &[RowResult],
+    describe: impl Fn(&O) -> (RowResult, Option<Seat>, Option<String>),
+) -> (Vec<BulkRow>, BTreeMap<&'static str, u64>) {
     let mut totals: BTreeMap<&'static str, u64> = kinds.iter().map(|k| (k.name(), 0)).collect();
     let results = rows
         .iter()
@@ -273,9 +303,5 @@ fn report(
             }
         })
         .collect();
-    BulkReport {
-        tenant_id: tenant,
-        results,
-        totals,
-    }
+    (results, totals)
 }

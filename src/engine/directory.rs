@@ -13,7 +13,7 @@ use crate::domain::{Counts, Role, RoleId, RoleKind, Tenant, TenantId, TenantKind
 use crate::store::Seq;
 
 use super::mailbox::Mailbox;
-use super::published::PublishedCounts;
+use super::published::{PublishedCounts, Snapshot};
 
 /// What every authorization and write check needs to know about a tenant.
 #[derive(Debug, Clone, Copy)]
@@ -215,6 +215,15 @@ impl Directory {
         let entry = self.tenants.get(&id)?;
         let (counts, written) = entry.counts.get();
         Some((entry.tenant.clone(), counts, written.max(entry.seq)))
+    }
+
+    /// A tenant and its counters as they stand at `now` (see
+    /// `PublishedCounts::at`), with the latest write they depend on.
+    pub fn snapshot(&self, id: TenantId, now: crate::domain::Timestamp) -> Option<(Tenant, Snapshot)> {
+        let entry = self.tenants.get(&id)?;
+        let mut snapshot = entry.counts.at(now);
+        snapshot.seq = snapshot.seq.max(entry.seq);
+        Some((entry.tenant.clone(), snapshot))
     }
 
     /// Changes a tenant under its entry's shard lock, so that memory and disk

@@ -3,7 +3,7 @@
 //! failure becomes a status code is the HTTP layer's business
 //! (`http::error`).
 
-use crate::domain::{Invalid, SeatState, TenantId};
+use crate::domain::{Invalid, SeatState, TenantId, Timestamp};
 use crate::store::StoreError;
 
 /// What was not found, for the contract's "X not found" sentences.
@@ -38,6 +38,19 @@ pub enum Error {
     SeatAlreadyFree,
     #[error("No free seat in this tenant")]
     NoFreeSeat,
+    /// A transfer of a count of seats larger than the free seats it may move.
+    #[error("Not enough free seats: {free} free, {asked} asked for")]
+    NotEnoughFreeSeats { free: u64, asked: u64 },
+    #[error("Seat's license term has ended")]
+    SeatExpired,
+    #[error("Seat is not reserved. Current state: {0}")]
+    NotReserved(SeatState),
+    #[error("Seat has no license term to renew")]
+    NoTerm,
+    #[error("expires_at must be later than the seat's current term ({})", .0.rfc3339())]
+    NotExtended(Timestamp),
+    #[error("Seats can only move between the tenants of one district")]
+    AcrossDistricts,
     #[error("User already has an active role in this tenant")]
     RoleExists,
     #[error("Role is already inactive")]

@@ -243,6 +243,7 @@ impl Engine {
         let filter = SeatFilter {
             state: None,
             learner: Some(learner),
+            expiring_before: None,
         };
         let runs: Vec<Result<SeatRun, Error>> = stream::iter(tenants)
             .map(|tenant| {

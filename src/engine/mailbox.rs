@@ -38,6 +38,25 @@ impl Mailbox {
         self.bound.saturating_sub(self.slots.available_permits())
     }
 
+    /// Sends `msg` once the mailbox has room, however long that takes: for
+    /// the second step of a change already decided (a transfer's arrival),
+    /// which must not be refused for load.
+    pub async fn deliver<M, T>(&self, msg: M) -> Result<Durable<T>, Error>
+    where
+        M: Message<Result = Durable<T>> + Send + 'static,
+        T: Send + 'static,
+        TenantActor: Handler<Slotted<M>, Result = Durable<T>>,
+    {
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        self.addr
+            .send(Slotted { msg, slot })
+            .await
+            .map_err(|_| Error::ShuttingDown)
+    }
+
     /// Sends `msg` if the mailbox has room; the reply is not yet durable.
     pub async fn ask<M, T>(&self, msg: M) -> Result<Durable<T>, Error>
     where

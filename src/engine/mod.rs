@@ -30,6 +30,8 @@ mod router;
 mod seats;
 mod stats;
 mod tenants;
+mod terms;
+mod transfers;
 
 use std::sync::Arc;
 
@@ -57,6 +59,8 @@ pub use roles::{Me, Reach};
 pub use roster::{import_id, RosterReport};
 use router::SeatRouter;
 pub use seats::DistrictSummary;
+pub use terms::RenewTargets;
+pub use transfers::{TransferReport, TransferSeats};
 
 pub struct Engine {
     access: Access,
@@ -95,9 +99,19 @@ struct Spawner {
 }
 
 impl Spawner {
-    fn register(&self, directory: &Directory, tenant: Tenant, pool: SeatPool, seq: Seq, restored: Restored) {
-        let counts = Arc::new(PublishedCounts::new(pool.counts()));
-        let actor = TenantActor::new(
+    /// `arriving`: seats a transfer was moving to this tenant when the
+    /// process stopped (see `TenantActor::resume`).
+    fn register(
+        &self,
+        directory: &Directory,
+        tenant: Tenant,
+        pool: SeatPool,
+        seq: Seq,
+        restored: Restored,
+        arriving: Vec<(SeatId, TenantId, crate::domain::UserId)>,
+    ) {
+        let counts = Arc::new(PublishedCounts::new(pool.counts(), &pool.deadlines(), pool.terms()));
+        let mut actor = TenantActor::new(
             tenant.id,
             pool,
             Arc::clone(&self.store),
@@ -106,6 +120,7 @@ impl Spawner {
             Arc::clone(&self.metrics),
             restored,
         );
+        actor.resume(arriving);
         let actor = Mailbox::new(self.arbiters.spawn(actor), self.mailbox_bound);
         directory.register(TenantEntry {
             tenant,

@@ -1,11 +1,11 @@
 //! Start-up (every actor rebuilt from what the store read back) and the
 //! history pass that runs once the service answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::domain::{Counts, Percent, TenantId, Timestamp};
+use crate::domain::{BlockRecord, Counts, Id, Percent, SeatId, TenantId, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{OpenError, Recovered, Store};
 
@@ -14,7 +14,7 @@ use super::actor::Restored;
 use super::arbiters::Arbiters;
 use super::directory::Directory;
 use super::error::{Error, StartError};
-use super::pool::SeatPool;
+use super::pool::{Run, SeatPool, MAX_SEATS};
 use super::router::SeatRouter;
 use super::stats::MinuteStats;
 use super::{Engine, Spawner};
@@ -82,7 +82,9 @@ impl Engine {
             tenants,
             roles,
             blocks,
+            terms,
             seats,
+            arriving,
             heads,
             thresholds,
         } = recovered;
@@ -91,20 +93,39 @@ impl Engine {
             .filter_map(|t| Some((t.tenant_id, t.percent?)))
             .collect();
 
-        let mut pools: HashMap<TenantId, SeatPool> = tenants.iter().map(|t| (t.id, SeatPool::new(t.id))).collect();
+        // Who holds each seat: its buyer, unless its record names another
+        // owner (a transfer moved it).
         let mut seat_total = 0;
-        for block in blocks {
+        for block in &blocks {
             seat_total += block.count;
             router.insert(block.first_seat, block.count, block.tenant_id);
-            if let Some(pool) = pools.get_mut(&block.tenant_id) {
-                // Purchases are refused past it, so only a store this build
-                // did not write could hold more; the learner index could not
-                // tell its seats apart.
-                if pool.room_for(block.count).is_err() {
-                    return Err(StartError::TooManySeats(block.tenant_id));
-                }
-                pool.add_block(block);
+        }
+        let moved: BTreeMap<SeatId, TenantId> = seats
+            .iter()
+            .filter(|(seat, record)| router.tenant_of(*seat).is_some_and(|buyer| buyer != record.tenant_id))
+            .map(|(seat, record)| (*seat, record.tenant_id))
+            .collect();
+        let mut runs: HashMap<TenantId, Vec<Run>> = HashMap::new();
+        for block in blocks {
+            let term = terms.get(&block.first_seat).copied();
+            for (owner, run) in runs_of(block, term, &moved) {
+                runs.entry(owner).or_default().push(run);
             }
+        }
+        for (seat, owner) in &moved {
+            router.set(*seat, *owner);
+        }
+        let mut pools: HashMap<TenantId, SeatPool> = HashMap::with_capacity(tenants.len());
+        for t in &tenants {
+            let mut theirs = runs.remove(&t.id).unwrap_or_default();
+            theirs.sort_unstable_by_key(|r| r.first);
+            // Purchases are refused past it, so only a store this build
+            // did not write could hold more; the learner index could not
+            // tell its seats apart.
+            if theirs.iter().map(|r| r.count).sum::<u64>() > MAX_SEATS {
+                return Err(StartError::TooManySeats(t.id));
+            }
+            pools.insert(t.id, SeatPool::from_runs(t.id, theirs));
         }
         // Room in each learner index for every seat restored (nearly all
         // hold a learner): no rehash while a million seats go in.
@@ -117,10 +138,25 @@ impl Engine {
                 pool.reserve_learners(n);
             }
         }
+        // Seats renewed past their purchase's term, by tenant and term.
+        let mut renewed: HashMap<(TenantId, Timestamp), Vec<SeatId>> = HashMap::new();
         for (seat, record) in seats {
             if let Some(pool) = pools.get_mut(&record.tenant_id) {
+                if let Some(term) = record.expires_at.filter(|t| pool.term_of(seat) != Some(*t)) {
+                    renewed.entry((record.tenant_id, term)).or_default().push(seat);
+                }
                 pool.restore(seat, record);
             }
+        }
+        for ((tenant, term), mut seats) in renewed {
+            if let Some(pool) = pools.get_mut(&tenant) {
+                seats.sort_unstable();
+                pool.renew(&seats, term);
+            }
+        }
+        let mut arriving_at: HashMap<TenantId, Vec<(SeatId, TenantId, crate::domain::UserId)>> = HashMap::new();
+        for a in arriving {
+            arriving_at.entry(a.to).or_default().push((a.seat, a.from, a.by));
         }
 
         {
@@ -146,7 +182,8 @@ impl Engine {
                 stats: MinuteStats::default(),
                 threshold: thresholds.get(&tenant.id).copied(),
             };
-            spawner.register(&directory, tenant, pool, 0, restored);
+            let arriving = arriving_at.remove(&tenant.id).unwrap_or_default();
+            spawner.register(&directory, tenant, pool, 0, restored, arriving);
         }
         let role_count = roles.len();
         directory.restore_roles(roles);
@@ -262,4 +299,48 @@ impl Engine {
             ))),
         }
     }
+}
+
+/// A block's seats as runs by owner: the buyer's, split around the seats
+/// `moved` names another owner for (consecutive seats of one owner make
+/// one run).
+fn runs_of(block: BlockRecord, term: Option<Timestamp>, moved: &BTreeMap<SeatId, TenantId>) -> Vec<(TenantId, Run)> {
+    let (first, end) = (block.first_seat.get(), block.first_seat.get() + block.count);
+    let buyer = block.tenant_id;
+    let mut out: Vec<(TenantId, Run)> = Vec::new();
+    let mut push = |owner: TenantId, from: u64, to: u64| {
+        if from >= to {
+            return;
+        }
+        if let Some((o, run)) = out.last_mut() {
+            if *o == owner && run.first.get() + run.count == from {
+                run.count += to - from;
+                return;
+            }
+        }
+        if let Some(first) = SeatId::new(from) {
+            out.push((
+                owner,
+                Run {
+                    block: block.clone(),
+                    first,
+                    count: to - from,
+                    expires_at: term,
+                },
+            ));
+        }
+    };
+    let mut at = first;
+    let lo = SeatId::new(first).unwrap_or(SeatId::MAX);
+    for (seat, owner) in moved.range(lo..) {
+        let s = seat.get();
+        if s >= end {
+            break;
+        }
+        push(buyer, at, s);
+        push(*owner, s, s + 1);
+        at = s + 1;
+    }
+    push(buyer, at, end);
+    out
 }

@@ -6,6 +6,27 @@ use std::sync::{PoisonError, RwLock};
 
 use crate::domain::{Id, SeatId, TenantId};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moved_seat_splits_its_range() {
+        let t = |n| TenantId::new(n).unwrap_or_else(|| unreachable!());
+        let s = |n| SeatId::new(n).unwrap_or_else(|| unreachable!());
+        let router = SeatRouter::default();
+        router.insert(s(10), 5, t(1));
+        router.set(s(12), t(2));
+        router.set(s(10), t(3));
+        router.set(s(14), t(2));
+        let owners: Vec<Option<TenantId>> = (9..16).map(|n| router.tenant_of(s(n))).collect();
+        assert_eq!(
+            owners,
+            [None, Some(t(3)), Some(t(1)), Some(t(2)), Some(t(1)), Some(t(2)), None]
+        );
+    }
+}
+
 #[derive(Default)]
 pub struct SeatRouter {
     /// first seat id → (one past the last seat id, owner). A std `RwLock`:
@@ -17,6 +38,28 @@ impl SeatRouter {
     pub fn insert(&self, first: SeatId, count: u64, tenant: TenantId) {
         let mut blocks = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
         blocks.insert(first.get(), (first.get() + count, tenant));
+    }
+
+    /// Makes `tenant` the owner of one seat of a range already entered (a
+    /// transfer): the range is split around it.
+    pub fn set(&self, seat: SeatId, tenant: TenantId) {
+        let mut blocks = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
+        let s = seat.get();
+        let Some((&first, &(end, owner))) = blocks.range(..=s).next_back() else {
+            return;
+        };
+        if s >= end || owner == tenant {
+            return;
+        }
+        if first < s {
+            blocks.insert(first, (s, owner));
+        } else {
+            blocks.remove(&first);
+        }
+        blocks.insert(s, (s + 1, tenant));
+        if s + 1 < end {
+            blocks.insert(s + 1, (end, owner));
+        }
     }
 
     pub fn tenant_of(&self, seat: SeatId) -> Option<TenantId> {

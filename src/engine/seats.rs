@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::domain::{Caller, Counts, LearnerId, Reason, Seat, SeatCount, SeatId, SeatSummary, TenantId};
+use crate::domain::{
+    Caller, Counts, LearnerId, Reason, Seat, SeatCount, SeatId, SeatSummary, TenantId, Timestamp, Ttl,
+};
 use crate::store::Seq;
 
 use super::actor;
@@ -25,18 +27,66 @@ pub struct DistrictSummary {
 }
 
 impl Engine {
+    /// `count` free seats, ending their license term at `expires_at` (in
+    /// the future) if one is given.
     pub async fn purchase(
         &self,
         caller: &Caller,
         tenant: TenantId,
         count: SeatCount,
+        expires_at: Option<Timestamp>,
         keyed: Option<Keyed<Vec<Seat>>>,
     ) -> Result<Durable<Vec<Seat>>, Error> {
         self.check(caller, Action::Purchase, tenant, Missing::Tenant).await?;
         self.writable(tenant).await?;
         let actor = self.actor(tenant)?;
         let by = caller.user.clone();
-        self.ask(&actor, actor::Purchase { count, by, keyed }).await
+        let msg = actor::Purchase {
+            count,
+            expires_at,
+            by,
+            keyed,
+        };
+        self.ask(&actor, msg).await
+    }
+
+    /// A free seat of the tenant (the one named, or the lowest) reserved
+    /// for `ttl`, for the learner if one is named.
+    pub async fn reserve(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        seat: Option<SeatId>,
+        learner: Option<LearnerId>,
+        ttl: Ttl,
+        keyed: Option<Keyed<Seat>>,
+    ) -> Result<Durable<Seat>, Error> {
+        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
+        self.writable(tenant).await?;
+        let actor = self.actor(tenant)?;
+        let by = caller.user.clone();
+        let msg = actor::Reserve {
+            seat,
+            learner,
+            ttl,
+            by,
+            keyed,
+        };
+        self.ask(&actor, msg).await
+    }
+
+    /// A reserved seat free again.
+    pub async fn release(
+        &self,
+        caller: &Caller,
+        seat: SeatId,
+        keyed: Option<Keyed<Seat>>,
+    ) -> Result<Durable<Seat>, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
+        self.writable(tenant).await?;
+        let by = caller.user.clone();
+        self.ask(&actor, actor::Release { seat, by, keyed }).await
     }
 
     pub async fn allocate(
@@ -111,7 +161,8 @@ impl Engine {
             Err(other) => return Err(other),
         };
         let found = self.read(&actor, actor::GetSeat { seat }).await?;
-        if found.learner_id.as_ref().map(LearnerId::as_str) == Some(caller.user.as_str()) {
+        let holder = found.learner_id.as_ref().or(found.reserved_for.as_ref());
+        if holder.map(LearnerId::as_str) == Some(caller.user.as_str()) {
             Ok(Durable::ready(found))
         } else {
             Err(refusal)
@@ -143,19 +194,28 @@ impl Engine {
             seq = seq.max(s);
             schools.push(summary);
         }
+        let expired = std::iter::once(&own).chain(&schools).map(|s| s.expired_seats).sum();
         let totals = std::iter::once(&own)
             .chain(&schools)
             .map(Counts::from)
             .sum::<Counts>()
-            .summary(district, own.tenant_name.clone());
+            .summary(district, own.tenant_name.clone(), expired);
         Ok(Durable::after(seq, Ok(DistrictSummary { totals, own, schools })))
     }
 
     /// A tenant's counters as a summary, with the write they (and its name)
     /// depend on: as the actor last published them, read without a mailbox
-    /// round trip (O(1), exact once that write is durable).
+    /// round trip (exact once that write is durable), reservations past
+    /// their deadline counted free and terms past their end expired at
+    /// this moment, whether or not the actor has got to them yet.
     fn counted(&self, tenant: TenantId, missing: Missing) -> Result<(SeatSummary, Seq), Error> {
-        let (meta, counts, seq) = self.directory.counts(tenant).ok_or(Error::NotFound(missing))?;
-        Ok((counts.summary(tenant, meta.name.as_str().to_owned()), seq))
+        let (meta, snapshot) = self
+            .directory
+            .snapshot(tenant, Timestamp::now())
+            .ok_or(Error::NotFound(missing))?;
+        let summary = snapshot
+            .counts
+            .summary(tenant, meta.name.as_str().to_owned(), snapshot.expired);
+        Ok((summary, snapshot.seq))
     }
 }

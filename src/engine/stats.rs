@@ -12,7 +12,7 @@ use crate::domain::{Counts, Timestamp, Transition};
 pub const KEEP_MINUTES: i64 = 24 * 60;
 
 /// Counts of one minute, indexed by `Transition`.
-pub type MinuteCounts = [u64; 3];
+pub type MinuteCounts = [u64; Transition::COUNT];
 
 /// Minutes since the Unix epoch (floored, also before 1970).
 pub fn minute_of(at: Timestamp) -> i64 {
@@ -36,13 +36,13 @@ impl MinuteStats {
             Some((m, _)) if *m > minute => match self.minutes.binary_search_by_key(&minute, |(m, _)| *m) {
                 Ok(i) => self.minutes[i].1[kind as usize] += n,
                 Err(i) => {
-                    let mut counts = [0; 3];
+                    let mut counts = [0; Transition::COUNT];
                     counts[kind as usize] = n;
                     self.minutes.insert(i, (minute, counts));
                 }
             },
             _ => {
-                let mut counts = [0; 3];
+                let mut counts = [0; Transition::COUNT];
                 counts[kind as usize] = n;
                 self.minutes.push_back((minute, counts));
             }
@@ -77,13 +77,18 @@ mod tests {
         s.record(Transition::Allocate, at_minute(10, 59), 1);
         s.record(Transition::Reclaim, at_minute(12, 0), 1);
         s.record(Transition::Allocate, at_minute(11, 0), 1);
+        let c = |p, a, r| {
+            let mut counts = [0; Transition::COUNT];
+            counts[..3].copy_from_slice(&[p, a, r]);
+            counts
+        };
         assert_eq!(
             s.between(0, 100),
-            vec![(10, [5, 1, 0]), (11, [0, 1, 0]), (12, [0, 0, 1])]
+            vec![(10, c(5, 1, 0)), (11, c(0, 1, 0)), (12, c(0, 0, 1))]
         );
-        assert_eq!(s.between(11, 11), vec![(11, [0, 1, 0])]);
+        assert_eq!(s.between(11, 11), vec![(11, c(0, 1, 0))]);
         s.record(Transition::Allocate, at_minute(10 + KEEP_MINUTES, 0), 1);
-        assert_eq!(s.between(0, 12), vec![(11, [0, 1, 0]), (12, [0, 0, 1])]);
+        assert_eq!(s.between(0, 12), vec![(11, c(0, 1, 0)), (12, c(0, 0, 1))]);
         assert_eq!(minute_of(Timestamp::from_micros(-1)), -1);
     }
 }

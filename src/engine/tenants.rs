@@ -66,6 +66,7 @@ impl Engine {
             SeatPool::new(tenant.id),
             seq,
             Restored::default(),
+            Vec::new(),
         );
         Ok(Durable::after(seq, Ok(tenant)))
     }

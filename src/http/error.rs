@@ -69,7 +69,15 @@ impl ApiError {
             | Error::SeatAlreadyFree
             | Error::RoleExists
             | Error::RoleInactive => StatusCode::BAD_REQUEST,
-            Error::TenantInactive | Error::NoFreeSeat | Error::KeyInFlight => StatusCode::CONFLICT,
+            Error::TenantInactive
+            | Error::NoFreeSeat
+            | Error::KeyInFlight
+            | Error::NotEnoughFreeSeats { .. }
+            | Error::SeatExpired
+            | Error::NotReserved(_)
+            | Error::NoTerm
+            | Error::NotExtended(_) => StatusCode::CONFLICT,
+            Error::AcrossDistricts => StatusCode::UNPROCESSABLE_ENTITY,
             Error::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
             Error::Invalid(_) | Error::RosterInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -104,6 +112,12 @@ impl ApiError {
             Error::LearnerHasSeat => "LEARNER_ALREADY_HAS_SEAT",
             Error::SeatAlreadyFree => "SEAT_ALREADY_FREE",
             Error::NoFreeSeat => "NO_FREE_SEAT",
+            Error::NotEnoughFreeSeats { .. } => "NOT_ENOUGH_FREE_SEATS",
+            Error::SeatExpired => "SEAT_EXPIRED",
+            Error::NotReserved(_) => "SEAT_NOT_RESERVED",
+            Error::NoTerm => "SEAT_HAS_NO_TERM",
+            Error::NotExtended(_) => "TERM_NOT_EXTENDED",
+            Error::AcrossDistricts => "TRANSFER_ACROSS_DISTRICTS",
             Error::KeyInFlight => "IDEMPOTENCY_KEY_IN_FLIGHT",
             Error::KeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::RoleExists => "ROLE_ALREADY_EXISTS",
@@ -161,6 +175,12 @@ pub fn every_kind() -> Vec<ApiError> {
         Error::LearnerHasSeat.into(),
         Error::SeatAlreadyFree.into(),
         Error::NoFreeSeat.into(),
+        Error::NotEnoughFreeSeats { free: 3, asked: 10 }.into(),
+        Error::SeatExpired.into(),
+        Error::NotReserved(SeatState::Free).into(),
+        Error::NoTerm.into(),
+        Error::NotExtended(crate::domain::Timestamp::from_micros(1_788_249_600_000_000)).into(),
+        Error::AcrossDistricts.into(),
         Error::RoleExists.into(),
         Error::RoleInactive.into(),
         Error::TenantInactive.into(),
@@ -195,6 +215,12 @@ pub fn every_kind() -> Vec<ApiError> {
                 | Error::LearnerHasSeat
                 | Error::SeatAlreadyFree
                 | Error::NoFreeSeat
+                | Error::NotEnoughFreeSeats { .. }
+                | Error::SeatExpired
+                | Error::NotReserved(_)
+                | Error::NoTerm
+                | Error::NotExtended(_)
+                | Error::AcrossDistricts
                 | Error::RoleExists
                 | Error::RoleInactive
                 | Error::TenantInactive

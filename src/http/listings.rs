@@ -13,7 +13,7 @@ use warp::reply::Response;
 
 use super::error::ApiError;
 use super::route::{ok, Answer, Request, Route};
-use crate::domain::{LearnerId, Seat, SeatState, TenantId};
+use crate::domain::{LearnerId, Seat, SeatState, TenantId, Timestamp};
 use crate::engine::{Durable, Listing, Paging, SeatFilter};
 
 /// Seats read from the actors per export page: large enough that a page is
@@ -56,6 +56,9 @@ async fn seats(req: Request) -> Answer {
     let filter = SeatFilter {
         state: get(&query, "state").map(state).transpose()?,
         learner: get(&query, "learnerId").map(LearnerId::parse).transpose()?,
+        expiring_before: get(&query, "expiring_before")
+            .map(|raw| Timestamp::parse_rfc3339("expiring_before", raw))
+            .transpose()?,
     };
     let paging = paging(&query, Listing::Seats)?;
     Ok(req.engine.seats(req.caller()?, tenant, filter, paging).await?.map(ok))

@@ -14,12 +14,14 @@ mod idempotency;
 mod listings;
 mod metrics;
 pub mod openapi;
+mod reservations;
 mod roles;
 mod roster;
 mod route;
 mod seats;
 pub mod server;
 mod tenants;
+mod transfers;
 mod ui;
 
 use std::sync::{Arc, LazyLock};
@@ -56,6 +58,8 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
         [
             seats::routes(),
             bulk::routes(),
+            reservations::routes(),
+            transfers::routes(),
             listings::routes(),
             health::routes(),
             metrics::routes(),

@@ -6,7 +6,7 @@ use warp::http::StatusCode;
 use super::error::ApiError;
 use super::idempotency;
 use super::route::{created, ok, Answer, Request, Route};
-use crate::domain::{Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId};
+use crate::domain::{Id, LearnerId, Reason, Seat, SeatCount, SeatId, TenantId, Timestamp};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = PurchaseRequest)]
@@ -16,6 +16,10 @@ pub(super) struct PurchaseBody {
     /// How many seats to buy (all or nothing).
     #[schema(minimum = 1, maximum = 100_000)]
     count: u64,
+    /// When the seats' license term ends (RFC 3339 with an offset, in the
+    /// future); none: no end.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -64,10 +68,14 @@ async fn purchase(mut req: Request) -> Answer {
     let body: PurchaseBody = req.json().await?;
     let tenant = TenantId::from_u64(body.tenant_id)?;
     let count = SeatCount::parse(body.count)?;
+    let expires_at = body
+        .expires_at
+        .map(|raw| Timestamp::parse_rfc3339("expires_at", &raw))
+        .transpose()?;
     let keyed = req.keyed(StatusCode::CREATED);
     Ok(req
         .engine
-        .purchase(req.caller()?, tenant, count, keyed)
+        .purchase(req.caller()?, tenant, count, expires_at, keyed)
         .await?
         .map(created))
 }

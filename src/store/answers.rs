@@ -193,8 +193,12 @@ impl Store {
                     return Ok(true);
                 }
                 // Purged: its tenant's checkpoint covers it. The seat's
-                // owner is in its block, which is never removed.
-                let tenant = self.block_tenant(seat)?;
+                // buyer is in its block, which is never removed, and its
+                // later owners in its moves.
+                let moves = super::owners::Owners::of_seat(&self.db, seat).map_err(super::ScanError::into_store)?;
+                let tenant = self
+                    .block_tenant(seat)?
+                    .map(|buyer| super::owners::owner_at(&moves, audit.get(), buyer));
                 Ok(match tenant {
                     Some(t) => marks::checkpoint(&self.db, t)?.is_some_and(|cp| cp.covers(at, audit.get())),
                     None => false,

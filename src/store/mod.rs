@@ -11,6 +11,7 @@ mod disk;
 mod error;
 mod export;
 mod marks;
+mod owners;
 mod pages;
 pub mod records;
 mod retain;
@@ -34,8 +35,8 @@ pub use disk::{Disk, Hooks};
 pub use error::StoreError;
 pub use export::{export_dir, ExportError};
 use records::{
-    decode, encode, encode_tailed, key, BlockEntry, BlockEntryRef, BlockRecord, DecodeError, Hash, RoleEntry,
-    RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry, Witness,
+    decode, encode, encode_block_entry, encode_seat_entry, encode_tailed, key, BlockEntry, BlockEntryRef, BlockRecord,
+    DecodeError, Hash, RoleEntry, RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry, Witness,
 };
 pub use retain::RetainReport;
 pub use verify::{BadEntry, ChainReport};
@@ -84,10 +85,27 @@ pub struct Recovered {
     pub tenants: Vec<Tenant>,
     pub roles: Vec<Role>,
     pub blocks: Vec<BlockRecord>,
+    /// The license term of the seats of a block with one (by first seat).
+    pub terms: HashMap<SeatId, Timestamp>,
+    /// Every changed seat's record, its owner among them.
     pub seats: Vec<(SeatId, SeatRecord)>,
+    /// Seats a transfer took from one tenant whose arrival in the other
+    /// was not written before the process stopped: start writes it.
+    pub arriving: Vec<Arriving>,
     /// Where each tenant's audit trail ends (tenants with an empty trail: absent).
     pub heads: HashMap<TenantId, ChainHead>,
     pub thresholds: Vec<Threshold>,
+}
+
+/// A seat a transfer moved out of `from` (its record names its new owner)
+/// whose arrival entry on the new owner's trail is still to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arriving {
+    pub seat: SeatId,
+    pub from: TenantId,
+    pub to: TenantId,
+    /// Who asked for the transfer.
+    pub by: crate::domain::UserId,
 }
 
 /// How far back start-up reads each tenant's trail to rebuild per-minute stats.
@@ -195,7 +213,15 @@ impl Store {
         let role_purges: HashMap<TenantId, records::RolePurge> =
             scan_by_tenant(&db, records::ROLE_PURGE).map_err(|e| e.into_open(dir))?;
         let purged = startup::Purged(&checkpoints);
-        let blocks: Vec<BlockEntry> = scan(&db, records::BLOCK).map_err(|e| e.into_open(dir))?;
+        let (blocks, terms): (Vec<BlockEntry>, HashMap<SeatId, Timestamp>) = {
+            let read: Vec<(BlockEntry, Option<Timestamp>)> =
+                scan_with(&db, records::BLOCK, records::decode_block_entry).map_err(|e| e.into_open(dir))?;
+            let terms = read
+                .iter()
+                .filter_map(|(e, term)| Some((e.block.first_seat, (*term)?)))
+                .collect();
+            (read.into_iter().map(|(e, _)| e).collect(), terms)
+        };
         startup::check_blocks(&blocks).map_err(|e| e.into_open(dir))?;
         let roles: Vec<RoleEntry> =
             scan_with(&db, records::ROLE, records::decode_role).map_err(|e| e.into_open(dir))?;
@@ -205,9 +231,10 @@ impl Store {
         }
         // Decoding every entry's last audit too would slow every start by
         // the number of changed seats: only the seat record is read.
-        let seats = startup::scan_seats(&db, &blocks).map_err(|e| e.into_open(dir))?;
-        let (restored, seat_tails) = startup::restore_followers(&db, &seats, &blocks, &roles, &purged, &role_purges)
-            .map_err(|e| e.into_open(dir))?;
+        let (seats, arriving) = startup::scan_seats(&db, &blocks).map_err(|e| e.into_open(dir))?;
+        let (restored, seat_tails) =
+            startup::restore_followers(&db, &seats, &arriving, &blocks, &roles, &purged, &role_purges)
+                .map_err(|e| e.into_open(dir))?;
         answer_tails.extend(seat_tails);
         let answers = answers::restore(&db, answer_tails).map_err(|e| e.into_open(dir))?;
         if restored + finished_bulk + answers > 0 {
@@ -230,7 +257,9 @@ impl Store {
             tenants,
             roles: roles.into_iter().map(|e| e.role).collect(),
             blocks: blocks.into_iter().map(|e| e.block).collect(),
+            terms,
             seats,
+            arriving,
             heads,
         };
         // The other kinds not needed in memory are few: checked here, for
@@ -279,10 +308,11 @@ impl Store {
         let purged = startup::Purged(&checkpoints);
         let blocks: Vec<BlockEntry> = scan(db, records::BLOCK).map_err(|e| e.into_open(dir))?;
         let below = self.audit_ids_at_open;
+        let owners = owners::Owners::read(db).map_err(|e| e.into_open(dir))?;
         // Two key ranges, two threads (and the two cores the service runs on).
         let (audits, trail) = std::thread::scope(|s| {
             let trail = s.spawn(|| startup::check_trail(db, &blocks, below, stop));
-            let audits = startup::check_audits(db, since, below, &blocks, &purged, stop);
+            let audits = startup::check_audits(db, since, below, &blocks, &owners, &purged, stop);
             (audits, joined(trail))
         });
         let (recent, audit_ids) = audits.map_err(|e| e.into_open(dir))?;
@@ -374,6 +404,7 @@ impl Store {
     pub fn put_block(
         &self,
         block: &BlockRecord,
+        expires_at: Option<Timestamp>,
         hash: Hash,
         alert: Option<&Alert>,
         answer: Option<&Answer>,
@@ -386,7 +417,10 @@ impl Store {
         };
         self.answer_before(answer, witness)?;
         self.db
-            .insert(key(records::BLOCK, block.first_seat.get()), encode(&entry))
+            .insert(
+                key(records::BLOCK, block.first_seat.get()),
+                encode_block_entry(&entry, expires_at),
+            )
             .map_err(unavailable)?;
         for (k, v) in entry.followers() {
             self.db.insert(k, v).map_err(unavailable)?;
@@ -446,7 +480,7 @@ impl Store {
         };
         self.answer_before(answer, witness)?;
         self.db
-            .insert(key(records::SEAT, seat.get()), encode(&entry))
+            .insert(key(records::SEAT, seat.get()), encode_seat_entry(&entry))
             .map_err(unavailable)?;
         for (k, v) in entry.followers(seat) {
             self.db.insert(k, v).map_err(unavailable)?;
@@ -484,7 +518,7 @@ impl Store {
             .collect();
         // Each seat's value, encoded once: it sizes the parts and is what
         // its seat key gets.
-        let values: Vec<Vec<u8>> = entries.iter().map(|(_, entry)| encode(entry)).collect();
+        let values: Vec<Vec<u8>> = entries.iter().map(|(_, entry)| encode_seat_entry(entry)).collect();
         let mut parts: Vec<&[(SeatId, SeatEntryRef<'_>)]> = Vec::new();
         let (mut start, mut bytes) = (0, 0);
         for (i, value) in values.iter().enumerate() {
@@ -496,7 +530,10 @@ impl Store {
         }
         for (n, part) in parts.iter().enumerate() {
             self.db
-                .insert(records::bulk_part_key(tenant, n as u64), encode(part))
+                .insert(
+                    records::bulk_part_key(tenant, n as u64),
+                    records::encode_bulk_part(part),
+                )
                 .map_err(unavailable)?;
         }
         // All of the bulk or none of it: its last change witnesses the answer.
@@ -531,6 +568,21 @@ impl Store {
             return Err(StoreError::Stopped(e.into()));
         }
         Ok(self.commit.wrote())
+    }
+
+    /// The arriving side of a transfer: the seats' entries on the tenant
+    /// they moved to (`put_seat_changes`, no answer: the transfer's was
+    /// written with its commit point, the source's write, whose seat records
+    /// already name this tenant). A start finishes what a crash cut short
+    /// (`Recovered::arriving`); a write refused here would leave seats in
+    /// transit in a running service, so it stops the store instead, and
+    /// the restart finishes it.
+    pub fn put_arrivals(&self, tenant: TenantId, changes: &[SeatWrite<'_>]) -> Result<Seq, StoreError> {
+        self.put_seat_changes(tenant, changes, None).map_err(|e| {
+            tracing::error!(error = %e, %tenant, "the arriving side of a transfer failed; the store stops");
+            self.commit.fail();
+            StoreError::Stopped(anyhow::anyhow!("{e}"))
+        })
     }
 
     /// A tenant's counts at the end of `day` (written once, when the first
@@ -576,18 +628,29 @@ impl Store {
     /// its block, then the stored entries (their keys sort by audit id).
     pub fn seat_audit(&self, seat: SeatId, block: &BlockRecord) -> Result<Vec<Audit>, StoreError> {
         let offset = seat.get() - block.first_seat.get();
-        let checkpoint = marks::checkpoint(&self.db, block.tenant_id)?;
-        // Purged: at or before the checkpoint (its keys may still be there
-        // while a purge runs, or after a crash cut one short).
-        let purged = |at: Timestamp, id: u64| checkpoint.as_ref().is_some_and(|cp| cp.covers(at, id));
+        // Each entry is on its owner's trail then (see `owners`), and
+        // purged when that trail's checkpoint covers it (its keys may still
+        // be there while a purge runs, or after a crash cut one short).
+        let moves = owners::Owners::of_seat(&self.db, seat).map_err(ScanError::into_store)?;
+        let mut checkpoints: HashMap<TenantId, Option<records::Checkpoint>> = HashMap::new();
+        let mut purged = |at: Timestamp, id: u64| -> Result<bool, StoreError> {
+            let tenant = owners::owner_at(&moves, id, block.tenant_id);
+            let cp = match checkpoints.get(&tenant) {
+                Some(cp) => *cp,
+                None => *checkpoints
+                    .entry(tenant)
+                    .or_insert(marks::checkpoint(&self.db, tenant)?),
+            };
+            Ok(cp.is_some_and(|cp| cp.covers(at, id)))
+        };
         let mut out = Vec::new();
-        if !purged(block.created_at, block.first_audit.get()) {
+        if !purged(block.created_at, block.first_audit.get())? {
             out.push(block.purchase_audit(offset));
         }
         for item in self.db.scan_prefix(records::audit_prefix(seat)) {
             let (k, v) = item.map_err(unavailable)?;
             let audit: Audit = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
-            if !purged(audit.created_at, audit.id.get()) {
+            if !purged(audit.created_at, audit.id.get())? {
                 out.push(audit);
             }
         }
@@ -732,6 +795,13 @@ impl From<sled::Error> for ScanError {
 }
 
 impl ScanError {
+    fn into_store(self) -> StoreError {
+        match self {
+            ScanError::Sled(e) => unavailable(e),
+            ScanError::Decode(e) => StoreError::Internal(e.into()),
+        }
+    }
+
     fn into_open(self, dir: &Path) -> OpenError {
         match self {
             ScanError::Sled(source) => OpenError::Open {

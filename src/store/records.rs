@@ -57,6 +57,27 @@ pub const ANSWER: u8 = b'I';
 /// the same reason as bulk parts. Written before the commit point.
 pub const ANSWER_PART: u8 = b'i';
 
+/// A seat's move to another tenant (`owner_key(seat, audit)`, value the
+/// `TenantId` it went to): written after a transfer's seat entry on the
+/// source's side (`audit`: that entry's id), never removed. The seat's
+/// entries up to that id are its earlier owner's, the later ones the new
+/// owner's: how the history pass, `verify` and the answers' witnesses
+/// tell whose trail a seat's entry is on (the purchase block names only
+/// the buyer).
+pub const OWNER: u8 = b'O';
+
+pub fn owner_key(seat: SeatId, audit: AuditId) -> [u8; 17] {
+    let mut k = [OWNER; 17];
+    k[1..9].copy_from_slice(&seat.get().to_be_bytes());
+    k[9..].copy_from_slice(&audit.get().to_be_bytes());
+    k
+}
+
+/// The audit id in an `owner_key`.
+pub fn owner_key_audit(key: &[u8]) -> Option<u64> {
+    key.get(9..17).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+}
+
 /// How far answers were purged (`key(ANSWER_PURGE, 0)`: a `Timestamp`):
 /// start restores no answer from before it.
 pub const ANSWER_PURGE: u8 = b'J';
@@ -395,6 +416,220 @@ pub fn decode_role(key: &[u8], bytes: &[u8]) -> Result<RoleEntry, DecodeError> {
     Ok(entry)
 }
 
+/// Marks the extension after a seat or block entry (`SeatExt`, `BlockExt`):
+/// what follows a record's own encoding is either this extension or (in
+/// stores written by the builds that kept answers there) an answer tail,
+/// whose first bytes are a random key.
+const EXT_MARK: [u8; 4] = [0xE5, b'x', b't', 1];
+
+/// A seat entry's extension: the `SeatRecord` fields that came later.
+/// Written only when one is set, so a store without reservations or
+/// license terms is byte for byte what earlier builds wrote (and read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatExt {
+    pub reserved_until: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A purchase block's extension: the license term of its seats.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockExt {
+    pub expires_at: Option<Timestamp>,
+}
+
+/// `value`'s encoding, then `ext`'s after the mark when `ext` is not the default.
+fn encode_marked<T: Serialize, E: Serialize + Default + PartialEq>(value: &T, ext: &E) -> Vec<u8> {
+    let mut out = encode(value);
+    if *ext != E::default() {
+        out.extend_from_slice(&EXT_MARK);
+        if let Err(e) = bincode::serialize_into(&mut out, ext) {
+            unreachable!("bincode cannot encode a derived record: {e}");
+        }
+    }
+    out
+}
+
+/// `encode_marked`'s reverse: the value, its extension (default when
+/// absent) and an answer tail if one follows.
+fn decode_marked<T: DeserializeOwned, E: DeserializeOwned + Default>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<(T, E, Option<AnswerTail>), DecodeError> {
+    let corrupt = |e: bincode::Error| DecodeError::Corrupt {
+        key: show_key(key),
+        reason: e.to_string(),
+    };
+    match bytes.first() {
+        Some(&FORMAT) => {}
+        Some(&found) => {
+            return Err(DecodeError::UnknownVersion {
+                key: show_key(key),
+                found,
+            })
+        }
+        None => {
+            return Err(DecodeError::Corrupt {
+                key: show_key(key),
+                reason: "empty value".into(),
+            })
+        }
+    }
+    let mut rest = bytes.get(1..).unwrap_or_default();
+    let value: T = bincode::deserialize_from(&mut rest).map_err(corrupt)?;
+    let mut ext = E::default();
+    if let Some(after) = rest.strip_prefix(&EXT_MARK) {
+        rest = after;
+        ext = bincode::deserialize_from(&mut rest).map_err(corrupt)?;
+    }
+    if rest.is_empty() {
+        return Ok((value, ext, None));
+    }
+    Ok((value, ext, Some(bincode::deserialize(rest).map_err(corrupt)?)))
+}
+
+/// A seat entry as stored: `SeatEntryRef`'s encoding, then its record's
+/// later fields (`SeatExt`) when any is set.
+pub fn encode_seat_entry(entry: &SeatEntryRef<'_>) -> Vec<u8> {
+    let ext = SeatExt {
+        reserved_until: entry.seat.reserved_until,
+        expires_at: entry.seat.expires_at,
+    };
+    encode_marked(entry, &ext)
+}
+
+/// A seat entry with its record's later fields filled in, and the answer
+/// tail an earlier build may have left after it.
+pub fn decode_seat_entry(key: &[u8], bytes: &[u8]) -> Result<(SeatEntry, Option<AnswerTail>), DecodeError> {
+    let (mut entry, ext, tail): (SeatEntry, SeatExt, _) = decode_marked(key, bytes)?;
+    entry.seat.reserved_until = ext.reserved_until;
+    entry.seat.expires_at = ext.expires_at;
+    Ok((entry, tail))
+}
+
+/// A block entry as stored: `BlockEntryRef`'s encoding, then the term of
+/// its seats when it has one.
+pub fn encode_block_entry(entry: &BlockEntryRef<'_>, expires_at: Option<Timestamp>) -> Vec<u8> {
+    encode_marked(entry, &BlockExt { expires_at })
+}
+
+/// A block entry and the term of its seats.
+pub fn decode_block_entry(key: &[u8], bytes: &[u8]) -> Result<(BlockEntry, Option<Timestamp>), DecodeError> {
+    let (entry, ext, _): (BlockEntry, BlockExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    Ok((entry, ext.expires_at))
+}
+
+/// What a start reads of a seat's entry: its record (later fields
+/// included) and, for a seat a transfer is moving (its record names
+/// another tenant than the one whose trail holds its last change), where
+/// from and on whose request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatHead {
+    pub record: SeatRecord,
+    pub moving: Option<(TenantId, crate::domain::UserId)>,
+}
+
+/// A seat entry's fields, borrowing its texts from the stored bytes: a
+/// start reads one per changed seat, and needs none of the audit's texts
+/// (but the one who asked, for a seat in transit).
+#[derive(Serialize, Deserialize)]
+struct EntryView<'a> {
+    seat: SeatRecord,
+    #[serde(borrow)]
+    last_audit: AuditView<'a>,
+    tenant: TenantId,
+    hash: Hash,
+    alert: Option<Alert>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditView<'a> {
+    id: AuditId,
+    seat_id: SeatId,
+    previous_state: Option<crate::domain::SeatState>,
+    new_state: crate::domain::SeatState,
+    #[serde(borrow)]
+    previous_learner_id: Option<&'a str>,
+    #[serde(borrow)]
+    new_learner_id: Option<&'a str>,
+    changed_by: &'a str,
+    reason: &'a str,
+    created_at: Timestamp,
+}
+
+pub fn decode_seat_head(key: &[u8], bytes: &[u8]) -> Result<SeatHead, DecodeError> {
+    let corrupt = |e: bincode::Error| DecodeError::Corrupt {
+        key: show_key(key),
+        reason: e.to_string(),
+    };
+    let body = match bytes.split_first() {
+        Some((&FORMAT, body)) => body,
+        Some((&found, _)) => {
+            return Err(DecodeError::UnknownVersion {
+                key: show_key(key),
+                found,
+            })
+        }
+        None => {
+            return Err(DecodeError::Corrupt {
+                key: show_key(key),
+                reason: "empty value".into(),
+            })
+        }
+    };
+    let view: EntryView<'_> = bincode::deserialize(body).map_err(corrupt)?;
+    let size = bincode::serialized_size(&view).map_err(corrupt)? as usize;
+    let mut record = view.seat;
+    if let Some(ext) = body.get(size..).and_then(|rest| rest.strip_prefix(&EXT_MARK)) {
+        let ext: SeatExt = bincode::deserialize(ext).map_err(corrupt)?;
+        record.reserved_until = ext.reserved_until;
+        record.expires_at = ext.expires_at;
+    }
+    let moving = if view.tenant != record.tenant_id {
+        let by = crate::domain::UserId::parse(view.last_audit.changed_by).map_err(|e| DecodeError::Corrupt {
+            key: show_key(key),
+            reason: e.to_string(),
+        })?;
+        Some((view.tenant, by))
+    } else {
+        None
+    };
+    Ok(SeatHead { record, moving })
+}
+
+/// The later fields of a bulk part's seat records, in the part's order
+/// (empty when none is set: the part is then what earlier builds wrote).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartExt {
+    pub seats: Vec<SeatExt>,
+}
+
+/// A bulk part (`BULK_PART`): its seat entries, then their records' later
+/// fields if any is set.
+pub fn encode_bulk_part(part: &[(SeatId, SeatEntryRef<'_>)]) -> Vec<u8> {
+    let exts: Vec<SeatExt> = part
+        .iter()
+        .map(|(_, e)| SeatExt {
+            reserved_until: e.seat.reserved_until,
+            expires_at: e.seat.expires_at,
+        })
+        .collect();
+    let ext = if exts.iter().all(|e| *e == SeatExt::default()) {
+        PartExt::default()
+    } else {
+        PartExt { seats: exts }
+    };
+    encode_marked(&part, &ext)
+}
+
+pub fn decode_bulk_part(key: &[u8], bytes: &[u8]) -> Result<Vec<(SeatId, SeatEntry)>, DecodeError> {
+    let (mut entries, ext, _): (Vec<(SeatId, SeatEntry)>, PartExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    for ((_, entry), ext) in entries.iter_mut().zip(ext.seats) {
+        entry.seat.reserved_until = ext.reserved_until;
+        entry.seat.expires_at = ext.expires_at;
+    }
+    Ok(entries)
+}
+
 /// One entry of a tenant's trail (key `trail_key`). Written right after the
 /// commit-point record it points at, and restored from it on start if a
 /// crash came between (see `SeatEntry`). It holds no copy of the audit entry (that stays
@@ -472,6 +707,10 @@ impl SeatEntryRef<'_> {
         ];
         if let Some(alert) = self.alert {
             out.push((alert_key(alert.tenant_id, alert.audit_id).to_vec(), encode(alert)));
+        }
+        // A transfer's entry on the source's side: the seat's owner changes.
+        if self.seat.tenant_id != self.tenant {
+            out.push((owner_key(seat, audit.id).to_vec(), encode(&self.seat.tenant_id)));
         }
         out
     }
@@ -558,6 +797,8 @@ mod tests {
             reserved_at: None,
             assigned_at: Some(Timestamp::from_micros(5)),
             updated_at: Timestamp::from_micros(5),
+            reserved_until: None,
+            expires_at: None,
         };
         let bytes = encode(&rec);
         assert_eq!(bytes[0], FORMAT);

@@ -13,15 +13,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::records::{self, decode, encode, key, BlockEntry, BlockRecord, Checkpoint, RolePurge};
 use super::records::{decode_tailed, AnswerTail, RoleEntry, SeatEntry, SeatRecord, TrailEntry};
-use super::{corrupt, keyed, RecentChanges, ScanError};
-use crate::domain::{Audit, Id, SeatCount, SeatId, SeatState, TenantId, Timestamp, Transition};
+use super::{corrupt, Arriving, RecentChanges, ScanError};
+use crate::domain::{Audit, Id, SeatCount, SeatId, TenantId, Timestamp, Transition};
 
 /// Each tenant's seat transitions since `since`, counted per minute. Passes
 /// that run side by side each fill one; `merge` adds them up.
 #[derive(Debug)]
 pub(super) struct Recent {
     since: Timestamp,
-    minutes: HashMap<(TenantId, i64), [u64; 3]>,
+    minutes: HashMap<(TenantId, i64), [u64; Transition::COUNT]>,
 }
 
 impl Recent {
@@ -54,7 +54,7 @@ impl Recent {
         let mut out = RecentChanges::new();
         for ((tenant, minute), counts) in self.minutes {
             let at = Timestamp::minute_start(minute);
-            for kind in [Transition::Purchase, Transition::Allocate, Transition::Reclaim] {
+            for kind in Transition::ALL {
                 let n = counts[kind as usize];
                 if n > 0 {
                     out.entry(tenant).or_default().push((at, kind, n));
@@ -76,15 +76,6 @@ pub(super) struct Purged<'a>(pub &'a HashMap<TenantId, Checkpoint>);
 impl Purged<'_> {
     fn covers(&self, tenant: TenantId, at: Timestamp, id: u64) -> bool {
         self.0.get(&tenant).is_some_and(|cp| cp.covers(at, id))
-    }
-}
-
-/// An allocation or a reclaim, as its audit entry records it.
-fn kind_of(audit: &Audit) -> Transition {
-    if audit.new_state == SeatState::Free {
-        Transition::Reclaim
-    } else {
-        Transition::Allocate
     }
 }
 
@@ -113,18 +104,51 @@ pub(super) fn check_blocks(blocks: &[BlockEntry]) -> Result<(), ScanError> {
 /// halves of the seat ids on two threads: with many changed seats this is
 /// most of the time before the service answers, and nearly all of it is
 /// sled paging in nodes, which parallelizes.
-pub(super) fn scan_seats(db: &sled::Db, blocks: &[BlockEntry]) -> Result<Vec<(SeatId, SeatRecord)>, ScanError> {
+///
+/// Also returns the seats a transfer was moving when the process stopped
+/// (`Arriving`): their record names the new owner, their last change is
+/// on the old owner's trail.
+pub(super) fn scan_seats(
+    db: &sled::Db,
+    blocks: &[BlockEntry],
+) -> Result<(Vec<(SeatId, SeatRecord)>, Vec<Arriving>), ScanError> {
     let first = blocks.first().map_or(0, |b| b.block.first_seat.get());
     let end = blocks.last().map_or(0, |b| b.block.first_seat.get() + b.block.count);
     let mid = key(records::SEAT, first + (end - first) / 2);
     let (low, high) = std::thread::scope(|s| {
-        let high = s.spawn(|| keyed(db.range(mid..key(records::SEAT + 1, 0))));
-        let low = keyed(db.range(key(records::SEAT, 0)..mid));
+        let high = s.spawn(|| heads(db.range(mid..key(records::SEAT + 1, 0))));
+        let low = heads(db.range(key(records::SEAT, 0)..mid));
         (low, super::joined(high))
     });
-    let mut seats = low?;
-    seats.extend(high?);
-    Ok(seats)
+    let (mut seats, mut arriving) = low?;
+    let (more, also) = high?;
+    seats.extend(more);
+    arriving.extend(also);
+    Ok((seats, arriving))
+}
+
+type Heads = (Vec<(SeatId, SeatRecord)>, Vec<Arriving>);
+
+fn heads(items: sled::Iter) -> Result<Heads, ScanError> {
+    let mut seats = Vec::new();
+    let mut arriving = Vec::new();
+    for item in items {
+        let (k, v) = item?;
+        let seat = records::key_id(&k)
+            .and_then(SeatId::new)
+            .ok_or_else(|| corrupt(&k, "bad key"))?;
+        let head = records::decode_seat_head(&k, &v).map_err(ScanError::Decode)?;
+        if let Some((from, by)) = head.moving {
+            arriving.push(Arriving {
+                seat,
+                from,
+                to: head.record.tenant_id,
+                by,
+            });
+        }
+        seats.push((seat, head.record));
+    }
+    Ok((seats, arriving))
 }
 
 /// How many records a pass reads between looks at its stop flag.
@@ -153,6 +177,7 @@ pub(super) fn check_audits(
     since: Timestamp,
     below: u64,
     blocks: &[BlockEntry],
+    owners: &super::owners::Owners,
     purged: &Purged,
     stop: &AtomicBool,
 ) -> Result<(Recent, Vec<u64>), ScanError> {
@@ -177,8 +202,10 @@ pub(super) fn check_audits(
             None => block_of(blocks, audit.seat_id).ok_or_else(|| corrupt(&k, "names a seat of no block"))?,
         };
         last = Some(block);
-        if !purged.covers(block.tenant_id, audit.created_at, audit.id.get()) {
-            recent.add(block.tenant_id, audit.created_at, kind_of(&audit), 1);
+        // The tenant whose trail holds it: the buyer, or a transfer's.
+        let tenant = owners.at(audit.seat_id, audit.id.get(), block.tenant_id);
+        if !purged.covers(tenant, audit.created_at, audit.id.get()) {
+            recent.add(tenant, audit.created_at, Transition::of(&audit), 1);
         }
     }
     Ok((recent, ids))
@@ -268,7 +295,7 @@ pub(super) fn finish_bulk(db: &sled::Db) -> Result<(usize, Vec<AnswerTail>), Sca
             let Some(part) = db.get(part_key)? else {
                 return Err(corrupt(&bulk_key, &format!("part {n} of {parts} is missing")));
             };
-            let entries: Vec<(SeatId, SeatEntry)> = decode(&part_key, &part).map_err(ScanError::Decode)?;
+            let entries = records::decode_bulk_part(&part_key, &part).map_err(ScanError::Decode)?;
             for (seat, entry) in entries {
                 let k = key(records::SEAT, seat.get());
                 let newer = match db.get(k)? {
@@ -279,7 +306,7 @@ pub(super) fn finish_bulk(db: &sled::Db) -> Result<(usize, Vec<AnswerTail>), Sca
                     None => false,
                 };
                 if !newer {
-                    db.insert(k, encode(&entry))?;
+                    db.insert(k, records::encode_seat_entry(&entry.as_ref()))?;
                     written += 1;
                 }
             }
@@ -297,6 +324,7 @@ pub(super) fn finish_bulk(db: &sled::Db) -> Result<(usize, Vec<AnswerTail>), Sca
 pub(super) fn restore_followers(
     db: &sled::Db,
     seats: &[(SeatId, SeatRecord)],
+    arriving: &[Arriving],
     blocks: &[BlockEntry],
     roles: &[RoleEntry],
     purged: &Purged,
@@ -310,10 +338,14 @@ pub(super) fn restore_followers(
     // A seat record's `updated_at` is its last audit entry's time, and an
     // actor's clock never repeats a time: the latest change of a tenant is
     // its seat with the greatest `updated_at` (all of them, were two equal).
+    // A seat in transit: its last change is on the trail of the tenant it
+    // left, which is the one it counts for here.
+    let left: HashMap<SeatId, TenantId> = arriving.iter().map(|a| (a.seat, a.from)).collect();
     let mut latest: HashMap<TenantId, (Timestamp, Vec<SeatId>)> = HashMap::new();
     for (seat, record) in seats {
         let at = record.updated_at;
-        let slot = latest.entry(record.tenant_id).or_insert((at, Vec::new()));
+        let tenant = left.get(seat).copied().unwrap_or(record.tenant_id);
+        let slot = latest.entry(tenant).or_insert((at, Vec::new()));
         if at > slot.0 {
             *slot = (at, vec![*seat]);
         } else if at == slot.0 {
@@ -335,7 +367,7 @@ pub(super) fn restore_followers(
             continue;
         };
         // A corrupt entry stops the start, like any unreadable record.
-        let (entry, tail): (SeatEntry, _) = decode_tailed(&k, &v).map_err(ScanError::Decode)?;
+        let (entry, tail) = records::decode_seat_entry(&k, &v).map_err(ScanError::Decode)?;
         tails.extend(tail);
         let a = &entry.last_audit;
         if purged.covers(entry.tenant, a.created_at, a.id.get()) {
@@ -370,7 +402,7 @@ mod tests {
     use super::super::records::{DecodeError, SeatEntryRef};
     use super::super::{IdSpace, Store};
     use super::*;
-    use crate::domain::{LearnerId, UserId};
+    use crate::domain::{LearnerId, SeatState, UserId};
 
     fn tenant(n: u64) -> TenantId {
         TenantId::new(n).expect("a valid id")
@@ -404,7 +436,7 @@ mod tests {
             created_at: at,
             changed_by: UserId::parse("admin").expect("user"),
         };
-        store.put_block(&block, [0; 32], None, None).expect("put_block");
+        store.put_block(&block, None, [0; 32], None, None).expect("put_block");
         let seat = block.first_seat;
         let learner = LearnerId::parse("l1").expect("learner");
         let audit = Audit {
@@ -425,6 +457,8 @@ mod tests {
             reserved_at: None,
             assigned_at: Some(at),
             updated_at: at,
+            reserved_until: None,
+            expires_at: None,
         };
         store
             .put_seat_change(t, seat, &record, &audit, [0; 32])
@@ -466,6 +500,8 @@ mod tests {
                     reserved_at: None,
                     assigned_at: Some(at),
                     updated_at: at,
+                    reserved_until: None,
+                    expires_at: None,
                 })
                 .collect();
             let writes: Vec<super::super::SeatWrite<'_>> = changed
@@ -594,7 +630,7 @@ mod tests {
                 created_at: Timestamp::now(),
                 changed_by: UserId::parse("admin").expect("user"),
             };
-            store.put_block(&block, [0; 32], None, None).expect("put_block");
+            store.put_block(&block, None, [0; 32], None, None).expect("put_block");
             store.close();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

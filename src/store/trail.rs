@@ -332,7 +332,7 @@ mod tests {
                     changed_by: by,
                 };
                 store
-                    .put_block(&block, [0; 32], None, None)
+                    .put_block(&block, None, [0; 32], None, None)
                     .unwrap_or_else(|e| panic!("{e}"));
                 for i in 0..count {
                     all.push((tenant, block.purchase_audit(i)));
@@ -361,6 +361,8 @@ mod tests {
                     reserved_at: None,
                     assigned_at: Some(at),
                     updated_at: at,
+                    reserved_until: None,
+                    expires_at: None,
                 };
                 store
                     .put_seat_change(tenant, s, &record, &entry, [0; 32])

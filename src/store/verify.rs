@@ -23,6 +23,7 @@ use crate::domain::{Id, SeatId, SeatState, TenantId, Timestamp};
 
 use crate::domain::Audit;
 
+use super::owners::Owners;
 use super::records::{
     self, decode, encode, key, show_key, BlockEntry, BlockRecord, Checkpoint, Hash, SeatEntry, SeatRecord, TrailEntry,
 };
@@ -81,15 +82,16 @@ pub fn walk(db: &sled::Db, tenant: TenantId, head: Option<Hash>) -> Result<Chain
     };
     // Read after the walk: a purchase made since is newer than the chain walked.
     let blocks = tenant_blocks(db, tenant)?;
+    let owners = Owners::read_lenient(db)?;
     let live = if head.is_some() { Live::Yes } else { Live::No };
-    check_records(db, tenant, &chain, &blocks, live)
+    check_records(db, tenant, &chain, &blocks, &owners, live)
 }
 
 /// `walk` over a store no service holds, with the tenant's purchase blocks
 /// read beforehand (`blocks_by_tenant`, once for every tenant).
 pub fn walk_stopped(db: &sled::Db, tenant: TenantId, blocks: &[BlockRecord]) -> Result<ChainReport, sled::Error> {
     match walk_chain(db, tenant, None)? {
-        Ok(chain) => check_records(db, tenant, &chain, blocks, Live::No),
+        Ok(chain) => check_records(db, tenant, &chain, blocks, &Owners::read_lenient(db)?, Live::No),
         Err(report) => Ok(report),
     }
 }
@@ -341,16 +343,30 @@ fn purchase_link(prev: &Hash, tenant: TenantId, block: &BlockRecord) -> Hash {
 }
 
 /// The seat record a change leaves: what `SeatPool::record` writes after
-/// the change that `audit` records (a held seat's time is its change's).
-fn left_by(audit: &Audit, tenant: TenantId) -> SeatRecord {
+/// the change that `audit` records (a held seat's time is its change's,
+/// unless the change kept the state, a move or a renewal: then the time
+/// it was taken stays, as `stored` shows it).
+fn left_by(audit: &Audit, tenant: TenantId, stored: &SeatRecord) -> SeatRecord {
     let at = audit.created_at;
+    let kept = audit.previous_state == Some(audit.new_state);
+    let held = |state| (audit.new_state == state).then_some(at);
     SeatRecord {
         tenant_id: tenant,
         state: audit.new_state,
         learner_id: audit.new_learner_id.clone(),
-        reserved_at: (audit.new_state == SeatState::Reserved).then_some(at),
-        assigned_at: (audit.new_state == SeatState::Assigned).then_some(at),
+        reserved_at: if kept {
+            stored.reserved_at
+        } else {
+            held(SeatState::Reserved)
+        },
+        assigned_at: if kept {
+            stored.assigned_at
+        } else {
+            held(SeatState::Assigned)
+        },
         updated_at: at,
+        reserved_until: None,
+        expires_at: None,
     }
 }
 
@@ -378,12 +394,14 @@ fn check_records(
     tenant: TenantId,
     chain: &Chain,
     blocks: &[BlockRecord],
+    owners: &Owners,
     live: Live,
 ) -> Result<ChainReport, sled::Error> {
     let mut checker = Checker {
         db,
         tenant,
         chain,
+        owners,
         live,
         newer_seen: false,
         seats_checked: 0,
@@ -396,6 +414,8 @@ struct Checker<'a> {
     db: &'a sled::Db,
     tenant: TenantId,
     chain: &'a Chain,
+    /// Seats transfers moved: which of a seat's entries are this tenant's.
+    owners: &'a Owners,
     live: Live,
     /// Whether the change newer than the chain that a stopped store may
     /// hold was met (there is at most one: see `Live::No`).
@@ -405,16 +425,32 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn run(&mut self, blocks: &[BlockRecord]) -> Result<Option<BadEntry>, sled::Error> {
-        // Entries on the chain whose seat lies in one of the tenant's blocks.
+        let bought = |seat: u64| {
+            let after = blocks.partition_point(|b| b.first_seat.get() <= seat);
+            after
+                .checked_sub(1)
+                .is_some_and(|i| seat - blocks[i].first_seat.get() < blocks[i].count)
+        };
+        // The seats to check: those of the tenant's blocks (whether it
+        // still holds them or not), then those transfers brought it.
+        let received: Vec<u64> = self
+            .owners
+            .received(self.tenant)
+            .into_iter()
+            .map(|s| s.get())
+            .filter(|s| !bought(*s))
+            .collect();
+        let ranges = blocks
+            .iter()
+            .map(|b| (Some(b), b.first_seat.get(), b.first_seat.get().saturating_add(b.count)))
+            .chain(received.iter().map(|&s| (None, s, s + 1)));
+        // Entries on the chain whose seat is one of those.
         let mut placed = 0;
-        for block in blocks {
-            if let Some(bad) = self.block(block)? {
+        for (block, lo, hi) in ranges {
+            if let Some(bad) = block.map(|b| self.block(b)).transpose()?.flatten() {
                 return Ok(Some(bad));
             }
-            let (lo, hi) = (
-                block.first_seat.get(),
-                block.first_seat.get().saturating_add(block.count),
-            );
+            let is_bought = block.is_some();
             let stored = &self.chain.stored;
             let walked = &stored[stored.partition_point(|e| e.0 < lo)..stored.partition_point(|e| e.0 < hi)];
             placed += walked.len();
@@ -454,20 +490,15 @@ impl Checker<'_> {
                 while walked.get(w).is_some_and(|e| e.0 == seat.get()) {
                     w += 1;
                 }
-                if let Some(bad) = self.seat(&keys, &walked[from..w])? {
+                if let Some(bad) = self.seat(&keys, &walked[from..w], is_bought)? {
                     return Ok(Some(bad));
                 }
             }
         }
         if placed < self.chain.stored.len() {
-            // A seat is its tenant's for good (blocks stay): an entry for
-            // another tenant's seat, or a seat never bought, is not this chain's.
-            let theirs = |seat: u64| {
-                let after = blocks.partition_point(|b| b.first_seat.get() <= seat);
-                after
-                    .checked_sub(1)
-                    .is_some_and(|i| seat - blocks[i].first_seat.get() < blocks[i].count)
-            };
+            // An entry for a seat the tenant neither bought nor received
+            // is not this chain's.
+            let theirs = |seat: u64| bought(seat) || received.binary_search(&seat).is_ok();
             if let Some(&(seat, id, at)) = self.chain.stored.iter().find(|e| !theirs(e.0)) {
                 let seat = SeatId::new(seat);
                 let ak = seat
@@ -521,8 +552,23 @@ impl Checker<'_> {
     /// One seat: its record is what its last entry on the chain left, and
     /// each of its audit records is on the chain. `walked`: its entries on
     /// the chain, in id order.
-    fn seat(&mut self, keys: &SeatKeys, walked: &[(u64, u64, Timestamp)]) -> Result<Option<BadEntry>, sled::Error> {
+    fn seat(
+        &mut self,
+        keys: &SeatKeys,
+        walked: &[(u64, u64, Timestamp)],
+        bought: bool,
+    ) -> Result<Option<BadEntry>, sled::Error> {
         let seat = keys.seat;
+        let (owners, tenant) = (self.owners, self.tenant);
+        let moves = owners.moves(seat);
+        // Whether the seat's entry `id` is on this tenant's trail.
+        let ours = |id: u64| {
+            moves
+                .iter()
+                .take_while(|m| m.out < id)
+                .last()
+                .map_or(bought, |m| m.to == tenant)
+        };
         let last = walked.iter().map(|&(_, id, at)| (at, id)).max();
         let on_chain = |id: u64| walked.binary_search_by_key(&id, |e| e.1).is_ok();
         // The change newer than the chain this seat's record carries, when
@@ -535,6 +581,7 @@ impl Checker<'_> {
             None => {
                 if let Some((at, id)) = last {
                     let sk = key(records::SEAT, seat.get());
+                    // (A seat record is written with every change, moves included.)
                     return Ok(Some(BadEntry::new(
                         id,
                         Some(seat),
@@ -561,13 +608,27 @@ impl Checker<'_> {
                 let a = &entry.last_audit;
                 let (at, id) = (a.created_at, a.id.get());
                 let bad = |reason: String| Ok(Some(BadEntry::new(id, Some(seat), Some(at), k, reason)));
-                if entry.tenant != self.tenant || entry.seat.tenant_id != self.tenant || a.seat_id != seat {
+                if entry.tenant != self.tenant && ours(id) {
                     return bad(format!(
-                        "the seat record is not this seat's: it names tenant {} (and {}) and its last audit entry is seat {}'s, but seat {seat} was bought by tenant {}",
-                        entry.seat.tenant_id, entry.tenant, a.seat_id, self.tenant
+                        "the seat record is not this seat's: it names tenant {} (and {}) as its last change's, but that change is tenant {}'s",
+                        entry.seat.tenant_id, entry.tenant, self.tenant
                     ));
                 }
-                let left = left_by(a, self.tenant);
+                if entry.tenant != self.tenant {
+                    // The seat's last change is another tenant's (it moved
+                    // on): its record is checked with that tenant's chain.
+                    return self.audits_of(keys, &on_chain, &ours, None);
+                }
+                // Its owner after the change: this tenant, or the one a
+                // move (this change) took it to.
+                let owner = moves.iter().find(|m| m.out == id).map_or(self.tenant, |m| m.to);
+                if entry.seat.tenant_id != owner || a.seat_id != seat {
+                    return bad(format!(
+                        "the seat record is not this seat's: it names tenant {} (and {}) and its last audit entry is seat {}'s, but seat {seat} is tenant {}'s",
+                        entry.seat.tenant_id, entry.tenant, a.seat_id, owner
+                    ));
+                }
+                let left = left_by(a, owner, &entry.seat);
                 if entry.seat != left {
                     return bad(format!(
                         "the seat record shows {} but its last audit entry {id} left the seat {}",
@@ -620,8 +681,25 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Some(bad) = self.audits_of(keys, &on_chain, &ours, newer)? {
+            return Ok(Some(bad));
+        }
+        self.seats_checked += u64::from(checked);
+        Ok(None)
+    }
+
+    /// Each of a seat's audit records that is this tenant's is on its chain
+    /// (or purged, or the newer change allowed, or in flight).
+    fn audits_of(
+        &self,
+        keys: &SeatKeys,
+        on_chain: &dyn Fn(u64) -> bool,
+        ours: &dyn Fn(u64) -> bool,
+        newer: Option<&Audit>,
+    ) -> Result<Option<BadEntry>, sled::Error> {
+        let seat = keys.seat;
         for (k, v, id) in &keys.audits {
-            if on_chain(*id) {
+            if on_chain(*id) || !ours(*id) {
                 continue;
             }
             // The newer change's own record, written before its trail key.
@@ -656,7 +734,6 @@ impl Checker<'_> {
                 "this audit record is not on the tenant's chain (no trail entry links it), yet the seat's history shows it".into(),
             )));
         }
-        self.seats_checked += u64::from(checked);
         Ok(None)
     }
 
@@ -721,7 +798,7 @@ mod tests {
             };
             self.head = purchase_link(&self.head, self.id, &block);
             store
-                .put_block(&block, self.head, None, None)
+                .put_block(&block, None, self.head, None, None)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
 
@@ -740,7 +817,21 @@ mod tests {
                 reason: "r".into(),
                 created_at: Timestamp::from_micros(at),
             };
-            let record = left_by(&audit, self.id);
+            let nothing = left_by(
+                &audit,
+                self.id,
+                &SeatRecord {
+                    tenant_id: self.id,
+                    state: SeatState::Free,
+                    learner_id: None,
+                    reserved_at: None,
+                    assigned_at: None,
+                    updated_at: Timestamp::from_micros(at),
+                    reserved_until: None,
+                    expires_at: None,
+                },
+            );
+            let record = nothing;
             self.head = records::chain(&self.head, self.id, &audit);
             if whole {
                 store
@@ -882,7 +973,7 @@ mod tests {
             changed_by: UserId::parse("u").unwrap_or_else(|_| unreachable!()),
         };
         store
-            .put_block(&forged, [0; 32], None, None)
+            .put_block(&forged, None, [0; 32], None, None)
             .unwrap_or_else(|e| panic!("{e}"));
         store
             .db

@@ -4,7 +4,10 @@
 
 use actix::{Context, Handler};
 
-use crate::domain::{chain, Audit, AuditId, LearnerId, Reason, Seat, SeatId, Timestamp, Transition, UserId};
+use crate::domain::{
+    chain, Audit, AuditId, Counts, LearnerId, Reason, Seat, SeatId, SeatRecord, SeatState, Timestamp, Transition,
+    UserId,
+};
 use crate::store::{IdSpace, SeatWrite};
 
 use super::super::answers::{answer, Keyed};
@@ -28,58 +31,95 @@ impl TenantActor {
     ) -> Result<Vec<RowOutcome>, Error> {
         let seats = changes.iter().filter_map(|c| self.pool.view_after(c)).collect();
         let outcomes = Planned::resolve(rows, seats);
-        let Some(last) = changes.len().checked_sub(1) else {
+        if changes.is_empty() {
             return self.keep(keyed, outcomes);
-        };
+        }
         let answer = answer(keyed, &outcomes);
-        let first_audit: AuditId = self.id(IdSpace::Audit, changes.len() as u64)?;
+        let after = changes
+            .iter()
+            .fold(self.pool.counts(), |c, ch| c.moved(ch.before.state(), ch.after.state()));
+        let records: Vec<SeatRecord> = changes.iter().map(|c| self.pool.record(c)).collect();
+        let drafts = changes.iter().zip(records).map(|(c, record)| Draft {
+            seat: c.seat,
+            previous: (c.before.state(), c.before.learner.clone()),
+            record,
+            reason: reason.to_owned(),
+        });
+        self.write_many(kind, drafts.collect(), by, at, after, answer)?;
+        self.apply_all(kind, changes);
+        Ok(outcomes)
+    }
+
+    /// Writes seat changes (all dated `at`) as one change of the store, one
+    /// audit entry each (the tenant's chain, an alert if `after` crosses
+    /// the threshold, the per-minute stats), with `answer` if one is kept.
+    /// Applying them to the pool is the caller's, once this returns.
+    pub(super) fn write_many(
+        &mut self,
+        kind: Transition,
+        drafts: Vec<Draft>,
+        by: &UserId,
+        at: Timestamp,
+        after: Counts,
+        answer: Option<crate::domain::Answer>,
+    ) -> Result<(), Error> {
+        let Some(last) = drafts.len().checked_sub(1) else {
+            return Ok(());
+        };
+        let first_audit: AuditId = self.id(IdSpace::Audit, drafts.len() as u64)?;
         self.roll_day(at)?;
         let before = self.pool.counts();
-        let mut after = before;
         let mut head = self.head;
-        let mut written = Vec::with_capacity(changes.len());
-        for (i, change) in changes.iter().enumerate() {
+        let mut written = Vec::with_capacity(drafts.len());
+        for (i, d) in drafts.iter().enumerate() {
             let audit = Audit {
                 id: first_audit.offset(i as u64),
-                seat_id: change.seat,
-                previous_state: Some(change.before.state()),
-                new_state: change.after.state(),
-                previous_learner_id: change.before.learner.clone(),
-                new_learner_id: change.after.learner.clone(),
+                seat_id: d.seat,
+                previous_state: Some(d.previous.0),
+                new_state: d.record.state,
+                previous_learner_id: d.previous.1.clone(),
+                new_learner_id: d.record.learner_id.clone(),
                 changed_by: by.clone(),
-                reason: reason.to_owned(),
+                reason: d.reason.clone(),
                 created_at: at,
             };
             head = chain(&head, self.tenant, &audit);
-            after = after.moved(change.before.state(), change.after.state());
-            written.push((self.pool.record(&change.after), audit, head));
+            written.push((audit, head));
         }
         // One crossing at most: a bulk change moves utilization one way.
         let alert = self.alert(before, after, first_audit.offset(last as u64), at);
-        let writes: Vec<SeatWrite<'_>> = changes
+        let writes: Vec<SeatWrite<'_>> = drafts
             .iter()
             .zip(&written)
             .enumerate()
-            .map(|(i, (change, (record, audit, hash)))| SeatWrite {
-                seat: change.seat,
-                record,
+            .map(|(i, (d, (audit, hash)))| SeatWrite {
+                seat: d.seat,
+                record: &d.record,
                 audit,
                 hash: *hash,
                 alert: alert.as_ref().filter(|_| i == last),
             })
             .collect();
-        self.last_write = self.store.put_seat_changes(self.tenant, &writes, answer.as_ref())?;
+        self.last_write = match kind {
+            // A transfer's arrival: its commit point was the source's write.
+            Transition::TransferIn => self.store.put_arrivals(self.tenant, &writes)?,
+            _ => self.store.put_seat_changes(self.tenant, &writes, answer.as_ref())?,
+        };
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(at));
-        self.stats.record(kind, at, changes.len() as u64);
-        for change in changes {
-            self.metrics.moved(kind, change.before.state(), change.after.state());
-            self.pool.apply(change);
-        }
-        self.publish();
-        Ok(outcomes)
+        self.stats.record(kind, at, drafts.len() as u64);
+        Ok(())
     }
+}
+
+/// One seat change to write: the seat, what it was (state and learner), the
+/// record it leaves and the reason its audit entry gives.
+pub(super) struct Draft {
+    pub seat: SeatId,
+    pub previous: (SeatState, Option<LearnerId>),
+    pub record: SeatRecord,
+    pub reason: String,
 }
 
 /// What a bulk change did with one input.
@@ -109,14 +149,17 @@ impl Handler<AssignMany> for TenantActor {
         let at = self.now();
         let mut rows = Vec::with_capacity(msg.learners.len());
         let mut changes = Vec::new();
-        let mut free = self.pool.free_seats();
+        let mut free = self.pool.free_seats(at);
         for learner in msg.learners {
-            if let Some(held) = self.pool.seat_of(&learner) {
+            let held = self.pool.seat_of(&learner);
+            if let Some(held) = held.clone().filter(|s| s.state == SeatState::Assigned) {
                 rows.push(Planned::Done(RowOutcome::Unchanged(held)));
                 continue;
             }
-            let planned = free
-                .next()
+            // The seat reserved for them, else the next free one.
+            let planned = held
+                .map(|s| s.id)
+                .or_else(|| free.next())
                 .ok_or(Error::NoFreeSeat)
                 .and_then(|seat| self.pool.allocate(seat, learner, at));
             rows.push(match planned {
@@ -171,14 +214,14 @@ impl Handler<ReclaimMany> for TenantActor {
 }
 
 /// A bulk input before the write: decided already, or one of the changes.
-enum Planned {
+pub(super) enum Planned {
     Done(RowOutcome),
     Change,
 }
 
 impl Planned {
     /// Each planned change gets its seat as written, in order.
-    fn resolve(rows: Vec<Planned>, seats: Vec<Seat>) -> Vec<RowOutcome> {
+    pub(super) fn resolve(rows: Vec<Planned>, seats: Vec<Seat>) -> Vec<RowOutcome> {
         let mut seats = seats.into_iter();
         rows.into_iter()
             .map(|row| match row {

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use actix::dev::{MessageResponse, OneshotSender};
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, SpawnHandle};
 
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::domain::{
     chain, Alert, Audit, AuditId, BlockRecord, Counts, Hash, Id, LearnerId, Percent, Reason, Seat, SeatCount, SeatId,
-    TenantId, Threshold, Timestamp, Transition, UserId,
+    SeatState, TenantId, Threshold, Timestamp, Transition, UserId,
 };
 use crate::metrics::Metrics;
 use crate::store::{ChainHead, IdSpace, SeatWrite, Seq, Store};
@@ -26,8 +26,13 @@ use super::published::PublishedCounts;
 use super::router::SeatRouter;
 use super::stats::{day_of, MinuteCounts, MinuteStats};
 pub use bulk::{RowOutcome, Target};
+pub use terms::Renewal;
+pub use transfer::{MoveRow, Moving, Selection};
 
 mod bulk;
+mod expiry;
+mod terms;
+mod transfer;
 
 impl<A: Actor, M: Message<Result = Durable<T>>, T: 'static> MessageResponse<A, M> for Durable<T> {
     fn handle(self, _: &mut A::Context, tx: Option<OneshotSender<Durable<T>>>) {
@@ -72,6 +77,10 @@ pub struct TenantActor {
     /// comes on a later day, the counts as they were are stored as that
     /// day's snapshot first (utilization history).
     day: Option<i64>,
+    /// The one timer of this actor: set for the earliest reservation
+    /// deadline (`expiry`), with the deadline it was set for. No task per
+    /// seat: the deadlines are the pool's, in order.
+    timer: Option<(Timestamp, SpawnHandle)>,
 }
 
 impl TenantActor {
@@ -99,11 +108,28 @@ impl TenantActor {
             stats,
             threshold,
             day,
+            timer: None,
         }
     }
 
     fn publish(&self) {
-        self.published.set(self.pool.counts(), self.last_write);
+        self.published.set(self.pool.counts(), self.last_write, &[], &[]);
+    }
+
+    /// Applies changes the store has accepted: pool, metrics and the
+    /// published counters and deadlines.
+    fn apply_all(&mut self, kind: Transition, changes: Vec<SeatChange>) {
+        let mut ended = Vec::new();
+        let mut began = Vec::new();
+        for change in changes {
+            ended.extend(self.pool.deadline_of(change.seat));
+            if change.after.state() == SeatState::Reserved {
+                began.extend(change.until);
+            }
+            self.metrics.moved(kind, change.before.state(), change.after.state());
+            self.pool.apply(change);
+        }
+        self.published.set(self.pool.counts(), self.last_write, &ended, &began);
     }
 
     /// The wall clock, never earlier than a time already handed out.
@@ -118,9 +144,18 @@ impl TenantActor {
         Durable::after(self.last_write, value)
     }
 
-    fn purchase(&mut self, count: SeatCount, by: UserId, keyed: Option<Keyed<Vec<Seat>>>) -> Result<Vec<Seat>, Error> {
+    fn purchase(
+        &mut self,
+        count: SeatCount,
+        expires_at: Option<Timestamp>,
+        by: UserId,
+        keyed: Option<Keyed<Vec<Seat>>>,
+    ) -> Result<Vec<Seat>, Error> {
         let n = count.get();
         self.pool.room_for(n)?;
+        if expires_at.is_some_and(|end| end <= Timestamp::now()) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
         let first_seat = self.id::<SeatId>(IdSpace::Seat, n)?;
         let first_audit = self.id::<AuditId>(IdSpace::Audit, n)?;
         let block = BlockRecord {
@@ -140,16 +175,21 @@ impl TenantActor {
                 ..Counts::default()
             };
         let alert = self.alert(before, after, first_audit, block.created_at);
-        let answer = keyed.map(|k| k.answer(&self.pool.new_block_seats(&block)));
-        self.last_write = self.store.put_block(&block, head, alert.as_ref(), answer.as_ref())?;
+        let answer = keyed.map(|k| k.answer(&self.pool.new_block_seats(&block, expires_at)));
+        self.last_write = self
+            .store
+            .put_block(&block, expires_at, head, alert.as_ref(), answer.as_ref())?;
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(block.created_at));
         self.metrics.purchased(n);
         self.stats.record(Transition::Purchase, block.created_at, n);
         self.router.insert(first_seat, n, self.tenant);
-        self.pool.add_block(block);
+        self.pool.add_block(block, expires_at);
         self.publish();
+        if expires_at.is_some() {
+            self.published.set_terms(self.pool.terms());
+        }
         Ok(self.pool.block_seats(first_seat))
     }
 
@@ -178,7 +218,7 @@ impl TenantActor {
             reason,
             created_at: change.after.updated_at,
         };
-        let record = self.pool.record(&change.after);
+        let record = self.pool.record(&change);
         self.roll_day(audit.created_at)?;
         let head = chain(&self.head, self.tenant, &audit);
         let before = self.pool.counts();
@@ -196,10 +236,8 @@ impl TenantActor {
         self.head = head;
         self.raised(alert);
         self.day = Some(day_of(audit.created_at));
-        self.metrics.moved(kind, change.before.state(), change.after.state());
         self.stats.record(kind, audit.created_at, 1);
-        self.pool.apply(change);
-        self.publish();
+        self.apply_all(kind, vec![change]);
         Ok(seat)
     }
 
@@ -259,6 +297,38 @@ impl TenantActor {
 
 impl Actor for TenantActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.arm(ctx);
+    }
+}
+
+impl TenantActor {
+    /// Before the actor starts, on start-up: the arrival of seats a
+    /// transfer was moving here when the process stopped (`arriving`:
+    /// seat, source, who asked), and the end of the reservations whose
+    /// deadline passed while it was down, each written now. A write the
+    /// store refuses is logged: the seats stay as they are (in the pool the
+    /// records named), and the next start tries again.
+    pub fn resume(&mut self, arriving: Vec<(SeatId, TenantId, UserId)>) {
+        if !arriving.is_empty() {
+            let n = arriving.len();
+            match self.arrived(arriving) {
+                Ok(()) => tracing::warn!(tenant = %self.tenant, seats = n, "finished a transfer a crash cut short"),
+                Err(e) => tracing::error!(tenant = %self.tenant, error = %e, "could not finish a transfer cut short"),
+            }
+        }
+        if self.pool.next_deadline().is_some_and(|d| d <= Timestamp::now()) {
+            match self.expire(true) {
+                Ok(n) => {
+                    tracing::info!(tenant = %self.tenant, seats = n, "ended reservations whose deadline passed while stopped")
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %self.tenant, error = %e, "could not end reservations past their deadline")
+                }
+            }
+        }
+    }
 }
 
 /// A message and the mailbox slot it occupies until the actor has handled
@@ -286,7 +356,11 @@ macro_rules! message {
             type Result = Durable<$out>;
             fn handle(&mut self, slotted: Slotted<$name>, ctx: &mut Context<Self>) -> Self::Result {
                 let Slotted { msg, slot } = slotted;
+                // Reservations past their deadline end before anything
+                // reads or changes the pool, timer or not.
+                self.expire_due();
                 let reply = <Self as Handler<$name>>::handle(self, msg, ctx);
+                self.arm(ctx);
                 drop(slot);
                 reply
             }
@@ -294,7 +368,12 @@ macro_rules! message {
     };
 }
 
-message!(Purchase { count: SeatCount, by: UserId, keyed: Option<Keyed<Vec<Seat>>> } -> Vec<Seat>);
+message!(Purchase { count: SeatCount, expires_at: Option<Timestamp>, by: UserId, keyed: Option<Keyed<Vec<Seat>>> } -> Vec<Seat>);
+message!(Reserve { seat: Option<SeatId>, learner: Option<LearnerId>, ttl: crate::domain::Ttl, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
+message!(Release { seat: SeatId, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
+message!(Renew { renewal: Renewal, by: UserId, keyed: Option<Keyed<Vec<(SeatId, RowOutcome)>>> } -> Vec<(SeatId, RowOutcome)>);
+message!(TransferOut { to: TenantId, selection: Selection, by: UserId, keyed: Option<Keyed<Moving>> } -> Moving);
+message!(TransferIn { from: TenantId, moved: Vec<super::pool::Moved>, by: UserId } -> ());
 message!(Allocate { seat: SeatId, learner: LearnerId, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
 message!(Reclaim { seat: SeatId, reason: Reason, by: UserId, keyed: Option<Keyed<Seat>> } -> Seat);
 message!(Assign { learner: LearnerId, by: UserId, keyed: Option<Keyed<(Seat, bool)>> } -> (Seat, bool));
@@ -312,7 +391,7 @@ message!(ListSeats { after: Option<SeatId>, filter: SeatFilter, limit: usize } -
 impl Handler<Purchase> for TenantActor {
     type Result = Durable<Vec<Seat>>;
     fn handle(&mut self, msg: Purchase, _: &mut Context<Self>) -> Self::Result {
-        let value = self.purchase(msg.count, msg.by, msg.keyed);
+        let value = self.purchase(msg.count, msg.expires_at, msg.by, msg.keyed);
         self.reply(value)
     }
 }
@@ -330,20 +409,23 @@ impl Handler<Allocate> for TenantActor {
 }
 
 /// The learner's seat if they hold one (`false`: nothing written), else
-/// the lowest free seat, assigned to them (`true`): the choice and the write
-/// are one step of this actor, so concurrent assigns never share a seat.
+/// the seat reserved for them or the lowest free seat, assigned to them
+/// (`true`): the choice and the write are one step of this actor, so
+/// concurrent assigns never share a seat.
 impl Handler<Assign> for TenantActor {
     type Result = Durable<(Seat, bool)>;
     fn handle(&mut self, msg: Assign, _: &mut Context<Self>) -> Self::Result {
-        if let Some(held) = self.pool.seat_of(&msg.learner) {
+        let held = self.pool.seat_of(&msg.learner);
+        if let Some(held) = held.clone().filter(|s| s.state == SeatState::Assigned) {
             let kept = self.keep(msg.keyed, (held, false));
             return self.reply(kept);
         }
         let now = self.now();
         let keyed = msg.keyed.map(|k| k.from(|seat: &Seat| (seat.clone(), true)));
-        let value = self
-            .pool
-            .first_free()
+        // The learner's own reservation first, else the lowest free seat.
+        let value = held
+            .map(|s| s.id)
+            .or_else(|| self.pool.first_free(now))
             .ok_or(Error::NoFreeSeat)
             .and_then(|seat| self.pool.allocate(seat, msg.learner, now))
             .and_then(|change| {

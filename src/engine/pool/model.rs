@@ -92,7 +92,7 @@ fn agree(pool: &SeatPool, model: &Model) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(pool.counts(), counts);
     let lowest_free = model.seats.iter().find(|(_, h)| h.is_none()).map(|(&s, _)| s);
-    prop_assert_eq!(pool.first_free().map(|s| s.get()), lowest_free);
+    prop_assert_eq!(pool.first_free(Timestamp::from_micros(0)).map(|s| s.get()), lowest_free);
     for (&seat, holder) in &model.seats {
         if let Some(l) = holder {
             let learner = LearnerId::parse(l).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -130,7 +130,7 @@ proptest! {
                         changed_by: UserId::parse("admin").map_err(|e| TestCaseError::fail(e.to_string()))?,
                     };
                     disk.blocks.push(block.clone());
-                    pool.add_block(block);
+                    pool.add_block(block, None);
                     for s in first..first + count {
                         model.seats.insert(s, None);
                     }
@@ -145,7 +145,7 @@ proptest! {
                         (Some(None), Err(Error::LearnerHasSeat)) => prop_assert!(model.holds(&name(learner))),
                         (Some(None), Ok(change)) => {
                             prop_assert!(!model.holds(&name(learner)), "learner {} got a second seat", learner);
-                            disk.seats.insert(seat, pool.record(&change.after));
+                            disk.seats.insert(seat, pool.record(&change));
                             pool.apply(change);
                             model.seats.insert(seat, Some(name(learner)));
                         }
@@ -159,7 +159,7 @@ proptest! {
                         (None, Err(Error::NotFound(Missing::Seat))) => {}
                         (Some(None), Err(Error::SeatAlreadyFree)) => {}
                         (Some(Some(_)), Ok(change)) => {
-                            disk.seats.insert(seat, pool.record(&change.after));
+                            disk.seats.insert(seat, pool.record(&change));
                             pool.apply(change);
                             model.seats.insert(seat, None);
                         }
@@ -176,7 +176,7 @@ proptest! {
                 Op::Restart => {
                     let mut fresh = SeatPool::new(tenant);
                     for block in &disk.blocks {
-                        fresh.add_block(block.clone());
+                        fresh.add_block(block.clone(), None);
                     }
                     for (&seat, record) in &disk.seats {
                         fresh.restore(id(seat), record.clone());

@@ -4,9 +4,9 @@
 //! over the blocks, a state's seats come from its ordered bit set
 //! (`Bits::next_from`), and an unfiltered page walks the slots from there.
 
-use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState};
+use crate::domain::{Id, LearnerId, Seat, SeatId, SeatState, Timestamp};
 
-use super::{state_index, view, SeatPool};
+use super::{state_index, SeatPool};
 
 /// Which seats a page holds (every seat when nothing is set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +14,15 @@ pub struct SeatFilter {
     pub state: Option<SeatState>,
     /// The one seat (at most) this learner holds here.
     pub learner: Option<LearnerId>,
+    /// Seats whose license term ends before this time.
+    pub expiring_before: Option<Timestamp>,
+}
+
+impl SeatFilter {
+    fn term_matches(&self, expires_at: Option<Timestamp>) -> bool {
+        self.expiring_before
+            .is_none_or(|before| expires_at.is_some_and(|end| end < before))
+    }
 }
 
 /// Up to `limit` seats in id order, and whether more of them follow.
@@ -30,9 +39,11 @@ impl SeatPool {
     /// district's listing continues after a school's seat).
     pub fn page(&self, after: Option<SeatId>, filter: &SeatFilter, limit: usize) -> SeatRun {
         if let Some(learner) = &filter.learner {
-            let seat = self
-                .seat_of(learner)
-                .filter(|s| after.is_none_or(|a| s.id > a) && filter.state.is_none_or(|st| s.state == st));
+            let seat = self.seat_of(learner).filter(|s| {
+                after.is_none_or(|a| s.id > a)
+                    && filter.state.is_none_or(|st| s.state == st)
+                    && filter.term_matches(s.expires_at)
+            });
             let more = seat.is_some() && limit == 0;
             return SeatRun {
                 seats: seat.into_iter().take(limit).collect(),
@@ -44,6 +55,25 @@ impl SeatPool {
         // the current block moves it on by binary search over the rest.
         let mut block = self.block_from(0, from);
         let mut seats = Vec::with_capacity(limit.min(self.counts.total() as usize));
+        if filter.expiring_before.is_some() {
+            // Runs of one term each: those that match, walked seat by seat.
+            for (k, b) in self.blocks.iter().enumerate().skip(block) {
+                if !filter.term_matches(b.expires_at) {
+                    continue;
+                }
+                let skip = from.saturating_sub(b.base) as usize;
+                for (i, slot) in b.slots.iter().enumerate().skip(skip) {
+                    if filter.state.is_some_and(|st| slot.state() != st) {
+                        continue;
+                    }
+                    if seats.len() == limit {
+                        return SeatRun { seats, more: true };
+                    }
+                    seats.push(self.view(k, i));
+                }
+            }
+            return SeatRun { seats, more: false };
+        }
         match filter.state {
             Some(state) => {
                 let bits = &self.by_state[state_index(state)];
@@ -55,25 +85,21 @@ impl SeatPool {
                     block = self.block_from(block, p);
                     let Some(b) = self.blocks.get(block) else { break };
                     let index = (p - b.base) as usize;
-                    let Some(slot) = b.slots.get(index) else { break };
-                    seats.push(view(
-                        self.tenant,
-                        b.record.first_seat.offset(index as u64),
-                        &b.record,
-                        slot,
-                    ));
+                    if index >= b.slots.len() {
+                        break;
+                    }
+                    seats.push(self.view(block, index));
                     next = p + 1;
                 }
             }
             None => {
-                for b in self.blocks.get(block..).unwrap_or_default() {
+                for (k, b) in self.blocks.iter().enumerate().skip(block) {
                     let skip = from.saturating_sub(b.base) as usize;
-                    for (i, slot) in b.slots.iter().enumerate().skip(skip) {
+                    for i in skip..b.slots.len() {
                         if seats.len() == limit {
                             return SeatRun { seats, more: true };
                         }
-                        let id = b.record.first_seat.offset(i as u64);
-                        seats.push(view(self.tenant, id, &b.record, slot));
+                        seats.push(self.view(k, i));
                     }
                 }
             }
@@ -85,15 +111,11 @@ impl SeatPool {
     /// of seats when none is).
     fn position_after(&self, after: Option<SeatId>) -> u64 {
         let Some(after) = after else { return 0 };
-        let Some(i) = self
-            .blocks
-            .partition_point(|b| b.record.first_seat <= after)
-            .checked_sub(1)
-        else {
+        let Some(i) = self.blocks.partition_point(|b| b.first <= after).checked_sub(1) else {
             return 0;
         };
         let block = &self.blocks[i];
-        let past = after.get() - block.record.first_seat.get() + 1;
+        let past = after.get() - block.first.get() + 1;
         block.base + past.min(block.slots.len() as u64)
     }
 
@@ -128,14 +150,17 @@ mod tests {
     fn pool(blocks: &[(u64, u64)]) -> SeatPool {
         let mut pool = SeatPool::new(id::<TenantId>(1));
         for &(first, count) in blocks {
-            pool.add_block(BlockRecord {
-                tenant_id: id(1),
-                first_seat: id(first),
-                count,
-                first_audit: id::<AuditId>(first),
-                created_at: Timestamp::from_micros(1),
-                changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
-            });
+            pool.add_block(
+                BlockRecord {
+                    tenant_id: id(1),
+                    first_seat: id(first),
+                    count,
+                    first_audit: id::<AuditId>(first),
+                    created_at: Timestamp::from_micros(1),
+                    changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
+                },
+                None,
+            );
         }
         pool
     }
@@ -159,6 +184,7 @@ mod tests {
         SeatFilter {
             state: Some(s),
             learner: None,
+            expiring_before: None,
         }
     }
 
@@ -206,6 +232,7 @@ mod tests {
         let only = |state| SeatFilter {
             state,
             learner: Some(learner("a")),
+            expiring_before: None,
         };
         assert_eq!(ids(&p.page(None, &only(None), 100)), vec![11]);
         assert_eq!(ids(&p.page(Some(id(10)), &only(None), 100)), vec![11]);
@@ -215,6 +242,7 @@ mod tests {
         let nobody = SeatFilter {
             state: None,
             learner: Some(learner("z")),
+            expiring_before: None,
         };
         assert_eq!(p.page(None, &nobody, 100), SeatRun::default());
     }

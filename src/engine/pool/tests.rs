@@ -13,14 +13,17 @@ fn learner(s: &str) -> LearnerId {
 
 fn pool_with(first: u64, count: u64) -> SeatPool {
     let mut pool = SeatPool::new(id(1));
-    pool.add_block(BlockRecord {
-        tenant_id: id(1),
-        first_seat: id(first),
-        count,
-        first_audit: id::<AuditId>(1),
-        created_at: Timestamp::from_micros(1),
-        changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
-    });
+    pool.add_block(
+        BlockRecord {
+            tenant_id: id(1),
+            first_seat: id(first),
+            count,
+            first_audit: id::<AuditId>(1),
+            created_at: Timestamp::from_micros(1),
+            changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
+        },
+        None,
+    );
     pool
 }
 
@@ -110,14 +113,17 @@ fn rules_refuse_without_changing_anything() {
 #[test]
 fn seats_are_found_across_blocks_with_gaps() {
     let mut pool = pool_with(5, 2);
-    pool.add_block(BlockRecord {
-        tenant_id: id(1),
-        first_seat: id(100),
-        count: 3,
-        first_audit: id::<AuditId>(50),
-        created_at: at(9),
-        changed_by: UserId::parse("a").unwrap_or_else(|_| unreachable!()),
-    });
+    pool.add_block(
+        BlockRecord {
+            tenant_id: id(1),
+            first_seat: id(100),
+            count: 3,
+            first_audit: id::<AuditId>(50),
+            created_at: at(9),
+            changed_by: UserId::parse("a").unwrap_or_else(|_| unreachable!()),
+        },
+        None,
+    );
     for present in [5, 6, 100, 101, 102] {
         assert!(pool.seat(id(present)).is_some(), "{present}");
     }
@@ -149,7 +155,7 @@ fn restore_rebuilds_index_and_counters() {
     let change = pool
         .allocate(id(3), learner("l9"), at(2))
         .unwrap_or_else(|e| panic!("{e}"));
-    let record = pool.record(&change.after);
+    let record = pool.record(&change);
     let mut fresh = pool_with(1, 4);
     fresh.restore(id(3), record);
     assert_eq!(
@@ -170,23 +176,26 @@ fn restore_rebuilds_index_and_counters() {
 fn free_seats_come_lowest_first_across_blocks() {
     let mut pool = SeatPool::new(id(1));
     for (first, count) in [(10, 3), (100, 2)] {
-        pool.add_block(BlockRecord {
-            tenant_id: id(1),
-            first_seat: id(first),
-            count,
-            first_audit: id(first),
-            created_at: at(0),
-            changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
-        });
+        pool.add_block(
+            BlockRecord {
+                tenant_id: id(1),
+                first_seat: id(first),
+                count,
+                first_audit: id(first),
+                created_at: at(0),
+                changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
+            },
+            None,
+        );
     }
     let learner = |n: &str| LearnerId::parse(n).unwrap_or_else(|_| unreachable!());
     for seat in [11, 100] {
         let change = pool.allocate(id(seat), learner(&format!("l{seat}")), at(1));
         pool.apply(change.unwrap_or_else(|e| panic!("{e}")));
     }
-    let free: Vec<u64> = pool.free_seats().map(SeatId::get).collect();
+    let free: Vec<u64> = pool.free_seats(at(1)).map(SeatId::get).collect();
     assert_eq!(free, [10, 12, 101]);
-    assert_eq!(pool.first_free(), Some(id(10)));
+    assert_eq!(pool.first_free(at(1)), Some(id(10)));
     assert_eq!(pool.seat_of(&learner("l100")).map(|s| s.id), Some(id(100)));
     assert_eq!(pool.seat_of(&learner("nobody")), None);
 }

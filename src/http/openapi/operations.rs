@@ -12,10 +12,12 @@ use serde_json::{json, Value};
 use warp::http::Method;
 
 use super::super::error::ApiError;
-use super::super::{bulk, roles, seats, tenants};
+use super::super::{bulk, reservations, roles, seats, tenants, transfers};
 use super::Schemas;
 use crate::domain::{Alert, Audit, AuditPage, Role, RoleEvent, Seat, SeatState, SeatSummary, Tenant, Threshold};
-use crate::engine::{Alerts, BulkReport, DistrictSummary, Error, History, Me, Missing, RosterReport, SeatStats};
+use crate::engine::{
+    Alerts, BulkReport, DistrictSummary, Error, History, Me, Missing, RosterReport, SeatStats, TransferReport,
+};
 use crate::store::ChainReport;
 
 /// One route's description.
@@ -169,6 +171,7 @@ fn list(item: Value) -> Value {
 // Tags, in the order the document lists them.
 pub const SEATS: &str = "seats";
 pub const BULK: &str = "bulk";
+pub const LIFECYCLE: &str = "lifecycle";
 pub const LISTINGS: &str = "listings";
 pub const TENANTS: &str = "tenants";
 pub const ROLES: &str = "roles";
@@ -176,7 +179,7 @@ pub const AUDIT: &str = "audit";
 pub const ROSTER: &str = "roster";
 pub const SERVICE: &str = "service";
 
-pub const TAGS: [(&str, &str); 8] = [
+pub const TAGS: [(&str, &str); 9] = [
     (
         SEATS,
         "Seat purchase, allocation, reclaim, lookups, counts and analytics",
@@ -184,6 +187,10 @@ pub const TAGS: [(&str, &str); 8] = [
     (
         BULK,
         "Many seats assigned or reclaimed in one request, one result row per input",
+    ),
+    (
+        LIFECYCLE,
+        "Reservations that expire, seats moved between a district's tenants, license terms",
     ),
     (
         LISTINGS,
@@ -211,12 +218,17 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
     vec![
         // Seats
         post("/api/v1/seats/allocate", SEATS, "Assign a named seat to a learner")
+            .describe(
+                "A free seat, or a reserved one: to the learner it is reserved for (an unnamed \
+                 reservation to anyone). Not once its license term has ended.",
+            )
             .body(s.add::<seats::AllocateBody>())
             .answers(200, "The seat, now assigned.", seat.clone())
             .refuses([
                 missing(Missing::Seat),
                 Error::SeatUnavailable(SeatState::Assigned).into(),
                 Error::LearnerHasSeat.into(),
+                Error::SeatExpired.into(),
                 inactive(),
                 needs("manager"),
             ]),
@@ -240,7 +252,8 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             "A seat for a learner, without naming one",
         )
         .describe(
-            "The lowest free seat is assigned (201). If the learner already holds a seat in the \
+            "The seat reserved for the learner, else the lowest free seat whose term has not \
+                 ended, is assigned (201). If the learner already holds an assigned seat in the \
                  tenant, that seat is answered (200) and nothing is written, so a retry is safe.",
         )
         .body(s.add::<seats::AssignBody>())
@@ -253,7 +266,10 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             needs("manager"),
         ]),
         post("/api/v1/seats/purchase", SEATS, "Buy seats")
-            .describe("1 to 100,000 seats in one request, all or nothing; a tenant holds at most 2^32 seats.")
+            .describe(
+                "1 to 100,000 seats in one request, all or nothing; a tenant holds at most 2^32 seats. \
+                 With `expires_at` (in the future) the seats' license term ends then.",
+            )
             .body(s.add::<seats::PurchaseBody>())
             .answers(201, "The new seats, all free, in id order.", seat_list.clone())
             .refuses([missing(Missing::Tenant), inactive(), needs("admin")]),
@@ -318,6 +334,70 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
             s.add::<BulkReport>(),
         )
         .refuses([missing(Missing::Tenant), inactive(), needs("manager")]),
+        // Lifecycle
+        post("/api/v1/seats/reserve", LIFECYCLE, "Hold a seat for a while")
+            .describe(
+                "A free seat (the one named, or the lowest free) becomes reserved until \
+                 `ttl_seconds` from now (1 second to 30 days), for the learner if one is named \
+                 (they then hold it: one seat per learner). When the deadline passes the seat is \
+                 free again by itself (audit entry by `system`, \"Reservation expired\"); no read \
+                 shows it reserved after its deadline.",
+            )
+            .body(s.add::<reservations::ReserveBody>())
+            .answers(201, "The seat, now reserved.", seat.clone())
+            .refuses([
+                missing(Missing::Tenant),
+                missing(Missing::Seat),
+                Error::SeatUnavailable(SeatState::Assigned).into(),
+                Error::LearnerHasSeat.into(),
+                Error::NoFreeSeat.into(),
+                Error::SeatExpired.into(),
+                inactive(),
+                needs("manager"),
+            ]),
+        post("/api/v1/seats/release", LIFECYCLE, "Give a reservation back")
+            .body(s.add::<reservations::ReleaseBody>())
+            .answers(200, "The seat, now free.", seat.clone())
+            .refuses([
+                missing(Missing::Seat),
+                Error::NotReserved(SeatState::Assigned).into(),
+                inactive(),
+                needs("manager"),
+            ]),
+        post(
+            "/api/v1/seats/transfer",
+            LIFECYCLE,
+            "Move free seats to another tenant of the district",
+        )
+        .describe(
+            "Between the district and a school, or two schools. A seat keeps its id and changes \
+             tenant; each side records an audit entry per seat. All of it or none survives a \
+             crash. `count` moves that many of the lowest free seats (all or none); `seat_ids` \
+             moves each free one and answers a row for each other saying why not. Admins of both \
+             tenants (or of the district). Bodies up to 4 MiB.",
+        )
+        .body(s.add::<transfers::TransferBody>())
+        .answers(200, "One row per seat, and totals.", s.add::<TransferReport>())
+        .refuses([
+            missing(Missing::Tenant),
+            Error::AcrossDistricts.into(),
+            Error::NotEnoughFreeSeats { free: 3, asked: 10 }.into(),
+            inactive(),
+            needs("admin"),
+        ]),
+        post("/api/v1/seats/renew", LIFECYCLE, "Extend seats' license term")
+            .describe(
+                "The seats named, or every seat whose term ends before `all_expiring_before`, get \
+                 the term ending `expires_at` (in the future, later than their current one), one \
+                 audit entry each, one write for the request. Admins only. Bodies up to 4 MiB.",
+            )
+            .body(s.add::<transfers::RenewBody>())
+            .answers(
+                200,
+                "One row per seat, in input order (in id order for all_expiring_before), and totals.",
+                s.add::<BulkReport>(),
+            )
+            .refuses([missing(Missing::Tenant), inactive(), needs("admin")]),
         // Listings
         get("/api/v1/seats", LISTINGS, "Pages of a tenant's seats, in id order")
             .describe("A district's page includes its schools' seats.")
@@ -328,6 +408,12 @@ pub fn all(s: &mut Schemas) -> Vec<Op> {
                 false,
                 "Only the seat this learner holds.",
                 json!({"type": "string"}),
+            )
+            .query(
+                "expiring_before",
+                false,
+                "Only seats whose license term ends before this time (RFC 3339).",
+                json!({"type": "string", "format": "date-time"}),
             )
             .paged()
             .answers(200, "A page of seats.", s.page::<Seat>())
