@@ -32,6 +32,7 @@ mod overload;
 mod process;
 mod raw;
 mod request_ids;
+mod reservations;
 mod restart;
 mod retention;
 mod roster;
