@@ -39,3 +39,4 @@ mod roster;
 mod rules;
 mod startup;
 mod tamper;
+mod transfers;
