@@ -39,4 +39,5 @@ mod roster;
 mod rules;
 mod startup;
 mod tamper;
+mod terms;
 mod transfers;

@@ -395,9 +395,7 @@ async fn kill_9_during_transfers_leaves_every_seat_in_exactly_one_tenant() {
         .unwrap_or_default();
     assert_eq!(status, 201);
     let mut rng = super::load::Rng::new(super::load::seed("TENANT_SOAK_SEED"));
-    let (mut in_a, mut in_b): (BTreeSet<u64>, BTreeSet<u64>) =
-        (seats_of(&server, a).await.into_iter().collect(), BTreeSet::new());
-    let all: BTreeSet<u64> = in_a.clone();
+    let all: BTreeSet<u64> = seats_of(&server, a).await.into_iter().collect();
     let (mut answered, mut cut, mut finished) = (0, 0, 0);
     // How long one transfer takes here: the kills fall anywhere from
     // before it starts to after it is answered.
@@ -411,7 +409,7 @@ async fn kill_9_during_transfers_leaves_every_seat_in_exactly_one_tenant() {
         .unwrap_or_default();
     assert_eq!(status, 200, "{body}");
     let took = timed.elapsed().as_millis() as u64;
-    (in_a, in_b) = (
+    let (mut in_a, mut in_b): (BTreeSet<u64>, BTreeSet<u64>) = (
         seats_of(&server, a).await.into_iter().collect(),
         seats_of(&server, b).await.into_iter().collect(),
     );
