@@ -10,7 +10,6 @@
 
 mod harness;
 #[path = "../support/oneroster.rs"]
-#[allow(dead_code)]
 mod oneroster;
 
 use harness::{chromium, seed, Console, Server};
