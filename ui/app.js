@@ -46,11 +46,13 @@
 
   // A refusal as a person reads it: the API's own `detail` sentence.
   class ApiError extends Error {
-    constructor(status, sentence, code, challenge) {
+    constructor(status, sentence, code, challenge, problems) {
       super(sentence);
       this.status = status;
       this.code = code || null;
       this.challenge = challenge || null;
+      // A refused roster package: each problem as `file:line: column: message`.
+      this.problems = problems || [];
     }
   }
 
@@ -67,6 +69,9 @@
     if (opts.json !== undefined) {
       headers.set('Content-Type', 'application/json');
       body = JSON.stringify(opts.json);
+    } else if (opts.body !== undefined) {
+      headers.set('Content-Type', opts.contentType);
+      body = opts.body;
     }
     let res;
     try {
@@ -81,17 +86,19 @@
   async function refusal(res) {
     let detail = null;
     let code = null;
+    let problems = [];
     try {
       const body = await res.json();
       if (body && typeof body.detail === 'string') {
         detail = body.detail;
         code = typeof body.error_code === 'string' ? body.error_code : null;
+        if (Array.isArray(body.errors)) problems = body.errors.filter((e) => typeof e === 'string');
       }
     } catch (_) {
       // Not JSON (a proxy's page, say): described below by its status.
     }
     if (!detail) detail = 'The service answered ' + res.status + (res.statusText ? ' ' + res.statusText : '') + '.';
-    return new ApiError(res.status, sentence(detail), code, res.headers.get('WWW-Authenticate'));
+    return new ApiError(res.status, sentence(detail), code, res.headers.get('WWW-Authenticate'), problems);
   }
 
   function sentence(text) {
@@ -491,9 +498,133 @@
       }
       schoolsCard.append(schoolBars(rows, m));
       renderHistory(ctx, historyCard, id, threshold, 30);
+      if (actionsFor(m, id, null).indexOf('manage_tenant') >= 0) {
+        body.append(rosterCard(id, route));
+      }
     } catch (err) {
       failed(ctx, err, body);
     }
+  }
+
+  // A OneRoster package: checked first (a dry run shows what it would do),
+  // then imported once the person has read the report and confirms.
+  function rosterCard(districtId, imported) {
+    const file = h('input', { type: 'file', id: 'roster-file', accept: '.zip,application/zip' });
+    const check = h('button', { type: 'submit', id: 'roster-check' }, 'Check the package');
+    const confirm = h('button', { type: 'button', id: 'roster-import', hidden: true }, 'Import it');
+    const msg = messageBox();
+    msg.id = 'roster-message';
+    const report = h('div', { id: 'roster-report', hidden: true });
+    let checked = null;
+    const send = async (dryRun) => {
+      const f = file.files && file.files[0];
+      const bytes = await f.arrayBuffer();
+      const res = await request('/district/' + districtId + '/roster' + (dryRun ? q({ dry_run: 'true' }) : ''), {
+        method: 'POST',
+        body: bytes,
+        contentType: 'application/zip',
+      });
+      return res.json();
+    };
+    file.addEventListener('change', () => {
+      checked = null;
+      confirm.hidden = true;
+      clear(report);
+      report.hidden = true;
+      msg.clear();
+    });
+    const form = h(
+      'form',
+      { novalidate: true },
+      field('OneRoster 1.2 CSV package (ZIP)', file, 'Checked first: nothing changes until you confirm the import.'),
+      h('div', { class: 'actions' }, check, confirm),
+      msg
+    );
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clear(report);
+      report.hidden = true;
+      confirm.hidden = true;
+      if (!file.files || !file.files[0]) {
+        msg.show('error', 'Choose a roster package (a ZIP file) first.');
+        file.focus();
+        return;
+      }
+      check.disabled = true;
+      msg.show('notice', 'Checking ' + file.files[0].name + '…');
+      try {
+        checked = await send(true);
+        msg.show('notice', 'Nothing has changed yet. This is what the import would do; choose "Import it" to apply it.');
+        append(report, rosterReport(checked));
+        report.hidden = false;
+        confirm.hidden = false;
+        confirm.focus();
+      } catch (err) {
+        msg.show('error', describe(err));
+        if (err.problems.length) {
+          append(report, [
+            h('h3', null, 'Problems in the package'),
+            h('ul', { id: 'roster-problems' }, err.problems.map((p) => h('li', { class: 'mono' }, p))),
+          ]);
+          report.hidden = false;
+        }
+      } finally {
+        check.disabled = false;
+      }
+    });
+    confirm.addEventListener('click', async () => {
+      if (!checked) return;
+      confirm.disabled = true;
+      msg.show('notice', 'Importing…');
+      try {
+        const done = await send(false);
+        clear(report);
+        append(report, rosterReport(done));
+        msg.show('ok', 'Imported: ' + rosterTotals(done) + '.');
+        confirm.hidden = true;
+        checked = null;
+        const refresh = h('button', { type: 'button', class: 'secondary', id: 'roster-refresh' }, 'Show the updated district');
+        refresh.addEventListener('click', imported);
+        report.append(h('div', { class: 'actions' }, refresh));
+        refresh.focus();
+      } catch (err) {
+        msg.show('error', describe(err));
+      } finally {
+        confirm.disabled = false;
+      }
+    });
+    return h('section', { class: 'card', 'aria-labelledby': 'roster-h', id: 'roster-card' }, h('h2', { id: 'roster-h' }, 'Roster import'), form, report);
+  }
+
+  function rosterTotals(r) {
+    const parts = Object.entries(r.totals || {})
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => n(v) + ' ' + k.replace(/_/g, ' '));
+    return parts.length ? parts.join(', ') : 'no changes';
+  }
+
+  function rosterReport(r) {
+    const count = (list) => (Array.isArray(list) ? list.length : 0);
+    return [
+      h('p', { id: 'roster-summary' }, (r.dry_run ? 'Would do: ' : 'Done: ') + rosterTotals(r) + '.'),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { id: 'roster-schools' },
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'School'), h('th', { scope: 'col' }, 'Change'), h('th', { scope: 'col', class: 'num' }, 'Seated'), h('th', { scope: 'col', class: 'num' }, 'Already seated'), h('th', { scope: 'col', class: 'num' }, 'Seats reclaimed'), h('th', { scope: 'col', class: 'num' }, 'Without a seat'))),
+          h(
+            'tbody',
+            null,
+            (r.schools || []).map((sc) =>
+              h('tr', { 'data-school': sc.sourced_id }, h('td', null, sc.name), h('td', null, sc.change), h('td', { class: 'num' }, n(sc.seated)), h('td', { class: 'num' }, n(sc.already_seated)), h('td', { class: 'num' }, n(count(sc.reclaimed))), h('td', { class: 'num' }, n(count(sc.unseated))))
+            )
+          )
+        )
+      ),
+      h('p', { class: 'muted' }, 'Staff roles: ' + n(count(r.roles && r.roles.granted)) + ' granted, ' + n(count(r.roles && r.roles.deactivated)) + ' deactivated.'),
+    ];
   }
 
   function tiles(summary) {

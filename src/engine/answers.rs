@@ -81,6 +81,24 @@ pub struct KeyGuard {
 }
 
 impl KeyGuard {
+    /// What the request's write needs to keep its answer (the guard itself
+    /// stays with whoever waits for the answer to be durable).
+    pub fn stamp(&self) -> KeyStamp {
+        KeyStamp {
+            key: self.key,
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
+/// A running request's key and fingerprint (`KeyGuard::stamp`).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyStamp {
+    key: AnswerKey,
+    fingerprint: Hash,
+}
+
+impl KeyStamp {
     /// How the write keeps its answer: rendered by `render` from its outcome.
     pub fn keyed<T: 'static>(&self, render: impl FnOnce(&T) -> (u16, Vec<u8>) + Send + 'static) -> Keyed<T> {
         Keyed::new(self.key, self.fingerprint, render)
@@ -90,9 +108,15 @@ impl KeyGuard {
 impl Drop for KeyGuard {
     /// The key is free again once everything written so far (the request's
     /// write included) is on disk: only then may a retry read the answer.
+    /// Dropped once the answer was durable (the usual way), it is free at
+    /// once; dropped early (the client left), once the disk has caught up.
     fn drop(&mut self) {
         let (key, in_flight, watermark) = (self.key, Arc::clone(&self.in_flight), self.watermark.clone());
         let seq = watermark.latest();
+        if watermark.covers(seq) {
+            in_flight.remove(&key);
+            return;
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {

@@ -43,7 +43,7 @@ use access::Access;
 pub use access::Action;
 use actor::{Restored, Slotted, TenantActor};
 pub use analytics::{Alerts, DayUtilization, History, MinuteActivity, Rates, SeatStats};
-pub use answers::{Kept, KeyGuard, Keyed};
+pub use answers::{Kept, KeyGuard, KeyStamp, Keyed};
 use arbiters::Arbiters;
 pub use bulk::{BulkReport, BulkRow, Input, RowResult, Targets, MAX_ROWS};
 use directory::{Directory, TenantEntry};

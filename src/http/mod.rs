@@ -123,8 +123,10 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
         if let Some(preflight) = ctx.cors.preflight(&method, origin.as_ref(), &parts.headers) {
             return (None, preflight);
         }
+        // An Idempotency-Key's guard, held until the answer is durable.
+        let mut held = None;
         let (label, answer) = match TABLE.lookup(&method, path) {
-            Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts).await),
+            Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts, &mut held).await),
             Lookup::WrongMethod(i) => (Some(i), Err(ApiError::MethodNotAllowed)),
             Lookup::NotFound => (None, Err(ApiError::RouteNotFound)),
         };
@@ -139,6 +141,7 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
             },
             Err(e) => refused(e),
         };
+        drop(held);
         (label, response)
     };
     let (label, mut response) = handled.instrument(span.clone()).await;

@@ -27,7 +27,7 @@ use super::auth::Authenticator;
 use super::error::ApiError;
 use super::idempotency::{self, Begin};
 use crate::domain::{Caller, Id};
-use crate::engine::{Durable, Engine, KeyGuard, Keyed};
+use crate::engine::{Durable, Engine, KeyGuard, KeyStamp, Keyed};
 
 /// What a handler answers: a response to send once it is durable.
 pub type Answer = Result<Durable<Response>, ApiError>;
@@ -243,7 +243,16 @@ impl Table {
 
     /// Runs route `index` for a request: identifies the caller, then hands
     /// the request to the handler.
-    pub async fn run(&self, index: usize, ctx: &super::Ctx, path: &str, mut parts: Parts) -> Answer {
+    /// A request with an `Idempotency-Key` leaves its key's guard in `held`:
+    /// the caller keeps it until the answer is durable.
+    pub async fn run(
+        &self,
+        index: usize,
+        ctx: &super::Ctx,
+        path: &str,
+        mut parts: Parts,
+        held: &mut Option<KeyGuard>,
+    ) -> Answer {
         let Some(route) = self.0.get(index) else {
             return Err(ApiError::RouteNotFound);
         };
@@ -268,9 +277,13 @@ impl Table {
             body_limit,
         )
         .await?;
-        let (guard, read) = match begun {
+        let (stamp, read) = match begun {
             Begin::Plain => (None, None),
-            Begin::Run { guard, body } => (Some(guard), Some(body)),
+            Begin::Run { guard, body } => {
+                let stamp = guard.stamp();
+                *held = Some(guard);
+                (Some(stamp), Some(body))
+            }
             Begin::Replay(response) => return Ok(Durable::ready(response)),
         };
         let request = Request {
@@ -280,7 +293,7 @@ impl Table {
             headers: parts.headers,
             body: Some(parts.body),
             read,
-            guard,
+            stamp,
             body_limit,
             engine: Arc::clone(&ctx.engine),
         };
@@ -319,8 +332,8 @@ pub struct Request {
     body: Option<Body>,
     /// The body, when it was read before the handler (`Idempotency-Key`).
     read: Option<Vec<u8>>,
-    /// The request's `Idempotency-Key`, held while it runs.
-    guard: Option<KeyGuard>,
+    /// The request's `Idempotency-Key` and fingerprint, if it has one.
+    stamp: Option<KeyStamp>,
     body_limit: u64,
     pub engine: Arc<Engine>,
 }
@@ -334,7 +347,7 @@ impl Request {
 
     /// `keyed`, with an answer rendered by `render`.
     pub fn keyed_by<T: 'static>(&self, render: impl FnOnce(&T) -> (u16, Vec<u8>) + Send + 'static) -> Option<Keyed<T>> {
-        self.guard.as_ref().map(|guard| guard.keyed(render))
+        self.stamp.map(|stamp| stamp.keyed(render))
     }
 
     /// The caller (identified routes only).

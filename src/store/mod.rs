@@ -142,6 +142,11 @@ impl Watermark {
         self.0.latest()
     }
 
+    /// Whether `seq` is on disk already.
+    pub fn covers(&self, seq: Seq) -> bool {
+        matches!(self.0.state(), Durable::Upto(upto) if upto >= seq)
+    }
+
     /// As `Store::durable`.
     pub async fn durable(&self, seq: Seq) -> Result<(), StoreError> {
         self.0

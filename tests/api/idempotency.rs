@@ -181,34 +181,16 @@ async fn a_key_whose_first_request_is_running_is_refused_with_409() {
     let body = json!({"tenant_id": s, "learner_id": "l-1"});
     // The disk stops answering: the request that runs cannot finish.
     faults.stall_writes(true);
-    let mut a = tokio::spawn({
-        let (client, url) = (app.client.clone(), app.url("/api/v1/seats/assign"));
-        let body = body.clone();
-        async move {
-            send(
-                client
-                    .post(url)
-                    .header("X-User-ID", ADMIN)
-                    .header("Idempotency-Key", "same")
-                    .json(&body),
-            )
-            .await
-        }
-    });
-    let mut b = tokio::spawn({
-        let (client, url) = (app.client.clone(), app.url("/api/v1/seats/assign"));
-        let body = body.clone();
-        async move {
-            send(
-                client
-                    .post(url)
-                    .header("X-User-ID", ADMIN)
-                    .header("Idempotency-Key", "same")
-                    .json(&body),
-            )
-            .await
-        }
-    });
+    let assign = || {
+        let req = app
+            .client
+            .post(app.url("/api/v1/seats/assign"))
+            .header("X-User-ID", ADMIN)
+            .header("Idempotency-Key", "same")
+            .json(&body);
+        tokio::spawn(send(req))
+    };
+    let (mut a, mut b) = (assign(), assign());
     // Whichever came second is refused while the first is stuck; the first
     // cannot answer before the disk does.
     let (refused, running) = tokio::select! {

@@ -60,6 +60,18 @@ impl Checked {
         if let Some(body) = body {
             req = req.json(&body);
         }
+        self.check(method, template, path, req).await
+    }
+
+    /// Sends `req` (to `path`, route `template`) and checks the answer
+    /// against the document; its status and body.
+    async fn check(
+        &mut self,
+        method: Method,
+        template: &str,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> (u16, Value) {
         let res = req.send().await.unwrap_or_else(|e| panic!("{e}"));
         let status = res.status().as_u16();
         let content_type = res
@@ -285,6 +297,23 @@ async fn real_answers_match_the_documents_schemas() {
             .0,
         404
     );
+    // A roster package (a ZIP body) for a district, run dry: its report.
+    let roster = "/api/v1/district/{id}/roster";
+    let package = super::oneroster::Roster::bulk("org-d", "District")
+        .school("org-s1", "School One")
+        .student("stu-1", "org-s1")
+        .zip();
+    let roster_path = format!("/api/v1/district/{d}/roster?dry_run=true");
+    let req = t
+        .app
+        .client
+        .post(t.app.url(&roster_path))
+        .header("X-User-ID", ADMIN)
+        .header("content-type", "application/zip")
+        .body(package);
+    let (status, report) = t.check(Method::POST, roster, &roster_path, req).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["dry_run"], true);
     let malformed = t.app.post_raw(allocate, "{\"seat_id\": ").await;
     assert_eq!(malformed.status, 400);
     let assign = "/api/v1/seats/assign";

@@ -9,6 +9,8 @@
 //! another browser binary.
 
 mod harness;
+#[path = "../support/oneroster.rs"]
+mod oneroster;
 
 use harness::{chromium, seed, Console, Server};
 use serde_json::json;
@@ -355,4 +357,68 @@ fn jwt_mode_signs_in_with_a_pasted_token() {
     c.click("#sign-out");
     c.wait_visible("#token");
     assert_eq!(c.eval("return sessionStorage.length;"), json!(0));
+}
+
+/// Dana loads a roster package: a broken one is refused with its problems
+/// listed; a good one is checked first (a dry run: the report, nothing
+/// changed), then imported on confirmation, and the new school appears.
+#[test]
+fn a_roster_package_is_checked_then_imported() {
+    let Some(chromium) = chromium() else { return };
+    let server = Server::start(|_| {});
+    let ids = seed(&server);
+    let package = |roster: oneroster::Roster| {
+        let file = tempfile::Builder::new()
+            .suffix(".zip")
+            .tempfile()
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(file.path(), roster.zip()).unwrap_or_else(|e| panic!("{e}"));
+        file
+    };
+    let good = || {
+        oneroster::Roster::bulk("org-d", "Shelbyville District")
+            .school("org-r", "Roster Academy")
+            .staff("t-1", "teacher", "org-r")
+            .student("stu-1", "org-r")
+    };
+    let broken = package(good().user("stu-1", true));
+    let good = package(good());
+    let c = Console::open(&chromium);
+
+    c.goto(&format!("{}/ui/", server.base));
+    c.type_into("#user-id", "dana");
+    c.click("#sign-in");
+    c.wait_text("#districts", "Shelbyville District");
+    c.goto(&format!("{}/ui/#/district/{}", server.base, ids.district));
+    c.wait_visible("#roster-file");
+
+    c.choose_file("#roster-file", broken.path());
+    c.click("#roster-check");
+    c.wait_text("#roster-problems", "users.csv:");
+    assert!(
+        c.text("#roster-message").contains("nothing was changed"),
+        "{}",
+        c.text("#roster-message")
+    );
+    c.assert_no_raw_json();
+
+    c.choose_file("#roster-file", good.path());
+    c.click("#roster-check");
+    c.wait_text("#roster-summary", "Would do");
+    assert!(c.text("#roster-schools").contains("Roster Academy"));
+    assert!(c.text("#roster-schools").contains("created"));
+    assert!(
+        !c.text("#school-list").contains("Roster Academy"),
+        "a check changes nothing"
+    );
+    let district = server.call(harness::ROOT, "GET", &format!("/district/{}", ids.district), None, 200);
+    assert_eq!(district["children"].as_array().map(Vec::len), Some(2), "{district}");
+    c.screenshot("10-roster-checked");
+
+    c.click("#roster-import");
+    c.wait_text("#roster-message", "Imported");
+    c.wait_text("#roster-summary", "Done");
+    c.click("#roster-refresh");
+    c.wait_text("#school-list", "Roster Academy");
+    c.screenshot("11-roster-imported");
 }

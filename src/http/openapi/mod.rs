@@ -310,7 +310,16 @@ fn error_schema(codes: &BTreeSet<&str>) -> Value {
         "required": ["detail", "error_code"],
         "properties": {
             "detail": {"type": "string", "description": "A sentence for a person."},
-            "error_code": {"type": "string", "enum": codes}
+            "error_code": {"type": "string", "enum": codes},
+            "errors": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "`ROSTER_INVALID` only: the package's problems, each `file:line: column: message` (at most 100)."
+            },
+            "error_count": {
+                "type": "integer",
+                "description": "`ROSTER_INVALID` only: how many problems the package has in all."
+            }
         }
     })
 }
