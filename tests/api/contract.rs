@@ -213,8 +213,10 @@ async fn seat_routes_and_error_sentences() {
     let summary = app.summary(school).await;
     assert_eq!(
         summary,
+        // `expired_seats` is an addition (license terms); the rest is the contract's.
         json!({"tenant_id": school, "tenant_name": "S", "total_seats": 3, "free_seats": 2,
-               "reserved_seats": 0, "assigned_seats": 1, "utilization_percentage": 33.33})
+               "reserved_seats": 0, "assigned_seats": 1, "utilization_percentage": 33.33,
+               "expired_seats": 0})
     );
 
     let c = app.reclaim(ids[0], Some("Learner left")).await;

@@ -351,6 +351,88 @@ async fn real_answers_match_the_documents_schemas() {
     let full = json!({"tenant_id": s2, "learner_id": "l6"});
     assert_eq!(t.post(assign, assign, a, full).await.0, 409);
 
+    // Reservations, transfers, terms.
+    let term = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (status, termed) = t
+        .post(
+            purchase,
+            purchase,
+            a,
+            json!({"tenant_id": d, "count": 3, "expires_at": term}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let termed_seat = termed[0]["id"].as_u64().unwrap_or_default();
+    let reserve = "/api/v1/seats/reserve";
+    let (status, held) = t
+        .post(
+            reserve,
+            reserve,
+            a,
+            json!({"tenant_id": d, "learner_id": "r1", "ttl_seconds": 60}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        t.post(reserve, reserve, a, json!({"tenant_id": d, "ttl_seconds": 0}))
+            .await
+            .0,
+        422
+    );
+    let release = "/api/v1/seats/release";
+    let held = held["id"].as_u64().unwrap_or_default();
+    assert_eq!(t.post(release, release, a, json!({"seat_id": held})).await.0, 200);
+    assert_eq!(t.post(release, release, a, json!({"seat_id": held})).await.0, 409);
+    let transfer = "/api/v1/seats/transfer";
+    let (status, moved) = t
+        .post(
+            transfer,
+            transfer,
+            a,
+            json!({"from_tenant_id": d, "to_tenant_id": s2, "seat_ids": [termed_seat, 999]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        t.post(
+            transfer,
+            transfer,
+            a,
+            json!({"from_tenant_id": d, "to_tenant_id": s2, "count": 99})
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        t.post(
+            transfer,
+            transfer,
+            "sam",
+            json!({"from_tenant_id": s, "to_tenant_id": s2, "count": 1})
+        )
+        .await
+        .0,
+        403
+    );
+    let renew = "/api/v1/seats/renew";
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let (status, _) = t
+        .post(
+            renew,
+            renew,
+            a,
+            json!({"tenant_id": s2, "seat_ids": [termed_seat], "expires_at": later}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        t.post(renew, renew, a, json!({"tenant_id": d, "expires_at": later}))
+            .await
+            .0,
+        422
+    );
+
     // Reads.
     for (template, path, caller) in [
         (
