@@ -24,6 +24,12 @@ mod tests {
             owners,
             [None, Some(t(3)), Some(t(1)), Some(t(2)), Some(t(1)), Some(t(2)), None]
         );
+        // Neighbours of one owner join.
+        router.set(s(13), t(2));
+        router.set(s(11), t(2));
+        assert_eq!(router.blocks.read().map(|b| b.len()).unwrap_or_default(), 2);
+        let owners: Vec<Option<TenantId>> = (10..15).map(|n| router.tenant_of(s(n))).collect();
+        assert_eq!(owners, [Some(t(3)), Some(t(2)), Some(t(2)), Some(t(2)), Some(t(2))]);
     }
 }
 
@@ -56,10 +62,24 @@ impl SeatRouter {
         } else {
             blocks.remove(&first);
         }
-        blocks.insert(s, (s + 1, tenant));
         if s + 1 < end {
             blocks.insert(s + 1, (end, owner));
         }
+        // Joined with neighbours of the same owner: a transfer of thousands
+        // of consecutive seats stays one entry.
+        let (mut from, mut to) = (s, s + 1);
+        if let Some((&p, &(p_end, p_owner))) = blocks.range(..s).next_back() {
+            if p_end == s && p_owner == tenant {
+                from = p;
+            }
+        }
+        if let Some(&(n_end, n_owner)) = blocks.get(&(s + 1)) {
+            if n_owner == tenant {
+                blocks.remove(&(s + 1));
+                to = n_end;
+            }
+        }
+        blocks.insert(from, (to, tenant));
     }
 
     pub fn tenant_of(&self, seat: SeatId) -> Option<TenantId> {

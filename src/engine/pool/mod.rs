@@ -467,48 +467,31 @@ impl SeatPool {
     pub fn renew(&mut self, seats: &[SeatId], until: Timestamp) {
         let mut renewed = seats.iter().copied().peekable();
         let mut blocks = Vec::with_capacity(self.blocks.len());
-        for mut b in std::mem::take(&mut self.blocks) {
-            // Split `b` into pieces that are all renewed or all not.
-            loop {
-                while renewed.next_if(|s| *s < b.first).is_some() {}
-                let Some(&next) = renewed.peek().filter(|s| b.contains(**s)) else {
-                    blocks.push(b);
-                    break;
-                };
-                let skip = (next.get() - b.first.get()) as usize;
-                if skip > 0 {
-                    let (head, tail) = split(b, skip);
-                    blocks.push(head);
-                    match tail {
-                        Some(t) => b = t,
-                        None => break,
-                    }
-                    continue;
-                }
-                // A stretch of consecutive renewed seats from the start.
-                let mut take = 0;
-                while renewed
-                    .next_if(|s| *s == b.first.offset(take as u64) && b.contains(*s))
-                    .is_some()
-                {
-                    take += 1;
-                }
-                let (mut head, tail) = split(b, take);
-                if let Some(old) = head.expires_at {
-                    if let Some(n) = self.terms.get_mut(&old) {
-                        *n -= head.slots.len() as u64;
-                        if *n == 0 {
-                            self.terms.remove(&old);
+        for b in std::mem::take(&mut self.blocks) {
+            while renewed.next_if(|s| *s < b.first).is_some() {}
+            let mut marked = Vec::new();
+            while let Some(s) = renewed.next_if(|s| b.contains(*s)) {
+                marked.push((s.get() - b.first.get()) as usize);
+            }
+            if marked.is_empty() {
+                blocks.push(b);
+                continue;
+            }
+            for (mut piece, renew) in carve(b, &marked) {
+                if renew {
+                    let n = piece.slots.len() as u64;
+                    if let Some(old) = piece.expires_at {
+                        if let Some(count) = self.terms.get_mut(&old) {
+                            *count -= n;
+                            if *count == 0 {
+                                self.terms.remove(&old);
+                            }
                         }
                     }
+                    *self.terms.entry(until).or_default() += n;
+                    piece.expires_at = Some(until);
                 }
-                *self.terms.entry(until).or_default() += head.slots.len() as u64;
-                head.expires_at = Some(until);
-                blocks.push(head);
-                match tail {
-                    Some(t) => b = t,
-                    None => break,
-                }
+                blocks.push(piece);
             }
         }
         self.blocks = merge(blocks);
@@ -540,24 +523,23 @@ impl SeatPool {
     /// Removes `seats` (sorted, free, written as moved to another tenant).
     pub fn take_out(&mut self, seats: &[SeatId]) {
         let mut gone = seats.iter().copied().peekable();
-        let mut blocks = Vec::with_capacity(self.blocks.len() + seats.len());
+        let mut blocks = Vec::with_capacity(self.blocks.len());
         for b in std::mem::take(&mut self.blocks) {
-            let mut rest = Some(b);
-            while let Some(b) = rest.take() {
-                while gone.next_if(|s| *s < b.first).is_some() {}
-                let Some(&next) = gone.peek().filter(|s| b.contains(**s)) else {
-                    blocks.push(b);
-                    break;
-                };
-                gone.next();
-                let at = (next.get() - b.first.get()) as usize;
-                let (head, tail) = split(b, at);
-                if !head.slots.is_empty() {
-                    blocks.push(head);
-                }
-                // `tail` starts with the seat that leaves.
-                rest = tail.and_then(|t| split(t, 1).1);
+            while gone.next_if(|s| *s < b.first).is_some() {}
+            let mut marked = Vec::new();
+            while let Some(s) = gone.next_if(|s| b.contains(*s)) {
+                marked.push((s.get() - b.first.get()) as usize);
             }
+            if marked.is_empty() {
+                blocks.push(b);
+                continue;
+            }
+            blocks.extend(
+                carve(b, &marked)
+                    .into_iter()
+                    .filter(|(_, out)| !out)
+                    .map(|(piece, _)| piece),
+            );
         }
         self.blocks = blocks;
         self.reindex();
@@ -825,20 +807,53 @@ impl SeatPool {
     }
 }
 
-/// `b` cut after its first `n` seats: the head, and the rest if any.
-fn split(mut b: Block, n: usize) -> (Block, Option<Block>) {
-    if n >= b.slots.len() {
-        return (b, None);
-    }
-    let slots = b.slots.split_off(n);
-    let tail = Block {
-        record: b.record.clone(),
-        first: b.first.offset(n as u64),
-        base: b.base + n as u64,
-        expires_at: b.expires_at,
+/// `b` cut into its stretches of marked seats (`marked`: offsets, sorted,
+/// each once) and of the others, in order, each with whether it is marked.
+/// Every slot is moved once: O(the run), however many seats are marked.
+fn carve(b: Block, marked: &[usize]) -> Vec<(Block, bool)> {
+    let Block {
+        record,
+        first,
+        base,
+        expires_at,
         slots,
-    };
-    (b, Some(tail))
+    } = b;
+    let len = slots.len();
+    // The stretches: (start, end, marked), covering 0..len.
+    let mut stretches: Vec<(usize, usize, bool)> = Vec::new();
+    let mut at = 0;
+    let mut i = 0;
+    while i < marked.len() {
+        let start = marked[i];
+        let mut end = start + 1;
+        i += 1;
+        while i < marked.len() && marked[i] == end {
+            end += 1;
+            i += 1;
+        }
+        if at < start {
+            stretches.push((at, start, false));
+        }
+        stretches.push((start, end.min(len), true));
+        at = end;
+    }
+    if at < len {
+        stretches.push((at, len, false));
+    }
+    let mut slots = slots.into_iter();
+    stretches
+        .into_iter()
+        .map(|(start, end, mark)| {
+            let piece = Block {
+                record: record.clone(),
+                first: first.offset(start as u64),
+                base: base + start as u64,
+                expires_at,
+                slots: slots.by_ref().take(end - start).collect(),
+            };
+            (piece, mark)
+        })
+        .collect()
 }
 
 /// Joins neighbouring runs of one purchase with consecutive ids and one

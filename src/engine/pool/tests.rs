@@ -199,3 +199,155 @@ fn free_seats_come_lowest_first_across_blocks() {
     assert_eq!(pool.seat_of(&learner("l100")).map(|s| s.id), Some(id(100)));
     assert_eq!(pool.seat_of(&learner("nobody")), None);
 }
+
+#[test]
+fn reservations_hold_a_learner_and_end_by_deadline_order() {
+    let mut pool = pool_with(1, 4);
+    let named = pool
+        .reserve(id(2), Some(learner("ann")), at(1), at(50))
+        .unwrap_or_else(|e| panic!("{e}"));
+    pool.apply(named);
+    let anyone = pool
+        .reserve(id(3), None, at(2), at(20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    pool.apply(anyone);
+    pool.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.counts().reserved, 2);
+    let seat = pool.seat(id(2)).unwrap_or_else(|| unreachable!());
+    assert_eq!(
+        (seat.learner_id, seat.reserved_for, seat.reserved_until),
+        (None, Some(learner("ann")), Some(at(50)))
+    );
+    // She holds it: no second seat, and only she may be allocated it.
+    assert!(matches!(
+        pool.allocate(id(1), learner("ann"), at(3)),
+        Err(Error::LearnerHasSeat)
+    ));
+    assert!(matches!(
+        pool.reserve(id(1), Some(learner("ann")), at(3), at(9)),
+        Err(Error::LearnerHasSeat)
+    ));
+    assert!(matches!(
+        pool.allocate(id(2), learner("bob"), at(3)),
+        Err(Error::SeatUnavailable(SeatState::Reserved))
+    ));
+    assert!(pool.allocate(id(3), learner("bob"), at(3)).is_ok(), "unnamed: anyone");
+    assert_eq!(pool.next_deadline(), Some(at(20)));
+    assert_eq!(pool.due(at(19)), []);
+    assert_eq!(pool.due(at(50)), [(id(3), at(20)), (id(2), at(50))]);
+    assert_eq!(pool.overdue(at(20)), 1);
+    // Allocating her reservation ends its deadline with it.
+    let hers = pool
+        .allocate(id(2), learner("ann"), at(4))
+        .unwrap_or_else(|e| panic!("{e}"));
+    pool.apply(hers);
+    assert_eq!(pool.due(at(99)), [(id(3), at(20))]);
+    let released = pool.release(id(3), at(5)).unwrap_or_else(|e| panic!("{e}"));
+    pool.apply(released);
+    assert_eq!(pool.next_deadline(), None);
+    assert!(matches!(
+        pool.release(id(3), at(6)),
+        Err(Error::NotReserved(SeatState::Free))
+    ));
+    pool.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn terms_lapse_by_run_and_renewals_split_runs_in_place() {
+    let mut pool = SeatPool::new(id(1));
+    let block = |first: u64, count: u64| BlockRecord {
+        tenant_id: id(1),
+        first_seat: id(first),
+        count,
+        first_audit: id::<AuditId>(first),
+        created_at: at(0),
+        changed_by: UserId::parse("admin").unwrap_or_else(|_| unreachable!()),
+    };
+    pool.add_block(block(1, 4), Some(at(100)));
+    pool.add_block(block(10, 2), None);
+    let taken = pool
+        .allocate(id(1), learner("kept"), at(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    pool.apply(taken);
+    assert_eq!(pool.first_free(at(99)), Some(id(2)));
+    assert_eq!(pool.first_free(at(100)), Some(id(10)), "the term ended: passed by");
+    assert!(matches!(
+        pool.allocate(id(2), learner("x"), at(100)),
+        Err(Error::SeatExpired)
+    ));
+    assert!(matches!(
+        pool.reserve(id(2), None, at(100), at(200)),
+        Err(Error::SeatExpired)
+    ));
+    assert_eq!(pool.expired(at(100)), 4);
+    assert_eq!(pool.expiring_before(at(101)), [id(1), id(2), id(3), id(4)]);
+    assert!(matches!(pool.renewable(id(10), at(500)), Err(Error::NoTerm)));
+    assert!(matches!(pool.renewable(id(2), at(50)), Err(Error::NotExtended(_))));
+    pool.renew(&[id(2), id(4)], at(500));
+    pool.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.term_of(id(2)), Some(at(500)));
+    assert_eq!(pool.term_of(id(3)), Some(at(100)));
+    assert_eq!(pool.expired(at(100)), 2);
+    assert_eq!(
+        pool.free_seats(at(100)).collect::<Vec<_>>(),
+        [id(2), id(4), id(10), id(11)]
+    );
+    assert_eq!(pool.seat_of(&learner("kept")).map(|s| s.id), Some(id(1)));
+    // Renewing the rest joins the runs again.
+    pool.renew(&[id(1), id(3)], at(500));
+    assert_eq!(pool.terms(), [(at(500), 4)]);
+}
+
+#[test]
+fn seats_move_out_and_in_with_their_purchase_and_term() {
+    let mut a = pool_with(1, 6);
+    let mut b = SeatPool::new(id(2));
+    let taken = a
+        .allocate(id(5), learner("stay"), at(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.apply(taken);
+    let held = a
+        .reserve(id(6), Some(learner("held")), at(1), at(9))
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.apply(held);
+    assert!(matches!(
+        a.movable(id(5), at(2)),
+        Err(Error::SeatUnavailable(SeatState::Assigned))
+    ));
+    assert!(matches!(
+        a.movable(id(6), at(2)),
+        Err(Error::SeatUnavailable(SeatState::Reserved))
+    ));
+    let moving = [id(2), id(4)];
+    let moved: Vec<Moved> = moving.iter().filter_map(|s| a.moved(*s)).collect();
+    a.take_out(&moving);
+    b.take_in(moved, at(3));
+    for pool in [&a, &b] {
+        pool.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(a.counts().total(), 4);
+    assert_eq!(b.counts().free, 2);
+    assert!(a.seat(id(2)).is_none() && a.seat(id(4)).is_none());
+    let there = b.seat(id(4)).unwrap_or_else(|| unreachable!());
+    assert_eq!(
+        (there.tenant_id, there.created_at, there.updated_at),
+        (id(2), at(1), at(3))
+    );
+    assert_eq!(
+        b.block_of(id(4)).map(|r| r.first_seat),
+        Some(id(1)),
+        "its purchase goes with it"
+    );
+    // What stayed is found as before (positions moved under it).
+    assert_eq!(a.seat_of(&learner("stay")).map(|s| s.id), Some(id(5)));
+    assert_eq!(a.seat_of(&learner("held")).map(|s| s.id), Some(id(6)));
+    assert_eq!(a.deadline_of(id(6)), Some(at(9)));
+    assert_eq!(a.free_seats(at(4)).collect::<Vec<_>>(), [id(1), id(3)]);
+    // And back: runs of one purchase join again.
+    let back: Vec<Moved> = [id(2), id(4)].iter().filter_map(|s| b.moved(*s)).collect();
+    b.take_out(&[id(2), id(4)]);
+    a.take_in(back, at(5));
+    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.page(None, &SeatFilter::default(), 10).seats.len(), 6);
+    assert_eq!(b.counts().total(), 0);
+}
