@@ -1,0 +1,1 @@
+//! The warm standby: follows the stream and applies each change.
