@@ -24,6 +24,7 @@ mod mailbox;
 pub mod pool;
 mod published;
 mod recovery;
+mod replica;
 mod roles;
 mod roster;
 mod router;

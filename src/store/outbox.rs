@@ -408,6 +408,33 @@ impl Store {
         self.advance_replicated(&book);
     }
 
+    /// Whether a role event is already stored (a standby reading the
+    /// stream again skips it).
+    pub fn role_event_there(&self, event: &crate::domain::RoleEvent) -> Result<bool, StoreError> {
+        self.db
+            .contains_key(records::role_event_key(event.tenant_id, event.id))
+            .map_err(unavailable)
+    }
+
+    /// Whether a seat or purchase change is already stored.
+    pub fn change_there(&self, change: &Change) -> Result<bool, StoreError> {
+        let witness = match change {
+            Change::Block(b) => Witness::Block {
+                first_seat: b.block.first_seat,
+            },
+            Change::Seats { writes, .. } => match writes.last() {
+                Some((seat, e)) => Witness::Audit {
+                    seat: *seat,
+                    audit: e.last_audit.id,
+                    at: e.last_audit.created_at,
+                },
+                None => return Ok(true),
+            },
+            _ => return Ok(false),
+        };
+        witnessed(&self.db, witness)
+    }
+
     /// The id spaces at least up to `upto` (a standby, after applying a
     /// change numbered by its primary, never hands that number out again).
     pub fn ids_seen(&self, space: IdSpace, upto: u64) -> Result<(), StoreError> {

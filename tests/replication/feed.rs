@@ -59,7 +59,10 @@ async fn every_write_reaches_the_stream_once_in_commit_order() {
     assert_eq!(status, 200, "{body}");
     let learners: Vec<String> = (10..15).map(|i| format!("l{i}")).collect();
     let (status, body) = s
-        .post("/api/v1/seats/assign/bulk", json!({"tenant_id": school, "learner_ids": learners}))
+        .post(
+            "/api/v1/seats/assign/bulk",
+            json!({"tenant_id": school, "learner_ids": learners}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = s
@@ -70,16 +73,32 @@ async fn every_write_reaches_the_stream_once_in_commit_order() {
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, role) = s
-        .post("/api/v1/roles", json!({"user_id": "dana", "tenant_id": school, "role": "teacher"}))
+        .post(
+            "/api/v1/roles",
+            json!({"user_id": "dana", "tenant_id": school, "role": "teacher"}),
+        )
         .await;
     assert_eq!(status, 201, "{role}");
     let role_id = role["id"].as_u64().unwrap_or(0);
-    assert_eq!(s.post(&format!("/api/v1/roles/{role_id}/deactivate"), json!({})).await.0, 200);
-    assert_eq!(s.put(&format!("/api/v1/tenant/{school}"), json!({"name": "North"})).await.0, 200);
     assert_eq!(
-        s.put(&format!("/api/v1/tenant/{school}/alert-threshold"), json!({"percent": 80}))
+        s.post(&format!("/api/v1/roles/{role_id}/deactivate"), json!({}))
             .await
             .0,
+        200
+    );
+    assert_eq!(
+        s.put(&format!("/api/v1/tenant/{school}"), json!({"name": "North"}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.put(
+            &format!("/api/v1/tenant/{school}/alert-threshold"),
+            json!({"percent": 80})
+        )
+        .await
+        .0,
         200
     );
     drained(&s).await;
@@ -89,7 +108,10 @@ async fn every_write_reaches_the_stream_once_in_commit_order() {
     for (subject, m) in &messages {
         assert_eq!(m["schema"], json!("tenant-service/change-feed/1"), "{m}");
         assert_eq!(m["origin"], json!("a"));
-        let (d, t) = (m["district_id"].as_u64().unwrap_or(0), m["tenant_id"].as_u64().unwrap_or(0));
+        let (d, t) = (
+            m["district_id"].as_u64().unwrap_or(0),
+            m["tenant_id"].as_u64().unwrap_or(0),
+        );
         assert_eq!(subject, &format!("tenant.changes.{d}.{t}"));
         assert_eq!(d, district);
     }
@@ -98,7 +120,17 @@ async fn every_write_reaches_the_stream_once_in_commit_order() {
     assert_eq!(
         kinds,
         [
-            "tenant", "purchase", "seat", "seat", "seat", "seat", "seats", "seats", "role", "role", "tenant",
+            "tenant",
+            "purchase",
+            "seat",
+            "seat",
+            "seat",
+            "seat",
+            "seats",
+            "seats",
+            "role",
+            "role",
+            "tenant",
             "threshold"
         ],
         "{changes:?}"
@@ -135,7 +167,10 @@ async fn async_writes_survive_a_nats_outage_and_a_kill_9() {
     assert!(s.metric("tenant_feed_outbox_depth").await >= 40.0);
     // kill -9 with the changes only in the outbox.
     s.restart();
-    assert!(s.metric("tenant_feed_outbox_depth").await >= 40.0, "the outbox survived");
+    assert!(
+        s.metric("tenant_feed_outbox_depth").await >= 40.0,
+        "the outbox survived"
+    );
     for i in 40..60 {
         assert_eq!(allocate(&s, first + i, &format!("l{i}")).await.0, 200);
     }
@@ -181,8 +216,10 @@ async fn sync_mode_refuses_writes_while_nats_is_away() {
     let (status, summary) = s.get(&format!("/api/v1/seats/summary?tenantId={school}")).await;
     assert_eq!(status, 200, "reads go on: {summary}");
     nats.start();
-    s.until("writes taken again", SETTLE, || async { allocate(&s, first + 2, "l2").await.0 == 200 })
-        .await;
+    s.until("writes taken again", SETTLE, || async {
+        allocate(&s, first + 2, "l2").await.0 == 200
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     drained(&s).await;
     let messages = read_stream(&nats.url(), STREAM).await;

@@ -257,11 +257,13 @@ impl Service {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.client.post(format!("{}{}", self.base, path)).json(&body)).await
+        self.send(self.client.post(format!("{}{}", self.base, path)).json(&body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.client.put(format!("{}{}", self.base, path)).json(&body)).await
+        self.send(self.client.put(format!("{}{}", self.base, path)).json(&body))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -304,7 +306,11 @@ impl Service {
     {
         let deadline = Instant::now() + within;
         while !check().await {
-            assert!(Instant::now() < deadline, "{what}: not within {within:?}\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -318,7 +324,9 @@ impl Drop for Service {
 
 /// Every message on the stream, in stream order: (subject, payload).
 pub async fn read_stream(url: &str, stream: &str) -> Vec<(String, Value)> {
-    let client = async_nats::connect(url).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    let client = async_nats::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
     let js = async_nats::jetstream::new(client);
     let mut s = js
         .get_stream(stream)

@@ -30,7 +30,10 @@ pub async fn seed(s: &Service, seats: u64) -> (u64, u64, u64) {
     assert_eq!(status, 201, "{d}");
     let district = d["id"].as_u64().unwrap_or(0);
     let (status, sc) = s
-        .post(&format!("/api/v1/district/{district}/schools"), json!({"name": "Elementary"}))
+        .post(
+            &format!("/api/v1/district/{district}/schools"),
+            json!({"name": "Elementary"}),
+        )
         .await;
     assert_eq!(status, 201, "{sc}");
     let school = sc["id"].as_u64().unwrap_or(0);
@@ -43,8 +46,11 @@ pub async fn seed(s: &Service, seats: u64) -> (u64, u64, u64) {
 }
 
 pub async fn allocate(s: &Service, seat: u64, learner: &str) -> (u16, Value) {
-    s.post("/api/v1/seats/allocate", json!({"seat_id": seat, "learner_id": learner}))
-        .await
+    s.post(
+        "/api/v1/seats/allocate",
+        json!({"seat_id": seat, "learner_id": learner}),
+    )
+    .await
 }
 
 pub const SETTLE: Duration = Duration::from_secs(20);

@@ -27,6 +27,7 @@ use super::router::SeatRouter;
 use super::stats::{day_of, MinuteCounts, MinuteStats};
 pub use bulk::{RowOutcome, Target};
 
+mod apply;
 mod bulk;
 
 impl<A: Actor, M: Message<Result = Durable<T>>, T: 'static> MessageResponse<A, M> for Durable<T> {
@@ -72,6 +73,8 @@ pub struct TenantActor {
     /// comes on a later day, the counts as they were are stored as that
     /// day's snapshot first (utilization history).
     day: Option<i64>,
+    /// A standby: the parts of a bulk change received so far (see `apply`).
+    parts: Vec<(SeatId, crate::store::records::SeatEntry)>,
 }
 
 impl TenantActor {
@@ -99,6 +102,7 @@ impl TenantActor {
             stats,
             threshold,
             day,
+            parts: Vec::new(),
         }
     }
 
@@ -308,6 +312,7 @@ message!(GetThreshold {} -> Option<Percent>);
 message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 message!(ListSeats { after: Option<SeatId>, filter: SeatFilter, limit: usize } -> SeatRun);
+message!(Apply { change: crate::store::Change } -> ());
 
 impl Handler<Purchase> for TenantActor {
     type Result = Durable<Vec<Seat>>;
