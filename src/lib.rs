@@ -205,10 +205,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let replication = self.settings.replication.clone().map(|r| {
-            let advertise = r
-                .advertise_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", self.settings.listen));
+            // Default: the address actually bound (the configured one may be port 0).
+            let bound = listener
+                .local_addr()
+                .map_or_else(|_| self.settings.listen.to_string(), |a| a.to_string());
+            let advertise = r.advertise_url.clone().unwrap_or_else(|| format!("http://{bound}"));
             replication::Replication::start(r, Arc::clone(&self.engine), advertise)
         });
         let router = http::Router::new(http::Ctx {

@@ -59,20 +59,47 @@ async fn lead_or_follow(
     let Some(stream) = link.stream(settings, &stop).await else {
         return Ok(());
     };
+    tracing::debug!("the stream is there");
+    let mut said = Instant::now() - Duration::from_secs(60);
     let kv = loop {
-        let config = kv::Config {
-            bucket: settings.lease_bucket.clone(),
-            history: 1,
+        // The bucket's stream, made as a bucket is (`KV_<bucket>`, one
+        // message per key): made directly, because this client cannot read
+        // nats-server 2.9's answer to its own bucket creation.
+        let config = async_nats::jetstream::stream::Config {
+            name: format!("KV_{}", settings.lease_bucket),
+            subjects: vec![format!("$KV.{}.>", settings.lease_bucket)],
+            max_messages_per_subject: 1,
             max_age: ttl,
             num_replicas: settings.replicas,
+            discard: async_nats::jetstream::stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            duplicate_window: ttl.min(Duration::from_secs(120)),
             ..Default::default()
         };
-        match link.js.create_key_value(config).await {
-            Ok(kv) => break kv,
-            Err(_) => match link.js.get_key_value(&settings.lease_bucket).await {
+        let created = tokio::time::timeout(Duration::from_secs(3), link.js.get_or_create_stream(config))
+            .await
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|r| r.map(drop).map_err(|e| e.to_string()));
+        match created {
+            Err(create) => {
+                if said.elapsed() > Duration::from_secs(5) {
+                    tracing::warn!(error = %create, "the lease bucket is not reachable yet; retrying");
+                    said = Instant::now();
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+            Ok(()) => match link.js.get_key_value(&settings.lease_bucket).await {
                 Ok(kv) => break kv,
                 Err(e) => {
-                    tracing::debug!(error = %e, "the lease bucket is not reachable yet");
+                    if said.elapsed() > Duration::from_secs(5) {
+                        tracing::warn!(error = %e, "the lease bucket is not reachable yet; retrying");
+                        said = Instant::now();
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(200)) => {}
                         _ = stop.changed() => return Ok(()),
@@ -139,7 +166,9 @@ async fn lead_or_follow(
                 () = tokio::time::sleep(ttl / 4) => {}
                 _ = stop.changed() => break None,
             }
-            match kv.entry(KEY).await {
+            let entry = kv.entry(KEY).await;
+            tracing::debug!(?entry, "the lease");
+            match entry {
                 Ok(Some(e)) if e.operation == kv::Operation::Put => {
                     if let Ok(lease) = serde_json::from_slice::<Lease>(&e.value) {
                         follower.epoch.send_if_modified(|ep| {
@@ -165,9 +194,12 @@ async fn lead_or_follow(
                 url: advertise.to_owned(),
             };
             let value = serde_json::to_vec(&lease).map_err(|e| e.to_string())?;
-            if let Ok(rev) = kv.create(KEY, value.clone().into()).await {
-                tracing::info!(epoch, "took the lease; catching up before taking writes");
-                break Some((lease, value, rev));
+            match kv.create(KEY, value.clone().into()).await {
+                Ok(rev) => {
+                    tracing::info!(epoch, "took the lease; catching up before taking writes");
+                    break Some((lease, value, rev));
+                }
+                Err(e) => tracing::debug!(error = %e, "the lease was taken first"),
             }
         };
         let Some((lease, value, mut rev)) = taken else {

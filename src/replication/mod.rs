@@ -120,7 +120,7 @@ impl Link {
             allow_direct: true,
             ..Default::default()
         };
-        let mut said = false;
+        let mut said = std::time::Instant::now() - Duration::from_secs(60);
         loop {
             if *stop.borrow() {
                 return None;
@@ -128,9 +128,9 @@ impl Link {
             match self.js.get_or_create_stream(config.clone()).await {
                 Ok(stream) => return Some(stream),
                 Err(e) => {
-                    if !said {
+                    if said.elapsed() > Duration::from_secs(5) {
                         tracing::warn!(error = %e, stream = %settings.stream, "the change feed's stream is not reachable yet; retrying");
-                        said = true;
+                        said = std::time::Instant::now();
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

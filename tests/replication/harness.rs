@@ -203,7 +203,7 @@ impl Service {
             .arg(&config)
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .env("RUST_LOG", "info,async_nats=warn")
+            .env("RUST_LOG", "info,async_nats=warn,tenant_service::replication=debug")
             .env("TENANT_ENFORCE_ROLES", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -234,7 +234,15 @@ impl Service {
                 }
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        // The log (stdout) joins stderr: what `until` shows when it gives up.
+        let sink = Arc::clone(&self.stderr);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
         self.base = format!("http://{addr}");
         self.child = Some(child);
     }
