@@ -173,6 +173,66 @@ pub struct Settings {
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
     pub roster: RosterSettings,
+    /// `[replication]`: the change feed on NATS JetStream and the warm
+    /// standby. Absent (the default): sled alone, nothing else to run.
+    pub replication: Option<ReplicationSettings>,
+}
+
+/// Whether a reply waits for JetStream (`[replication] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedMode {
+    /// Replies once the change is on this disk; the outbox publishes it
+    /// after (a NATS outage never blocks a write).
+    Async,
+    /// Replies once JetStream has also acknowledged it (on a quorum of
+    /// NATS servers); 503 REPLICATION_UNAVAILABLE when it cannot.
+    Sync,
+}
+
+/// `[replication]` (see docs/FEED.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationSettings {
+    /// NATS servers, e.g. `["nats://10.0.0.5:4222", ...]`.
+    pub nats_urls: Vec<String>,
+    pub mode: FeedMode,
+    /// The JetStream stream of changes (created if missing).
+    pub stream: String,
+    /// Subjects are `<subject_prefix>.<district>.<tenant>`.
+    pub subject_prefix: String,
+    /// Copies JetStream keeps of the stream (and of the lease bucket).
+    pub replicas: usize,
+    /// This instance's name on the feed and in the lease (unique per instance).
+    pub node_id: String,
+    /// The URL a standby names as where writes go (default: `http://<listen>`).
+    pub advertise_url: Option<String>,
+    /// `true`: a primary and warm standbys share the stream; who may write
+    /// is decided by the lease in `lease_bucket` (see docs/FEED.md).
+    pub leadership: bool,
+    pub lease_bucket: String,
+    /// How long a lease lasts unless renewed (renewed every third of it).
+    pub lease_ttl_ms: u64,
+    /// Sync mode: how long a reply waits for JetStream before 503.
+    pub sync_timeout_ms: u64,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            nats_urls: Vec::new(),
+            mode: FeedMode::Async,
+            stream: "TENANT_CHANGES".into(),
+            subject_prefix: "tenant.changes".into(),
+            replicas: 1,
+            node_id: "tenant-service".into(),
+            advertise_url: None,
+            leadership: false,
+            lease_bucket: "TENANT_LEADER".into(),
+            lease_ttl_ms: 6_000,
+            sync_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// `[idempotency]`: how long the answer to a write sent with an
@@ -288,6 +348,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             config_file: None,
             roster: RosterSettings::default(),
+            replication: None,
         }
     }
 }
@@ -449,6 +510,9 @@ impl Settings {
                 return invalid(setting, ms, "must be at least 1 ms");
             }
         }
+        if let Some(r) = &self.replication {
+            r.validate()?;
+        }
         if self.roster.max_bytes == 0 {
             return invalid(
                 "[roster] max_bytes",
@@ -468,6 +532,72 @@ impl Settings {
             path: path.into(),
             source,
         })
+    }
+}
+
+impl ReplicationSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let text = |setting, value: &str, reason| {
+            Err(ConfigError::InvalidText {
+                setting,
+                value: value.to_owned(),
+                reason,
+            })
+        };
+        if self.nats_urls.is_empty() {
+            return text("[replication] nats_urls", "[]", "must name at least one NATS server");
+        }
+        let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !token(&self.stream) {
+            return text(
+                "[replication] stream",
+                &self.stream,
+                "must be letters, digits, '-' or '_'",
+            );
+        }
+        if !token(&self.lease_bucket) {
+            return text(
+                "[replication] lease_bucket",
+                &self.lease_bucket,
+                "must be letters, digits, '-' or '_'",
+            );
+        }
+        if !token(&self.node_id) {
+            return text(
+                "[replication] node_id",
+                &self.node_id,
+                "must be letters, digits, '-' or '_'",
+            );
+        }
+        if !self.subject_prefix.split('.').all(token) {
+            return text(
+                "[replication] subject_prefix",
+                &self.subject_prefix,
+                "must be dot-separated tokens of letters, digits, '-' or '_'",
+            );
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(ConfigError::Invalid {
+                setting: "[replication] replicas",
+                value: self.replicas as u64,
+                reason: "must be 1 to 5",
+            });
+        }
+        if self.lease_ttl_ms < 1_000 {
+            return Err(ConfigError::Invalid {
+                setting: "[replication] lease_ttl_ms",
+                value: self.lease_ttl_ms,
+                reason: "must be at least 1000 ms",
+            });
+        }
+        if self.sync_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "[replication] sync_timeout_ms",
+                value: 0,
+                reason: "must be at least 1 ms",
+            });
+        }
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod replication;
 pub mod roster;
 pub mod store;
 
@@ -172,6 +173,9 @@ impl App {
             answers_kept: Duration::from_secs(settings.idempotency.retention_hours.saturating_mul(3600)),
         };
         let (engine, recovery) = Engine::start(store, recovered, options, metrics, started)?;
+        if let Some(r) = &settings.replication {
+            replication::prepare(r, &engine);
+        }
         alloc::release_startup_memory();
         tracing::info!(
             tenants = recovery.tenants,
@@ -200,7 +204,16 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let replication = self.settings.replication.clone().map(|r| {
+            // Default: the address actually bound (the configured one may be port 0).
+            let bound = listener
+                .local_addr()
+                .map_or_else(|_| self.settings.listen.to_string(), |a| a.to_string());
+            let advertise = r.advertise_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+            replication::Replication::start(r, Arc::clone(&self.engine), advertise)
+        });
         let router = http::Router::new(http::Ctx {
+            replication: replication.as_ref().map(|r| Arc::clone(&r.status)),
             engine: Arc::clone(&self.engine),
             auth: Arc::clone(&self.auth),
             body_limit: self.settings.max_body_bytes,
@@ -253,6 +266,9 @@ impl App {
             let _ = task.await;
         }
         tracing::info!("stopped accepting; in-flight requests finished");
+        if let Some(r) = replication {
+            r.stop().await;
+        }
         self.engine.stop();
         if let Ok(e) = failed_rx.try_recv() {
             return Err(e);

@@ -59,6 +59,87 @@ pub struct Metrics {
     mailbox_depth: IntGauge,
     /// Up, down.
     alerts: [IntCounter; 2],
+    /// The change feed and the standby (see `replication`).
+    pub feed: FeedMetrics,
+}
+
+/// The change feed's and the standby's metrics (registered always; they
+/// stay at zero without `[replication]`).
+pub struct FeedMetrics {
+    /// Committed changes not yet acknowledged by JetStream (read at scrape time).
+    pub outbox_depth: IntGauge,
+    /// From a change's commit to JetStream's acknowledgment of it.
+    pub publish_lag: Histogram,
+    /// Changes acknowledged by JetStream.
+    pub published: IntCounter,
+    /// Failed publish attempts (NATS unreachable, stream unavailable, ...).
+    pub publish_errors: IntCounter,
+    /// 1 on the instance that may acknowledge writes (no leadership: 1).
+    pub primary: IntGauge,
+    /// The lease's epoch this instance last saw.
+    pub epoch: IntGauge,
+    /// A standby: from a change's commit on the primary to its application here.
+    pub apply_lag: Histogram,
+    /// A standby: changes applied from the stream.
+    pub applied: IntCounter,
+    /// Changes refused because they carry an epoch older than the one in force.
+    pub stale_refused: IntCounter,
+}
+
+impl FeedMetrics {
+    fn new(registry: &Registry) -> Result<FeedMetrics, prometheus::Error> {
+        let lag = |name: &str, help: &str| {
+            Histogram::with_opts(
+                HistogramOpts::new(name, help).buckets(exponential_buckets(0.0005, 2.0, 16).unwrap_or_default()),
+            )
+        };
+        let m = FeedMetrics {
+            outbox_depth: IntGauge::new(
+                "tenant_feed_outbox_depth",
+                "Committed changes waiting in the outbox for JetStream's acknowledgment",
+            )?,
+            publish_lag: lag(
+                "tenant_feed_publish_lag_seconds",
+                "Time from a change's commit to JetStream's acknowledgment of it",
+            )?,
+            published: IntCounter::new("tenant_feed_published_total", "Changes acknowledged by JetStream")?,
+            publish_errors: IntCounter::new(
+                "tenant_feed_publish_errors_total",
+                "Publish attempts that failed (NATS or the stream unavailable)",
+            )?,
+            primary: IntGauge::new(
+                "tenant_replication_primary",
+                "1 if this instance may acknowledge writes, 0 if it is a standby or fenced",
+            )?,
+            epoch: IntGauge::new(
+                "tenant_replication_epoch",
+                "The leadership epoch this instance last saw",
+            )?,
+            apply_lag: lag(
+                "tenant_standby_apply_lag_seconds",
+                "A standby: time from a change's commit on the primary to its application here",
+            )?,
+            applied: IntCounter::new(
+                "tenant_standby_applied_total",
+                "A standby: changes applied from the stream",
+            )?,
+            stale_refused: IntCounter::new(
+                "tenant_feed_stale_epoch_refused_total",
+                "Changes refused because their epoch is older than the one in force",
+            )?,
+        };
+        registry.register(Box::new(m.outbox_depth.clone()))?;
+        registry.register(Box::new(m.publish_lag.clone()))?;
+        registry.register(Box::new(m.published.clone()))?;
+        registry.register(Box::new(m.publish_errors.clone()))?;
+        registry.register(Box::new(m.primary.clone()))?;
+        registry.register(Box::new(m.epoch.clone()))?;
+        registry.register(Box::new(m.apply_lag.clone()))?;
+        registry.register(Box::new(m.applied.clone()))?;
+        registry.register(Box::new(m.stale_refused.clone()))?;
+        m.primary.set(1);
+        Ok(m)
+    }
 }
 
 impl Metrics {
@@ -138,7 +219,9 @@ impl Metrics {
             .chain(std::iter::once(&"other"))
             .map(|route| latency.with_label_values(&[route]))
             .collect();
+        let feed = FeedMetrics::new(&registry)?;
         Ok(Metrics {
+            feed,
             registry,
             requests,
             request_counters: DashMap::new(),

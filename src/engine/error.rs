@@ -78,6 +78,17 @@ pub enum Error {
     /// it or drops it whole.
     #[error("Storage failed during the change; the service restarts, and the change is then either made whole or not at all")]
     StoreStopped(#[source] anyhow::Error),
+    /// The change feed did not take the change in time (sync mode), or
+    /// this primary may not acknowledge now (its lease or NATS is gone).
+    /// The change may stand locally: it is published once NATS is back,
+    /// and a retry with the same `Idempotency-Key` gets its answer.
+    #[error(
+        "Replication is unavailable; the change was not acknowledged (retry later, with the same Idempotency-Key)"
+    )]
+    ReplicationUnavailable(String),
+    /// A standby serves reads only.
+    #[error("This instance is a read-only standby; send writes to the primary: {0}")]
+    ReadOnlyStandby(String),
     #[error("Service is shutting down")]
     ShuttingDown,
     /// Past saturation (a full tenant mailbox, or every connection slot
@@ -109,6 +120,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Unavailable(e) => Error::StoreUnavailable(e),
             StoreError::Stopped(e) => Error::StoreStopped(e),
+            StoreError::Replication(why) => Error::ReplicationUnavailable(why),
             StoreError::Internal(e) => Error::Internal(e),
         }
     }

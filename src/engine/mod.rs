@@ -24,6 +24,7 @@ mod mailbox;
 pub mod pool;
 mod published;
 mod recovery;
+mod replica;
 mod roles;
 mod roster;
 mod router;
@@ -146,6 +147,21 @@ impl Engine {
         &self.store
     }
 
+    /// The store, for a task that outlives a borrow (the feed's publisher).
+    pub fn shared_store(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
+    }
+
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The district of a tenant (itself for a district), for the feed's subjects.
+    pub fn district_lookup(self: &Arc<Self>) -> Arc<dyn Fn(TenantId) -> Option<TenantId> + Send + Sync> {
+        let engine = Arc::downgrade(self);
+        Arc::new(move |tenant| engine.upgrade()?.directory.district_of(tenant))
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -153,6 +169,11 @@ impl Engine {
     /// The Prometheus exposition: counters kept as things happen, plus the
     /// store's size and the mailboxes' depth read now (O(tenants)).
     pub fn metrics_text(&self) -> String {
+        let depth = self.store.outbox_depth();
+        self.metrics
+            .feed
+            .outbox_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
         self.metrics
             .render(self.store.size_on_disk(), self.directory.mailbox_depth())
     }

@@ -81,9 +81,12 @@ impl ApiError {
             Error::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Forbidden(_) | Error::PlatformAdminOnly => StatusCode::FORBIDDEN,
             Error::Invalid(_) | Error::RosterInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::StoreUnavailable(_) | Error::StoreStopped(_) | Error::ShuttingDown | Error::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::StoreUnavailable(_)
+            | Error::StoreStopped(_)
+            | Error::ShuttingDown
+            | Error::Overloaded
+            | Error::ReplicationUnavailable(_)
+            | Error::ReadOnlyStandby(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +128,8 @@ impl ApiError {
             Error::RosterInvalid(_) => "ROSTER_INVALID",
             Error::StoreUnavailable(_) | Error::StoreStopped(_) => "STORE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::ReplicationUnavailable(_) => "REPLICATION_UNAVAILABLE",
+            Error::ReadOnlyStandby(_) => "READ_ONLY_STANDBY",
             Error::Overloaded => "SERVICE_OVERLOADED",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
@@ -143,7 +148,9 @@ impl ApiError {
     /// refusals that say nothing about the request itself.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::Engine(Error::Overloaded) => Some(1),
+            ApiError::Engine(Error::Overloaded | Error::ReplicationUnavailable(_) | Error::ReadOnlyStandby(_)) => {
+                Some(1)
+            }
             _ => None,
         }
     }
@@ -191,6 +198,8 @@ pub fn every_kind() -> Vec<ApiError> {
         Error::StoreStopped(gone()).into(),
         Error::ShuttingDown.into(),
         Error::Overloaded.into(),
+        Error::ReplicationUnavailable("example".into()).into(),
+        Error::ReadOnlyStandby("http://10.0.0.7:8001".into()).into(),
         Error::Internal(gone()).into(),
     ];
     // A new kind of refusal must join the list above: this match, with no
@@ -231,6 +240,8 @@ pub fn every_kind() -> Vec<ApiError> {
                 | Error::StoreStopped(_)
                 | Error::ShuttingDown
                 | Error::Overloaded
+                | Error::ReplicationUnavailable(_)
+                | Error::ReadOnlyStandby(_)
                 | Error::Internal(_),
             ) => {}
         }

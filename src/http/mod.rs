@@ -31,7 +31,7 @@ use tracing::Instrument;
 use warp::http::{HeaderValue, Method};
 use warp::reply::Response;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Error};
 use auth::Authenticator;
 use error::ApiError;
 pub use route::parse_json;
@@ -47,6 +47,9 @@ pub struct Ctx {
     pub cors: cors::Cors,
     /// `[roster] max_bytes`: the largest roster package taken.
     pub roster_max_bytes: u64,
+    /// With `[replication] leadership`: whether this instance is a standby
+    /// (writes refused, reads answered with the lag in a header).
+    pub replication: Option<Arc<crate::replication::Status>>,
 }
 
 /// Every route, hot ones first: a lookup walks the table in order, and seat
@@ -126,6 +129,11 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
         // An Idempotency-Key's guard, held until the answer is durable.
         let mut held = None;
         let (label, answer) = match TABLE.lookup(&method, path) {
+            Lookup::Found(i) if method != Method::GET && method != Method::HEAD && standby(ctx).is_some() => {
+                let primary = standby(ctx).flatten();
+                let primary = primary.unwrap_or_else(|| "unknown (no primary holds the lease now)".into());
+                (Some(i), Err(Error::ReadOnlyStandby(primary).into()))
+            }
             Lookup::Found(i) => (Some(i), TABLE.run(i, ctx, path, parts, &mut held).await),
             Lookup::WrongMethod(i) => (Some(i), Err(ApiError::MethodNotAllowed)),
             Lookup::NotFound => (None, Err(ApiError::RouteNotFound)),
@@ -148,6 +156,10 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    if let Some(status) = ctx.replication.as_ref().filter(|_| standby(ctx).is_some()) {
+        let lag = status.lag_ms.load(std::sync::atomic::Ordering::Relaxed);
+        response.headers_mut().insert(REPLICATION_LAG, lag.into());
+    }
     ctx.cors.decorate(origin, &mut response);
     let status = response.status().as_u16();
     ctx.engine
@@ -166,6 +178,17 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// On a standby's answers: how far behind the stream's end it is (ms).
+const REPLICATION_LAG: &str = "x-replication-lag-ms";
+
+/// `Some(primary URL, if known)` while this instance is a standby.
+fn standby(ctx: &Ctx) -> Option<Option<String>> {
+    match &*ctx.replication.as_ref()?.standing.borrow() {
+        crate::replication::Standing::Standby { primary } => Some(primary.clone()),
+        crate::replication::Standing::Primary => None,
+    }
+}
 
 /// The caller's `X-Request-ID` if it is 1 to 128 characters of letters,
 /// digits and `-_.:`, else a new uuid (never a value that could forge a

@@ -186,45 +186,45 @@ impl Store {
     /// Whether the change a witness names is there (or was, before a
     /// retention purge took its key).
     fn witnessed(&self, witness: Witness) -> Result<bool, StoreError> {
-        let there = |k: &[u8]| self.db.contains_key(k).map_err(unavailable);
-        match witness {
-            Witness::Audit { seat, audit, at } => {
-                if there(&records::audit_key(seat, audit))? {
-                    return Ok(true);
-                }
-                // Purged: its tenant's checkpoint covers it. The seat's
-                // buyer is in its block, which is never removed, and its
-                // later owners in its moves.
-                let moves = super::owners::Owners::of_seat(&self.db, seat).map_err(super::ScanError::into_store)?;
-                let tenant = self
-                    .block_tenant(seat)?
-                    .map(|buyer| super::owners::owner_at(&moves, audit.get(), buyer));
-                Ok(match tenant {
-                    Some(t) => marks::checkpoint(&self.db, t)?.is_some_and(|cp| cp.covers(at, audit.get())),
-                    None => false,
-                })
-            }
-            Witness::Block { first_seat } => there(&key(records::BLOCK, first_seat.get())),
-            Witness::RoleEvent { tenant, event, at } => Ok(there(&records::role_event_key(tenant, event))?
-                || marks::role_purge(&self.db, tenant)?.is_some_and(|before| at < before)),
-        }
+        witnessed(&self.db, witness)
     }
+}
 
-    /// The tenant whose purchase block holds `seat`.
-    fn block_tenant(&self, seat: SeatId) -> Result<Option<TenantId>, StoreError> {
-        let Some((k, v)) = self
-            .db
-            .get_lt(key(records::BLOCK, seat.get() + 1))
-            .map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
-        if k.first() != Some(&records::BLOCK) {
-            return Ok(None);
+/// Whether the change a witness names is there (or was, before a
+/// retention purge took its key).
+pub(super) fn witnessed(db: &Db, witness: Witness) -> Result<bool, StoreError> {
+    let there = |k: &[u8]| db.contains_key(k).map_err(unavailable);
+    match witness {
+        Witness::Audit { seat, audit, at } => {
+            if there(&records::audit_key(seat, audit))? {
+                return Ok(true);
+            }
+            // Purged: its tenant's checkpoint covers it. The seat's
+            // buyer is in its block, which is never removed, and its
+            // later owners in its moves.
+            let moves = super::owners::Owners::of_seat(db, seat).map_err(super::ScanError::into_store)?;
+            let tenant = block_tenant(db, seat)?.map(|buyer| super::owners::owner_at(&moves, audit.get(), buyer));
+            Ok(match tenant {
+                Some(t) => marks::checkpoint(db, t)?.is_some_and(|cp| cp.covers(at, audit.get())),
+                None => false,
+            })
         }
-        let block: records::BlockRecord = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
-        Ok(Some(block.tenant_id).filter(|_| block.first_seat.get() + block.count > seat.get()))
+        Witness::Block { first_seat } => there(&key(records::BLOCK, first_seat.get())),
+        Witness::RoleEvent { tenant, event, at } => Ok(there(&records::role_event_key(tenant, event))?
+            || marks::role_purge(db, tenant)?.is_some_and(|before| at < before)),
     }
+}
+
+/// The tenant whose purchase block holds `seat`.
+fn block_tenant(db: &Db, seat: SeatId) -> Result<Option<TenantId>, StoreError> {
+    let Some((k, v)) = db.get_lt(key(records::BLOCK, seat.get() + 1)).map_err(unavailable)? else {
+        return Ok(None);
+    };
+    if k.first() != Some(&records::BLOCK) {
+        return Ok(None);
+    }
+    let block: records::BlockRecord = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+    Ok(Some(block.tenant_id).filter(|_| block.first_seat.get() + block.count > seat.get()))
 }
 
 /// At start: the answer key of every tail found, where a crash kept it from

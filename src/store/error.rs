@@ -12,6 +12,10 @@ pub enum StoreError {
     /// whether the change stands is settled when it restarts.
     #[error("{0}")]
     Stopped(anyhow::Error),
+    /// The change feed could not take the change in time (sync mode), or
+    /// this primary may not acknowledge now (its lease or NATS is gone).
+    #[error("{0}")]
+    Replication(String),
     /// A record that does not decode, or a read that could not be made.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

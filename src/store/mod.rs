@@ -11,6 +11,7 @@ mod disk;
 mod error;
 mod export;
 mod marks;
+mod outbox;
 mod owners;
 mod pages;
 pub mod records;
@@ -34,6 +35,7 @@ use commit::{Flush, GroupCommit};
 pub use disk::{Disk, Hooks};
 pub use error::StoreError;
 pub use export::{export_dir, ExportError};
+pub use outbox::{Change, FeedMark, OutboxEntry, Pending, Role as FeedRole};
 use records::{
     decode, encode, encode_block_entry, encode_seat_entry, encode_tailed, key, BlockEntry, BlockEntryRef, BlockRecord,
     DecodeError, Hash, RoleEntry, RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry, Witness,
@@ -66,6 +68,8 @@ pub enum IdSpace {
     Audit = 2,
     Role = 3,
     RoleEvent = 4,
+    /// The change feed's outbox entries (`outbox`).
+    Outbox = 5,
 }
 
 /// How many ids a lease reserves beyond what is asked for. The lease is
@@ -166,12 +170,14 @@ pub struct Store {
     flusher: Mutex<Option<JoinHandle<()>>>,
     /// One lease per id space. A std mutex: held for an increment, and for one
     /// small sled insert when a lease runs out; never across an await.
-    leases: [Mutex<Lease>; 5],
+    leases: [Mutex<Lease>; 6],
     /// Audit ids below this were handed out before this process opened the
     /// store: the entries `check_history` counts (the actors count the rest).
     audit_ids_at_open: u64,
     /// The data dir, named by `check_history`'s errors.
     dir: PathBuf,
+    /// The change feed's outbox (off unless replication is configured).
+    outbox: outbox::Outbox,
 }
 
 impl Store {
@@ -198,7 +204,7 @@ impl Store {
             source,
         };
 
-        let mut leases = [Lease { next: 1, upto: 1 }; 5];
+        let mut leases = [Lease { next: 1, upto: 1 }; 6];
         for item in db.scan_prefix([records::LEASE]) {
             let (k, v) = item.map_err(open_err)?;
             let upto: u64 = decode(&k, &v).map_err(read_err)?;
@@ -242,7 +248,15 @@ impl Store {
                 .map_err(|e| e.into_open(dir))?;
         answer_tails.extend(seat_tails);
         let answers = answers::restore(&db, answer_tails).map_err(|e| e.into_open(dir))?;
-        if restored + finished_bulk + answers > 0 {
+        // Last: an outbox entry's witness may be a follower restored above.
+        let (orphans, outboxed) = outbox::check(&db).map_err(|e| e.into_open(dir))?;
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                "removed change-feed outbox entries of changes a crash took back"
+            );
+        }
+        if restored + finished_bulk + answers + orphans > 0 {
             sled::Tree::flush(&db).map_err(open_err)?;
             tracing::warn!(
                 restored,
@@ -295,6 +309,7 @@ impl Store {
             audit_ids_at_open: leases[IdSpace::Audit as usize].next,
             leases: leases.map(Mutex::new),
             dir: dir.to_path_buf(),
+            outbox: outbox::Outbox::new(outboxed.len() as u64, outboxed.into_iter()),
         };
         Ok((Arc::new(store), recovered))
     }
@@ -351,13 +366,30 @@ impl Store {
         Ok(first)
     }
 
+    /// The next id `ids` would hand out in a space.
+    fn peek_id(&self, space: IdSpace) -> u64 {
+        self.leases[space as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next
+    }
+
     /// A tenant's new version (its key is the commit point; the roster
     /// `sourcedId` after the contract's fields, see `records::encode_tenant`),
     /// with the answer to the request that made it, if one is kept (see
     /// `answers`).
     pub fn put_tenant(&self, tenant: &Tenant, answer: Option<&Answer>) -> Result<Seq, StoreError> {
         let stored = (tenant, &tenant.sourced_id);
-        self.put_answered(key(records::TENANT, tenant.id.get()), &stored, answer)
+        let change = || Change::Tenant {
+            tenant: tenant.clone(),
+            sourced_id: tenant.sourced_id.clone(),
+        };
+        self.put_answered(
+            key(records::TENANT, tenant.id.get()),
+            &stored,
+            answer,
+            (tenant.id, change),
+        )
     }
 
     /// A role's new version and the event that made it: the role key (which
@@ -374,13 +406,44 @@ impl Store {
             at: event.created_at,
         };
         self.answer_before(answer, witness)?;
-        self.db
+        let outboxed = self.outbox_before(event.tenant_id, Some(witness), || {
+            vec![Change::Role {
+                entry: RoleEntry {
+                    role: role.clone(),
+                    last_event: event.clone(),
+                },
+                roster: role.roster,
+            }]
+        })?;
+        let written = self
+            .db
             .insert(key(records::ROLE, role.id.get()), entry.encode())
-            .map_err(unavailable)?;
-        self.db
-            .insert(records::role_event_key(event.tenant_id, event.id), encode(event))
-            .map_err(unavailable)?;
-        Ok(self.commit.wrote())
+            .and_then(|_| {
+                self.db
+                    .insert(records::role_event_key(event.tenant_id, event.id), encode(event))
+            })
+            .map_err(unavailable);
+        self.finished(outboxed, written)
+    }
+
+    /// Ends a change's write: its group-commit sequence once written, and
+    /// its outbox entries handed to the publisher (or removed if it failed).
+    fn finished<T>(
+        &self,
+        outboxed: Option<outbox::Planned>,
+        written: Result<T, StoreError>,
+    ) -> Result<Seq, StoreError> {
+        match written {
+            Ok(_) => {
+                let seq = self.commit.wrote();
+                self.finish_outbox(outboxed, Some(seq));
+                Ok(seq)
+            }
+            Err(e) => {
+                self.finish_outbox(outboxed, None);
+                Err(e)
+            }
+        }
     }
 
     /// A tenant's role grants and deactivations, oldest first.
@@ -421,16 +484,25 @@ impl Store {
             first_seat: block.first_seat,
         };
         self.answer_before(answer, witness)?;
-        self.db
-            .insert(
+        let outboxed = self.outbox_before(block.tenant_id, Some(witness), || {
+            vec![Change::Block(BlockEntry {
+                block: block.clone(),
+                hash,
+                alert: alert.cloned(),
+            })]
+        })?;
+        let written = (|| {
+            self.db.insert(
                 key(records::BLOCK, block.first_seat.get()),
                 encode_block_entry(&entry, expires_at),
-            )
-            .map_err(unavailable)?;
-        for (k, v) in entry.followers() {
-            self.db.insert(k, v).map_err(unavailable)?;
-        }
-        Ok(self.commit.wrote())
+            )?;
+            for (k, v) in entry.followers() {
+                self.db.insert(k, v)?;
+            }
+            Ok::<_, sled::Error>(())
+        })()
+        .map_err(unavailable);
+        self.finished(outboxed, written)
     }
 
     /// A seat's new state, its audit entry and the tenant-trail entry that
@@ -484,13 +556,19 @@ impl Store {
             at: write.audit.created_at,
         };
         self.answer_before(answer, witness)?;
-        self.db
-            .insert(key(records::SEAT, seat.get()), encode_seat_entry(&entry))
-            .map_err(unavailable)?;
-        for (k, v) in entry.followers(seat) {
-            self.db.insert(k, v).map_err(unavailable)?;
-        }
-        Ok(self.commit.wrote())
+        let outboxed = self.outbox_before(tenant, Some(witness), || {
+            outbox::seat_parts(vec![(seat, owned(&entry))])
+        })?;
+        let written = (|| {
+            self.db
+                .insert(key(records::SEAT, seat.get()), encode_seat_entry(&entry))?;
+            for (k, v) in entry.followers(seat) {
+                self.db.insert(k, v)?;
+            }
+            Ok::<_, sled::Error>(())
+        })()
+        .map_err(unavailable);
+        self.finished(outboxed, written)
     }
 
     /// Many seat changes of one tenant as one change: the change in parts
@@ -541,7 +619,9 @@ impl Store {
                 )
                 .map_err(unavailable)?;
         }
-        // All of the bulk or none of it: its last change witnesses the answer.
+        // All of the bulk or none of it: its last change witnesses the
+        // answer and the outbox entries.
+        let mut outboxed = None;
         if let Some(last) = changes.last() {
             let witness = Witness::Audit {
                 seat: last.seat,
@@ -549,11 +629,15 @@ impl Store {
                 at: last.audit.created_at,
             };
             self.answer_before(answer, witness)?;
+            outboxed = self.outbox_before(tenant, Some(witness), || {
+                outbox::seat_parts(entries.iter().map(|(seat, entry)| (*seat, owned(entry))).collect())
+            })?;
         }
         let bulk = key(records::BULK, tenant.get());
-        self.db
-            .insert(bulk, encode(&(parts.len() as u64)))
-            .map_err(unavailable)?;
+        if let Err(e) = self.db.insert(bulk, encode(&(parts.len() as u64))) {
+            self.finish_outbox(outboxed, None);
+            return Err(unavailable(e));
+        }
         let followers = || -> sled::Result<()> {
             for ((seat, entry), value) in entries.iter().zip(&values) {
                 self.db.insert(key(records::SEAT, seat.get()), value.as_slice())?;
@@ -570,9 +654,12 @@ impl Store {
         if let Err(e) = followers() {
             tracing::error!(error = %e, %tenant, "a bulk seat change failed after its commit point; the store stops");
             self.commit.fail();
+            // The change stands if the restart finishes it: so do its
+            // outbox entries (start checks them against it).
+            self.finish_outbox(outboxed, Some(self.commit.latest()));
             return Err(StoreError::Stopped(e.into()));
         }
-        Ok(self.commit.wrote())
+        self.finished(outboxed, Ok(()))
     }
 
     /// The arriving side of a transfer: the seats' entries on the tenant
@@ -621,7 +708,13 @@ impl Store {
     }
 
     pub fn put_threshold(&self, threshold: &Threshold, answer: Option<&Answer>) -> Result<Seq, StoreError> {
-        self.put_answered(key(records::THRESHOLD, threshold.tenant_id.get()), threshold, answer)
+        let change = || Change::Threshold(threshold.clone());
+        self.put_answered(
+            key(records::THRESHOLD, threshold.tenant_id.get()),
+            threshold,
+            answer,
+            (threshold.tenant_id, change),
+        )
     }
 
     /// A tenant's alerts, oldest first (they are few: one per crossing).
@@ -688,7 +781,19 @@ impl Store {
     }
 
     /// Resolves when the write numbered `seq` (and all before it) is on disk.
+    /// With the change feed in sync mode, also once it is on the stream
+    /// (see `outbox`): what a failover could take back is not revealed.
     pub async fn durable(&self, seq: Seq) -> Result<(), StoreError> {
+        self.commit
+            .wait(seq)
+            .await
+            .map_err(|()| unavailable("the last flush to disk failed"))?;
+        self.acknowledged(seq).await
+    }
+
+    /// `durable`, on this disk alone (the publisher waits for this before
+    /// it takes an outbox entry).
+    pub async fn flushed(&self, seq: Seq) -> Result<(), StoreError> {
         self.commit
             .wait(seq)
             .await
@@ -741,24 +846,37 @@ impl Store {
         if self.commit.has_failed() {
             return Err(unavailable("the store stopped after a failed flush"));
         }
+        self.fence_check()?;
         self.hooks.before_write().map_err(unavailable)
     }
 
     /// One record that is its own commit point, with its answer (if kept).
+    /// `change`: the tenant and the feed's copy of the change (its outbox
+    /// entry has no witness: see `outbox`).
     fn put_answered<T: serde::Serialize>(
         &self,
         key: [u8; 9],
         value: &T,
         answer: Option<&Answer>,
+        (tenant, change): (TenantId, impl FnOnce() -> Change),
     ) -> Result<Seq, StoreError> {
         self.writable()?;
         let planned = answer.map(|a| answers::Planned::new(a, None));
         self.answer_parts(planned.as_ref())?;
-        self.db
+        let outboxed = self.outbox_before(tenant, None, || vec![change()])?;
+        let written = self
+            .db
             .insert(key, encode_tailed(value, planned.as_ref().map(|p| &p.tail)))
-            .map_err(unavailable)?;
-        self.answer_index(planned.as_ref())?;
-        Ok(self.commit.wrote())
+            .map_err(unavailable);
+        if written.is_ok() {
+            // The answer's key after the commit point: a failure here leaves
+            // the change standing (start restores the key from the tail).
+            if let Err(e) = self.answer_index(planned.as_ref()) {
+                self.finish_outbox(outboxed, Some(self.commit.wrote()));
+                return Err(e);
+            }
+        }
+        self.finished(outboxed, written)
     }
 }
 
@@ -776,6 +894,17 @@ impl Flush for SledLog {
             Flush::flush(&self.db)?;
             self.log.sync_data()
         })
+    }
+}
+
+/// A seat entry as the feed carries it.
+fn owned(entry: &SeatEntryRef<'_>) -> records::SeatEntry {
+    records::SeatEntry {
+        seat: entry.seat.clone(),
+        last_audit: entry.last_audit.clone(),
+        tenant: entry.tenant,
+        hash: entry.hash,
+        alert: entry.alert.cloned(),
     }
 }
 

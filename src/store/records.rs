@@ -45,6 +45,14 @@ pub const BULK: u8 = b'Z';
 pub const BULK_PART: u8 = b'z';
 pub const BULK_PART_BYTES: usize = 4 * 1024;
 
+/// The change feed's outbox (`key(OUTBOX, n)`): an `outbox::OutboxEntry`
+/// per committed change not yet on the stream, written before the change's
+/// commit point (see `outbox`).
+pub const OUTBOX: u8 = b'O';
+/// Where this store is on the stream (`key(FEED, 0)`): a standby's last
+/// applied message, a primary's epoch (see `Store::feed_mark`).
+pub const FEED: u8 = b'F';
+
 /// A stored answer (`Idempotency-Key`), under `answer_key`: an
 /// `AnswerHead`. Written either just before the change it answers, naming
 /// a key only that change writes (its `Witness`: without it the answer is

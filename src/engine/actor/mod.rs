@@ -29,6 +29,7 @@ pub use bulk::{RowOutcome, Target};
 pub use terms::Renewal;
 pub use transfer::{MoveRow, Moving, Selection};
 
+mod apply;
 mod bulk;
 mod expiry;
 mod terms;
@@ -81,6 +82,8 @@ pub struct TenantActor {
     /// deadline (`expiry`), with the deadline it was set for. No task per
     /// seat: the deadlines are the pool's, in order.
     timer: Option<(Timestamp, SpawnHandle)>,
+    /// A standby: the parts of a bulk change received so far (see `apply`).
+    parts: Vec<(SeatId, crate::store::records::SeatEntry)>,
 }
 
 impl TenantActor {
@@ -109,6 +112,7 @@ impl TenantActor {
             threshold,
             day,
             timer: None,
+            parts: Vec::new(),
         }
     }
 
@@ -387,6 +391,7 @@ message!(GetThreshold {} -> Option<Percent>);
 message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 message!(ListSeats { after: Option<SeatId>, filter: SeatFilter, limit: usize } -> SeatRun);
+message!(Apply { change: crate::store::Change } -> ());
 
 impl Handler<Purchase> for TenantActor {
     type Result = Durable<Vec<Seat>>;

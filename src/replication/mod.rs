@@ -1,0 +1,242 @@
+//! Beyond one machine: the change feed on NATS JetStream (`feed`: the
+//! store's outbox published in order), and with `leadership` a warm
+//! standby (`follow`) under a lease in a JetStream key-value bucket
+//! (`lease`). Off without `[replication]`. docs/FEED.md is the consumer's
+//! and operator's description.
+
+pub mod feed;
+pub mod follow;
+pub mod lease;
+pub mod message;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{FeedMode, ReplicationSettings};
+use crate::engine::Engine;
+use crate::store::FeedRole;
+
+/// What the HTTP layer asks of replication: may this instance take writes,
+/// and how far behind is it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Takes writes (also: no replication at all).
+    Primary,
+    /// Serves reads; writes go to `primary` (its URL, if known).
+    Standby { primary: Option<String> },
+}
+
+/// Shared between the replication tasks and the HTTP layer.
+pub struct Status {
+    pub standing: watch::Sender<Standing>,
+    /// A standby: how far behind the stream's end it is, in milliseconds
+    /// (the `X-Replication-Lag-Ms` header).
+    pub lag_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            standing: watch::channel(Standing::Primary).0,
+            lag_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+/// The running replication tasks.
+pub struct Replication {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    pub status: Arc<Status>,
+}
+
+/// How this instance meets NATS.
+pub struct Link {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    /// Whether the client is connected now.
+    pub connected: watch::Receiver<bool>,
+}
+
+impl Link {
+    /// Connects in the background (the service starts, and in async mode
+    /// serves, whether NATS is there or not).
+    pub async fn connect(settings: &ReplicationSettings) -> Result<Link, String> {
+        let (tx, connected) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let events = Arc::clone(&tx);
+        let options = async_nats::ConnectOptions::new()
+            .name(format!("tenant-service {}", settings.node_id))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(1))
+            .request_timeout(Some(Duration::from_secs(2)))
+            .ping_interval(Duration::from_secs(1))
+            .reconnect_delay_callback(|n| Duration::from_millis((50 * n as u64).min(500)))
+            .event_callback(move |event| {
+                let events = Arc::clone(&events);
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("connected to NATS");
+                            events.send_replace(true);
+                        }
+                        async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                            tracing::warn!("lost the connection to NATS");
+                            events.send_replace(false);
+                        }
+                        other => tracing::debug!(event = %other, "NATS"),
+                    }
+                }
+            });
+        let client = async_nats::connect_with_options(settings.nats_urls.clone(), options)
+            .await
+            .map_err(|e| e.to_string())?;
+        if client.connection_state() == async_nats::connection::State::Connected {
+            tx.send_replace(true);
+        }
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(2))
+            .build(client.clone());
+        Ok(Link { client, js, connected })
+    }
+
+    /// The stream of changes, created if missing (retried until NATS answers).
+    pub async fn stream(
+        &self,
+        settings: &ReplicationSettings,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<jetstream::stream::Stream> {
+        let config = jetstream::stream::Config {
+            name: settings.stream.clone(),
+            subjects: vec![format!("{}.>", settings.subject_prefix)],
+            num_replicas: settings.replicas,
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Default::default()
+        };
+        let mut said = std::time::Instant::now() - Duration::from_secs(60);
+        loop {
+            if *stop.borrow() {
+                return None;
+            }
+            match self.js.get_or_create_stream(config.clone()).await {
+                Ok(stream) => return Some(stream),
+                Err(e) => {
+                    if said.elapsed() > Duration::from_secs(5) {
+                        tracing::warn!(error = %e, stream = %settings.stream, "the change feed's stream is not reachable yet; retrying");
+                        said = std::time::Instant::now();
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The store's part, set before the first request is served.
+pub fn prepare(settings: &ReplicationSettings, engine: &Engine) {
+    let sync = settings.mode == FeedMode::Sync;
+    let store = engine.store();
+    store.set_role(
+        FeedRole::Primary { sync },
+        Duration::from_millis(settings.sync_timeout_ms),
+    );
+    if sync || settings.leadership {
+        // Nothing is acknowledged until NATS (and, with leadership, the
+        // lease) says this instance may.
+        store.set_fence(Some("not yet connected to NATS".into()));
+    }
+    if settings.leadership {
+        store.set_role(FeedRole::Standby, Duration::from_millis(settings.sync_timeout_ms));
+    }
+}
+
+impl Replication {
+    /// Starts the feed (and with `leadership`, the lease and the standby).
+    pub fn start(settings: ReplicationSettings, engine: Arc<Engine>, advertise: String) -> Replication {
+        let (stop, stopped) = watch::channel(false);
+        let status = Arc::new(Status::default());
+        let mut tasks = Vec::new();
+        if settings.leadership {
+            status.standing.send_replace(Standing::Standby { primary: None });
+            tasks.push(tokio::spawn(lease::run(
+                settings,
+                engine,
+                advertise,
+                Arc::clone(&status),
+                stopped,
+            )));
+        } else {
+            tasks.push(tokio::spawn(feed_only(settings, engine, stopped)));
+        }
+        Replication { stop, tasks, status }
+    }
+
+    /// Stops every task (the outbox keeps what was not published).
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// The feed without leadership: this instance always takes writes; the
+/// outbox publishes them. Sync mode fences writes while NATS is away.
+async fn feed_only(settings: ReplicationSettings, engine: Arc<Engine>, stop: watch::Receiver<bool>) {
+    let link = match Link::connect(&settings).await {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the NATS client; the change feed is not published");
+            return;
+        }
+    };
+    let sync = settings.mode == FeedMode::Sync;
+    let Some(stream) = link.stream(&settings, &stop).await else {
+        return;
+    };
+    let store_id = match engine.store().feed_mark() {
+        Ok(mark) => mark.store_id,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the feed mark");
+            return;
+        }
+    };
+    let (healthy, mut healthy_rx) = watch::channel(true);
+    let publisher = feed::Publisher {
+        store: engine.shared_store(),
+        js: link.js.clone(),
+        stream,
+        prefix: settings.subject_prefix.clone(),
+        origin: settings.node_id.clone(),
+        store_id,
+        district_of: engine.district_lookup(),
+        metrics: engine.shared_metrics(),
+        healthy,
+    };
+    let publishing = tokio::spawn(publisher.run(stop.clone()));
+    if sync {
+        let mut connected = link.connected.clone();
+        let mut stop = stop.clone();
+        loop {
+            let ok = *connected.borrow_and_update() && *healthy_rx.borrow_and_update();
+            engine
+                .store()
+                .set_fence((!ok).then(|| "NATS JetStream is unreachable".to_owned()));
+            tokio::select! {
+                _ = connected.changed() => {}
+                _ = healthy_rx.changed() => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+    let _ = publishing.await;
+    drop(link);
+}
