@@ -271,14 +271,17 @@ fn pool(size: u64) -> SeatPool {
     let mut first = 1;
     while first <= size {
         let count = 100_000.min(size - first + 1);
-        pool.add_block(BlockRecord {
-            tenant_id: tenant,
-            first_seat: id(first),
-            count,
-            first_audit: AuditId::new(first).unwrap_or_else(|| panic!("audit id")),
-            created_at: Timestamp::now(),
-            changed_by: by.clone(),
-        });
+        pool.add_block(
+            BlockRecord {
+                tenant_id: tenant,
+                first_seat: id(first),
+                count,
+                first_audit: AuditId::new(first).unwrap_or_else(|| panic!("audit id")),
+                created_at: Timestamp::now(),
+                changed_by: by.clone(),
+            },
+            None,
+        );
         first += count;
     }
     for (i, offset) in assigned_offsets(size).into_iter().enumerate() {
@@ -299,6 +302,7 @@ fn time_pages(pools: [(&SeatPool, u64); 2], q: &Query) -> [(f64, usize); 2] {
         learner: q
             .learner
             .then(|| LearnerId::parse(&learner_name("p", 5)).unwrap_or_else(|e| panic!("{e}"))),
+        expiring_before: None,
     };
     let mut times = [Vec::with_capacity(200), Vec::with_capacity(200)];
     let mut items = [0, 0];

@@ -42,14 +42,17 @@ impl Fixture {
         let mut first = 1;
         while first <= size {
             let count = BLOCK.min(size - first + 1);
-            pool.add_block(BlockRecord {
-                tenant_id: tenant,
-                first_seat: id(first),
-                count,
-                first_audit: id::<AuditId>(first),
-                created_at: Timestamp::now(),
-                changed_by: by.clone(),
-            });
+            pool.add_block(
+                BlockRecord {
+                    tenant_id: tenant,
+                    first_seat: id(first),
+                    count,
+                    first_audit: id::<AuditId>(first),
+                    created_at: Timestamp::now(),
+                    changed_by: by.clone(),
+                },
+                None,
+            );
             first += count;
         }
         let learners = (0..size)

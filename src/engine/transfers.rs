@@ -36,6 +36,10 @@ pub struct TransferReport {
     pub totals: BTreeMap<&'static str, u64>,
 }
 
+/// How the answer is made from the source actor's rows (shared with the
+/// answer kept for an `Idempotency-Key`, rendered in the actor's step).
+type Shape = Arc<dyn Fn(&Moving) -> TransferReport + Send + Sync>;
+
 const KINDS: [RowResult; 6] = [
     RowResult::Transferred,
     RowResult::NotAvailable,
@@ -88,7 +92,7 @@ impl Engine {
         self.writable(to).await?;
         let (source, destination) = (self.actor(from)?, self.actor(to)?);
         let by = caller.user.clone();
-        let (selection, shape): (Selection, Arc<dyn Fn(&Moving) -> TransferReport + Send + Sync>) = match seats {
+        let (selection, shape): (Selection, Shape) = match seats {
             TransferSeats::Count(n) => {
                 let shape = move |m: &Moving| {
                     let mut totals: BTreeMap<&'static str, u64> = KINDS.iter().map(|k| (k.name(), 0)).collect();

@@ -108,10 +108,7 @@ pub(super) fn check_blocks(blocks: &[BlockEntry]) -> Result<(), ScanError> {
 /// Also returns the seats a transfer was moving when the process stopped
 /// (`Arriving`): their record names the new owner, their last change is
 /// on the old owner's trail.
-pub(super) fn scan_seats(
-    db: &sled::Db,
-    blocks: &[BlockEntry],
-) -> Result<(Vec<(SeatId, SeatRecord)>, Vec<Arriving>), ScanError> {
+pub(super) fn scan_seats(db: &sled::Db, blocks: &[BlockEntry]) -> Result<Heads, ScanError> {
     let first = blocks.first().map_or(0, |b| b.block.first_seat.get());
     let end = blocks.last().map_or(0, |b| b.block.first_seat.get() + b.block.count);
     let mid = key(records::SEAT, first + (end - first) / 2);
@@ -127,6 +124,7 @@ pub(super) fn scan_seats(
     Ok((seats, arriving))
 }
 
+/// Every changed seat's record, and the seats in transit among them.
 type Heads = (Vec<(SeatId, SeatRecord)>, Vec<Arriving>);
 
 fn heads(items: sled::Iter) -> Result<Heads, ScanError> {

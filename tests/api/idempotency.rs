@@ -294,6 +294,7 @@ async fn every_write_route_replays_its_first_answer() {
     let tenant_path = format!("/api/v1/tenant/{s}");
     let threshold_path = format!("/api/v1/tenant/{s}/alert-threshold");
     let deactivate_path = format!("/api/v1/roles/{role}/deactivate");
+    let term = |hours: i64| (chrono::Utc::now() + chrono::Duration::hours(hours)).to_rfc3339();
     let cases: Vec<(&str, &str, Value, u16)> = vec![
         ("POST", "/api/v1/district", json!({"name": "Keyed District"}), 201),
         ("POST", &school_path, json!({"name": "Keyed School"}), 201),
@@ -341,6 +342,31 @@ async fn every_write_route_replays_its_first_answer() {
             "POST",
             "/api/v1/seats/assign/bulk",
             json!({"tenant_id": s, "learner_ids": ["d"]}),
+            200,
+        ),
+        (
+            "POST",
+            "/api/v1/seats/reserve",
+            json!({"tenant_id": s, "seat_id": seats[3], "learner_id": "r", "ttl_seconds": 600}),
+            201,
+        ),
+        ("POST", "/api/v1/seats/release", json!({"seat_id": seats[3]}), 200),
+        (
+            "POST",
+            "/api/v1/seats/transfer",
+            json!({"from_tenant_id": s, "to_tenant_id": d, "count": 1}),
+            200,
+        ),
+        (
+            "POST",
+            "/api/v1/seats/purchase",
+            json!({"tenant_id": s, "count": 2, "expires_at": term(1)}),
+            201,
+        ),
+        (
+            "POST",
+            "/api/v1/seats/renew",
+            json!({"tenant_id": s, "all_expiring_before": term(2), "expires_at": term(3)}),
             200,
         ),
         (
