@@ -48,7 +48,7 @@ pub const BULK_PART_BYTES: usize = 4 * 1024;
 /// The change feed's outbox (`key(OUTBOX, n)`): an `outbox::OutboxEntry`
 /// per committed change not yet on the stream, written before the change's
 /// commit point (see `outbox`).
-pub const OUTBOX: u8 = b'O';
+pub const OUTBOX: u8 = b'Q';
 /// Where this store is on the stream (`key(FEED, 0)`): a standby's last
 /// applied message, a primary's epoch (see `Store::feed_mark`).
 pub const FEED: u8 = b'F';
@@ -794,6 +794,38 @@ impl RoleEntryRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind of record has a first byte of its own: two kinds sharing
+    /// one would read each other's records (a prefix scan of one is a scan
+    /// of both).
+    #[test]
+    fn record_kinds_are_distinct() {
+        let kinds = [
+            TENANT,
+            ROLE,
+            BLOCK,
+            SEAT,
+            AUDIT,
+            LEASE,
+            ROLE_EVENT,
+            TRAIL,
+            THRESHOLD,
+            ALERT,
+            HISTORY,
+            BULK,
+            BULK_PART,
+            OUTBOX,
+            FEED,
+            ANSWER,
+            ANSWER_PART,
+            ANSWER_PURGE,
+            OWNER,
+            CHECKPOINT,
+            ROLE_PURGE,
+        ];
+        let distinct: std::collections::HashSet<u8> = kinds.iter().copied().collect();
+        assert_eq!(distinct.len(), kinds.len(), "two record kinds share a byte");
+    }
     use crate::domain::{LearnerId, SeatState};
 
     #[test]
