@@ -175,23 +175,8 @@ pub fn decode_tailed<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<(T
         key: show_key(key),
         reason: e.to_string(),
     };
-    match bytes.first() {
-        Some(&FORMAT) => {}
-        Some(&found) => {
-            return Err(DecodeError::UnknownVersion {
-                key: show_key(key),
-                found,
-            })
-        }
-        None => {
-            return Err(DecodeError::Corrupt {
-                key: show_key(key),
-                reason: "empty value".into(),
-            })
-        }
-    }
     // From a reader, which tells where the value ends.
-    let mut rest = bytes.get(1..).unwrap_or_default();
+    let mut rest = body(key, bytes)?;
     let value: T = bincode::deserialize_from(&mut rest).map_err(corrupt)?;
     if rest.is_empty() {
         return Ok((value, None));
@@ -363,11 +348,17 @@ pub fn show_key(key: &[u8]) -> String {
 }
 
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, DecodeError> {
+    bincode::deserialize(body(key, bytes)?).map_err(|e| DecodeError::Corrupt {
+        key: show_key(key),
+        reason: e.to_string(),
+    })
+}
+
+/// A record's bincode after its format byte, once that byte is this
+/// build's version.
+fn body<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], DecodeError> {
     match bytes.split_first() {
-        Some((&FORMAT, body)) => bincode::deserialize(body).map_err(|e| DecodeError::Corrupt {
-            key: show_key(key),
-            reason: e.to_string(),
-        }),
+        Some((&FORMAT, body)) => Ok(body),
         Some((&found, _)) => Err(DecodeError::UnknownVersion {
             key: show_key(key),
             found,
@@ -467,22 +458,7 @@ fn decode_marked<T: DeserializeOwned, E: DeserializeOwned + Default>(
         key: show_key(key),
         reason: e.to_string(),
     };
-    match bytes.first() {
-        Some(&FORMAT) => {}
-        Some(&found) => {
-            return Err(DecodeError::UnknownVersion {
-                key: show_key(key),
-                found,
-            })
-        }
-        None => {
-            return Err(DecodeError::Corrupt {
-                key: show_key(key),
-                reason: "empty value".into(),
-            })
-        }
-    }
-    let mut rest = bytes.get(1..).unwrap_or_default();
+    let mut rest = body(key, bytes)?;
     let value: T = bincode::deserialize_from(&mut rest).map_err(corrupt)?;
     let mut ext = E::default();
     if let Some(after) = rest.strip_prefix(&EXT_MARK) {
