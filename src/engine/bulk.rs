@@ -13,8 +13,8 @@ use crate::domain::{Caller, Invalid, LearnerId, Reason, Seat, SeatId, TenantId};
 use super::actor::{self, RowOutcome, Target};
 use super::answers::Keyed;
 use super::durable::Durable;
-use super::error::{Error, Missing};
-use super::{Action, Engine};
+use super::error::Error;
+use super::Engine;
 
 /// The most inputs one bulk request takes.
 pub const MAX_ROWS: usize = 10_000;
@@ -120,9 +120,7 @@ impl Engine {
         reason: Option<Reason>,
         keyed: Option<Keyed<BulkReport>>,
     ) -> Result<Durable<BulkReport>, Error> {
-        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
-        self.writable(tenant).await?;
-        let actor = self.actor(tenant)?;
+        let actor = self.tenant_writer(caller, tenant).await?;
         let (rows, wanted) = sorted(learners, |l| l.clone());
         let by = caller.user.clone();
         let shape = move |rows: &[(Input<()>, Row)], outcomes: &[RowOutcome]| {
@@ -163,9 +161,7 @@ impl Engine {
         reason: Reason,
         keyed: Option<Keyed<BulkReport>>,
     ) -> Result<Durable<BulkReport>, Error> {
-        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
-        self.writable(tenant).await?;
-        let actor = self.actor(tenant)?;
+        let actor = self.tenant_writer(caller, tenant).await?;
         let (rows, targets) = match targets {
             Targets::Seats(seats) => {
                 let (rows, wanted) = sorted(seats, |s| *s);

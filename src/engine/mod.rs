@@ -203,6 +203,23 @@ impl Engine {
         }
     }
 
+    /// For a change to a seat: its owner's actor, once the caller may
+    /// allocate there and the owner is writable.
+    async fn seat_writer(&self, caller: &Caller, seat: SeatId) -> Result<Mailbox, Error> {
+        let (tenant, actor) = self.seat_owner(seat)?;
+        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
+        self.writable(tenant).await?;
+        Ok(actor)
+    }
+
+    /// For a change to a tenant's seats: its actor, once the caller may
+    /// allocate there and the tenant is writable.
+    async fn tenant_writer(&self, caller: &Caller, tenant: TenantId) -> Result<Mailbox, Error> {
+        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
+        self.writable(tenant).await?;
+        self.actor(tenant)
+    }
+
     /// The tenant that owns a seat, and its actor.
     fn seat_owner(&self, seat: SeatId) -> Result<(TenantId, Mailbox), Error> {
         self.router

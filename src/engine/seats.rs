@@ -61,9 +61,7 @@ impl Engine {
         ttl: Ttl,
         keyed: Option<Keyed<Seat>>,
     ) -> Result<Durable<Seat>, Error> {
-        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
-        self.writable(tenant).await?;
-        let actor = self.actor(tenant)?;
+        let actor = self.tenant_writer(caller, tenant).await?;
         let by = caller.user.clone();
         let msg = actor::Reserve {
             seat,
@@ -82,9 +80,7 @@ impl Engine {
         seat: SeatId,
         keyed: Option<Keyed<Seat>>,
     ) -> Result<Durable<Seat>, Error> {
-        let (tenant, actor) = self.seat_owner(seat)?;
-        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
-        self.writable(tenant).await?;
+        let actor = self.seat_writer(caller, seat).await?;
         let by = caller.user.clone();
         self.ask(&actor, actor::Release { seat, by, keyed }).await
     }
@@ -96,9 +92,7 @@ impl Engine {
         learner: LearnerId,
         keyed: Option<Keyed<Seat>>,
     ) -> Result<Durable<Seat>, Error> {
-        let (tenant, actor) = self.seat_owner(seat)?;
-        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
-        self.writable(tenant).await?;
+        let actor = self.seat_writer(caller, seat).await?;
         let by = caller.user.clone();
         self.ask(
             &actor,
@@ -121,9 +115,7 @@ impl Engine {
         learner: LearnerId,
         keyed: Option<Keyed<(Seat, bool)>>,
     ) -> Result<Durable<(Seat, bool)>, Error> {
-        self.check(caller, Action::Allocate, tenant, Missing::Tenant).await?;
-        self.writable(tenant).await?;
-        let actor = self.actor(tenant)?;
+        let actor = self.tenant_writer(caller, tenant).await?;
         let by = caller.user.clone();
         self.ask(&actor, actor::Assign { learner, by, keyed }).await
     }
@@ -135,9 +127,7 @@ impl Engine {
         reason: Reason,
         keyed: Option<Keyed<Seat>>,
     ) -> Result<Durable<Seat>, Error> {
-        let (tenant, actor) = self.seat_owner(seat)?;
-        self.check(caller, Action::Allocate, tenant, Missing::Seat).await?;
-        self.writable(tenant).await?;
+        let actor = self.seat_writer(caller, seat).await?;
         let by = caller.user.clone();
         self.ask(
             &actor,

@@ -3,7 +3,6 @@
 //! and a tab with helpers that wait for what a person would see.
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -28,28 +27,18 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Chromium's path, or `None` after saying (once per test run, whatever the
 /// number of tests) that the browser tests were not run and how to run them.
 pub fn chromium() -> Option<PathBuf> {
-    let path = match std::env::var_os(CHROMIUM_ENV) {
-        Some(path) => PathBuf::from(path),
-        None => ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium")),
-    };
-    if path.is_file() {
-        return Some(path);
-    }
     static SAID: Once = Once::new();
-    SAID.call_once(|| {
-        // Straight to stderr: libtest captures print! of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "console browser tests NOT run: no Chromium at {} (install it with `apt-get install -y chromium`, \
-             then run `cargo test --test console`; `.ci/run` installs it)",
-            path.display()
-        );
-    });
-    None
+    super::optional::find(
+        CHROMIUM_ENV,
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        &SAID,
+        |path| {
+            format!(
+                "console browser tests NOT run: no Chromium at {path} (install it with `apt-get install -y chromium`, \
+                 then run `cargo test --test console`; `.ci/run` installs it)"
+            )
+        },
+    )
 }
 
 /// A real server (the library's `App`, as `main` starts it) on an ephemeral

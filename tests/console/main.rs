@@ -11,6 +11,8 @@
 mod harness;
 #[path = "../support/oneroster.rs"]
 mod oneroster;
+#[path = "../support/optional.rs"]
+mod optional;
 
 use harness::{chromium, seed, Console, Server};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! NATS servers (one, or three as a JetStream cluster) and the service as
 //! child processes on 127.0.0.1, each with its own temporary directory.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,28 +16,18 @@ const NATS_ENV: &str = "TENANT_TEST_NATS_SERVER";
 /// Debian's `nats-server` (or `TENANT_TEST_NATS_SERVER`); `None`, said once
 /// on stderr, when it is not installed.
 pub fn nats_server() -> Option<PathBuf> {
-    let path = match std::env::var_os(NATS_ENV) {
-        Some(p) => PathBuf::from(p),
-        None => ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server")),
-    };
-    if path.is_file() {
-        return Some(path);
-    }
     static SAID: Once = Once::new();
-    SAID.call_once(|| {
-        // Straight to stderr: libtest captures print! of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "replication tests (change feed, standby, failover) NOT run: no nats-server at {} (install it with \
-             `apt-get install -y nats-server`, then run `cargo test --test replication`; `.ci/run` installs it)",
-            path.display()
-        );
-    });
-    None
+    super::optional::find(
+        NATS_ENV,
+        &["/usr/sbin/nats-server", "/usr/bin/nats-server"],
+        &SAID,
+        |path| {
+            format!(
+                "replication tests (change feed, standby, failover) NOT run: no nats-server at {path} (install it \
+                 with `apt-get install -y nats-server`, then run `cargo test --test replication`; `.ci/run` installs it)"
+            )
+        },
+    )
 }
 
 pub fn free_port() -> u16 {

@@ -8,6 +8,8 @@
 
 mod feed;
 mod harness;
+#[path = "../support/optional.rs"]
+mod optional;
 mod standby;
 
 use std::time::Duration;
