@@ -74,7 +74,9 @@ async fn lead_or_follow(
             discard: async_nats::jetstream::stream::DiscardPolicy::New,
             allow_rollup: true,
             deny_delete: true,
-            allow_direct: true,
+            // Reads go to the stream's leader: on nats-server 2.9 a direct
+            // get of a clustered bucket can go unanswered.
+            allow_direct: false,
             duplicate_window: ttl.min(Duration::from_secs(120)),
             ..Default::default()
         };
