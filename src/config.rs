@@ -211,9 +211,12 @@ pub struct ReplicationSettings {
     /// is decided by the lease in `lease_bucket` (see docs/FEED.md).
     pub leadership: bool,
     pub lease_bucket: String,
-    /// How long a lease lasts unless renewed (renewed every third of it).
+    /// How long a lease lasts unless renewed (renewed every fifth of it).
+    /// Longer than twice a NATS election, so that losing one NATS server
+    /// is not a failover (docs/FEED.md).
     pub lease_ttl_ms: u64,
-    /// Sync mode: how long a reply waits for JetStream before 503.
+    /// Sync mode: how long a reply waits for JetStream before 503, and how
+    /// long NATS may be out of reach before writes are refused at once.
     pub sync_timeout_ms: u64,
 }
 
@@ -229,8 +232,8 @@ impl Default for ReplicationSettings {
             advertise_url: None,
             leadership: false,
             lease_bucket: "TENANT_LEADER".into(),
-            lease_ttl_ms: 6_000,
-            sync_timeout_ms: 5_000,
+            lease_ttl_ms: 20_000,
+            sync_timeout_ms: 12_000,
         }
     }
 }

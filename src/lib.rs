@@ -35,6 +35,7 @@ pub struct App {
     engine: Arc<Engine>,
     auth: Arc<auth::Authenticator>,
     settings: Settings,
+    hooks: Arc<dyn Hooks>,
     pub recovery: RecoveryReport,
 }
 
@@ -65,6 +66,16 @@ pub enum ServeError {
     /// record: the same line a start refused for it would print.
     #[error(transparent)]
     Corrupt(store::OpenError),
+    /// A standby whose store left the feed's history could not be rebuilt.
+    #[error("cannot rebuild the store from the change feed: {0}")]
+    Rebuild(String),
+}
+
+/// How one round of `App::serve` ended.
+enum Served {
+    Stopped,
+    /// The store must be rebuilt from the change feed; the listener is kept.
+    Rebuild(TcpListener),
 }
 
 /// Audit retention: at start, then every hour.
@@ -104,6 +115,17 @@ async fn answer_purge_loop(engine: Arc<Engine>) {
             Err(e) => tracing::error!(error = ?e, "purging idempotency answers failed; they stay until the next run"),
         }
     }
+}
+
+/// Renames the data dir to `<name>.diverged-<unix seconds>` beside it.
+fn set_aside(dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let aside = dir.with_file_name(format!("{name}.diverged-{}", crate::domain::Timestamp::now().micros() / 1_000_000));
+    std::fs::rename(dir, &aside).map_err(|e| format!("cannot rename {} to {}: {e}", dir.display(), aside.display()))?;
+    Ok(aside)
 }
 
 /// The start-up summary: one line saying what is starting, on what, how.
@@ -165,7 +187,7 @@ impl App {
                  TENANT_PLATFORM_ADMINS): nobody can create a district"
             );
         }
-        let (store, recovered) = Store::open_with(dir, hooks)?;
+        let (store, recovered) = Store::open_with(dir, Arc::clone(&hooks))?;
         let metrics = Arc::new(Metrics::new(&http::route_labels())?);
         let options = engine::Options {
             enforce_roles: settings.auth.enforce_roles,
@@ -193,17 +215,44 @@ impl App {
             engine: Arc::new(engine),
             auth,
             settings: settings.clone(),
+            hooks,
             recovery,
         })
     }
 
     /// Serves until `shutdown` resolves (or the store fails): stops accepting,
     /// lets in-flight requests finish, then stops the actors and flushes.
+    ///
+    /// A standby whose store left the change feed's history (see
+    /// `replication::diverge`) stops the same way, sets its data dir aside
+    /// (renamed, not deleted) and serves again on the same socket from an
+    /// empty store, which it fills from the feed.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
+        let (mut app, mut listener) = (self, listener);
+        loop {
+            let (settings, hooks) = (app.settings.clone(), Arc::clone(&app.hooks));
+            match app.serve_once(listener, shutdown.clone()).await? {
+                Served::Stopped => return Ok(()),
+                Served::Rebuild(kept) => {
+                    let aside = set_aside(&settings.data_dir).map_err(ServeError::Rebuild)?;
+                    tracing::warn!(set_aside = %aside.display(), "the old data dir is kept there; starting on an empty one");
+                    app = App::open_with(&settings, hooks).map_err(|e| ServeError::Rebuild(e.to_string()))?;
+                    listener = kept;
+                }
+            }
+        }
+    }
+
+    async fn serve_once(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Served, ServeError> {
         let replication = self.settings.replication.clone().map(|r| {
             // Default: the address actually bound (the configured one may be port 0).
             let bound = listener
@@ -221,6 +270,7 @@ impl App {
             roster_max_bytes: self.settings.roster.max_bytes,
         });
         let engine = Arc::clone(&self.engine);
+        let mut rebuild = replication.as_ref().map(|r| r.status.rebuild.subscribe());
         let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel();
         // The history pass runs while the service answers (see
         // `Engine::check_history`); a corrupt record it finds stops the
@@ -232,11 +282,22 @@ impl App {
                     Err(e) => e,
                 }
             };
+            let rebuild = async {
+                let asked = match rebuild.as_mut() {
+                    Some(r) => r.wait_for(Option::is_some).await.is_ok(),
+                    None => false,
+                };
+                if !asked {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 () = shutdown => {}
                 () = engine.store().failed() => { let _ = failed_tx.send(ServeError::StoreFailed); }
                 e = checked => { let _ = failed_tx.send(ServeError::Corrupt(e)); }
+                () = rebuild => return http::server::Then::Keep,
             }
+            http::server::Then::Close
         };
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");
@@ -258,7 +319,7 @@ impl App {
             tokio::spawn(retention_loop(engine, days, dir))
         });
         let purge = tokio::spawn(answer_purge_loop(Arc::clone(&self.engine)));
-        http::server::serve(listener, router, limits, stop).await;
+        let kept = http::server::serve(listener, router, limits, stop).await;
         // Awaited once aborted, so that neither task still holds the engine
         // (and with it sled's lock on the data dir) once `serve` returns.
         for task in retention.into_iter().chain([purge]) {
@@ -273,7 +334,11 @@ impl App {
         if let Ok(e) = failed_rx.try_recv() {
             return Err(e);
         }
+        if let Some(kept) = kept {
+            tracing::info!("store flushed; rebuilding it from the change feed");
+            return Ok(Served::Rebuild(kept));
+        }
         tracing::info!("store flushed; bye");
-        Ok(())
+        Ok(Served::Stopped)
     }
 }

@@ -83,7 +83,22 @@ const DRAIN_GRACE: Duration = Duration::from_secs(30);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `router` on `listener` until `stop` resolves, then drains.
-pub async fn serve(listener: TcpListener, router: super::Router, limits: Limits, stop: impl Future<Output = ()>) {
+/// What becomes of the listening socket once `serve` stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Closed before the drain: new connections are refused.
+    Close,
+    /// Handed back (the same process serves again on it: new connections
+    /// wait in its backlog meanwhile).
+    Keep,
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    router: super::Router,
+    limits: Limits,
+    stop: impl Future<Output = Then>,
+) -> Option<TcpListener> {
     let max = limits
         .max_connections
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
@@ -109,9 +124,9 @@ pub async fn serve(listener: TcpListener, router: super::Router, limits: Limits,
     });
 
     tokio::pin!(stop);
-    loop {
+    let then = loop {
         let accepted = tokio::select! {
-            () = &mut stop => break,
+            then = &mut stop => break then,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -119,7 +134,7 @@ pub async fn serve(listener: TcpListener, router: super::Router, limits: Limits,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::select! {
-                    () = &mut stop => break,
+                    then = &mut stop => break then,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
                 }
             }
@@ -166,8 +181,14 @@ pub async fn serve(listener: TcpListener, router: super::Router, limits: Limits,
         } else {
             drop(stream);
         }
-    }
-    drop(listener);
+    };
+    let kept = match then {
+        Then::Keep => Some(listener),
+        Then::Close => {
+            drop(listener);
+            None
+        }
+    };
     let _ = draining_tx.send(true);
     // Every connection gives its slot back when it ends.
     let all = u32::try_from(max).unwrap_or(u32::MAX);
@@ -177,6 +198,7 @@ pub async fn serve(listener: TcpListener, router: super::Router, limits: Limits,
     {
         tracing::warn!("connections still open {DRAIN_GRACE:?} after the stop; closing them");
     }
+    kept
 }
 
 /// A connection past the cap: read its request, answer 503, close.

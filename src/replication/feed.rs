@@ -27,6 +27,7 @@ use crate::domain::{Id, TenantId, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{Pending, Store};
 
+use super::diverge::{id_prefix, EPOCH_HEADER};
 use super::message::{change_time, envelope, Envelope};
 
 /// The largest message sent: below NATS's default `max_payload` (1 MiB).
@@ -199,8 +200,8 @@ impl Publisher {
         };
         let publish = PublishMessage::build()
             .payload(payload.into())
-            .message_id(format!("{}-{:016x}-{first}-{last_n}", self.origin, self.store_id))
-            .header("Tenant-Feed-Epoch", epoch.to_string().as_str())
+            .message_id(format!("{}{first}-{last_n}", id_prefix(&self.origin, self.store_id)))
+            .header(EPOCH_HEADER, epoch.to_string().as_str())
             .expected_last_subject_sequence(expected);
         let acked = match self.js.send_publish(subject.clone(), publish).await {
             Ok(ack) => ack.await,
@@ -239,7 +240,7 @@ impl Publisher {
 
     /// Whether a message of this origin came from this data dir (its id names the store).
     fn ours(&self, headers: &async_nats::HeaderMap, env: &Envelope) -> bool {
-        let id = format!("{}-{:016x}-{}-{}", self.origin, self.store_id, env.first, env.last);
+        let id = format!("{}{}-{}", id_prefix(&self.origin, self.store_id), env.first, env.last);
         headers
             .get(async_nats::header::NATS_MESSAGE_ID)
             .is_some_and(|v| v.as_str() == id)

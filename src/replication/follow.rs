@@ -6,6 +6,8 @@
 //! epoch is refused (a deposed primary's late publish, or the changes a
 //! restarted one publishes from its outbox). Every reader of the stream
 //! meets the marker at the same place, so all refuse the same changes.
+//! A refused change of this very store means it left the stream's history
+//! (see `diverge`): it stops following and says so (`diverged`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 use crate::domain::{Id, TenantId, Timestamp};
 use crate::engine::Engine;
 
+use super::diverge::{judge, Verdict};
 use super::message::{change_time, decode_change, Envelope, EpochMarker, EPOCH_TOKEN};
 use super::{Standing, Status};
 
@@ -30,6 +33,10 @@ pub struct Follower {
     pub applied: watch::Sender<u64>,
     /// The highest epoch in force seen on the stream.
     pub epoch: watch::Sender<u64>,
+    /// The id prefix of this store's own messages (`diverge::id_prefix`).
+    pub ours: String,
+    /// Set to the stream sequence of a refused message of this store's.
+    pub diverged: watch::Sender<Option<u64>>,
 }
 
 impl Follower {
@@ -60,7 +67,15 @@ impl Follower {
                 let info = msg.info().map_err(|e| e.to_string())?;
                 (info.stream_sequence, info.pending, info.published)
             };
-            self.apply(&msg.subject, &msg.payload).await?;
+            let ours = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .is_some_and(|id| id.as_str().starts_with(&self.ours));
+            if !self.apply(&msg.subject, &msg.payload, ours).await? {
+                self.diverged.send_replace(Some(seq));
+                return Err(format!("message {seq} is this store's own change, refused by the epoch rule: this store left the stream's history"));
+            }
             let lag = if pending == 0 {
                 0
             } else {
@@ -77,7 +92,9 @@ impl Follower {
         }
     }
 
-    async fn apply(&self, subject: &str, payload: &[u8]) -> Result<(), String> {
+    /// Applies one message; false: it is a change of this store's own that
+    /// the epoch rule refuses.
+    async fn apply(&self, subject: &str, payload: &[u8], ours: bool) -> Result<bool, String> {
         if subject == format!("{}.{EPOCH_TOKEN}", self.prefix) {
             let marker: EpochMarker = serde_json::from_slice(payload).map_err(|e| format!("epoch marker: {e}"))?;
             self.epoch.send_if_modified(|e| {
@@ -93,10 +110,14 @@ impl Follower {
                 }
                 _ => false,
             });
-            return Ok(());
+            return Ok(true);
         }
         let env: Envelope = serde_json::from_slice(payload).map_err(|e| format!("feed message on {subject}: {e}"))?;
-        if env.epoch < *self.epoch.borrow() {
+        let in_force = *self.epoch.borrow();
+        if let Verdict::Refused { ours } = judge(false, env.epoch, in_force, ours) {
+            if ours {
+                return Ok(false);
+            }
             tracing::warn!(origin = %env.origin, epoch = env.epoch, in_force = *self.epoch.borrow(),
                 changes = env.changes.len(), "refused changes stamped with an older epoch");
             self.engine
@@ -104,7 +125,7 @@ impl Follower {
                 .feed
                 .stale_refused
                 .inc_by(env.changes.len() as u64);
-            return Ok(());
+            return Ok(true);
         }
         let tenant = TenantId::new(env.tenant_id).ok_or("a feed message names tenant 0")?;
         let now = Timestamp::now().micros();
@@ -122,6 +143,6 @@ impl Follower {
                 .apply_lag
                 .observe((now - at).max(0) as f64 / 1e6);
         }
-        Ok(())
+        Ok(true)
     }
 }

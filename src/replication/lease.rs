@@ -1,16 +1,26 @@
 //! Leadership: one key in a JetStream key-value bucket whose entries live
 //! `lease_ttl_ms` (the bucket's max age) unless rewritten. The primary
-//! rewrites it every third of that, by compare-and-set on its revision; a
+//! rewrites it every fifth of that, by compare-and-set on its revision; a
 //! standby takes it only once it is gone (`create`: only if absent), with
-//! the next epoch. A primary that has not renewed for half the TTL stops
-//! acknowledging (the store's fence) well before the key can expire, so
-//! two primaries never both acknowledge. A new primary publishes an epoch
-//! marker, applies the stream up to it, and only then takes writes.
+//! the next epoch. A primary whose last good renewal was *sent* 7/10 of the
+//! TTL ago stops acknowledging (the store's fence): the bucket stamped that
+//! renewal after it was sent, so the key outlives the fence by at least
+//! 3/10 of the TTL, and two primaries never both acknowledge. A new primary
+//! publishes an epoch marker, applies the stream up to it, and only then
+//! takes writes.
+//!
+//! Why these fractions: a NATS server killed outright leaves its streams
+//! leaderless until an election (seconds, see docs/FEED.md); between the
+//! last renewal before it and the fence there are 1/2 of the TTL, which a
+//! TTL of 20 s makes longer than an election, so losing one NATS server of
+//! three neither fences the primary nor hands the lease over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -18,11 +28,23 @@ use crate::config::{FeedMode, ReplicationSettings};
 use crate::engine::Engine;
 use crate::store::FeedRole;
 
+use super::diverge::{first_refused, id_prefix, EPOCH_HEADER};
 use super::follow::Follower;
 use super::message::{EpochMarker, EPOCH_TOKEN, SCHEMA};
-use super::{feed, Link, Standing, Status};
+use super::{feed, Link, Standing, Status, Unreachable};
 
 const KEY: &str = "primary";
+
+/// How often the primary renews, as a fraction of the TTL.
+const RENEW_EVERY: u32 = 5;
+/// After a failed renewal, the next try comes this soon.
+const RETRY: Duration = Duration::from_millis(250);
+
+/// Since when the primary may no longer acknowledge: 7/10 of the TTL after
+/// its last good renewal was sent.
+fn must_stop(renewed: Instant, ttl: Duration) -> Instant {
+    renewed + ttl * 7 / 10
+}
 
 /// The lease's value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +75,7 @@ async fn lead_or_follow(
 ) -> Result<(), String> {
     let ttl = Duration::from_millis(settings.lease_ttl_ms);
     let sync = settings.mode == FeedMode::Sync;
+    let grace = Duration::from_millis(settings.sync_timeout_ms);
     let store = engine.shared_store();
     let metrics = engine.shared_metrics();
     let link = Link::connect(settings).await?;
@@ -130,6 +153,8 @@ async fn lead_or_follow(
     let publishing = tokio::spawn(publisher.run(stop.clone()));
     let (applied, _) = watch::channel(mark.applied);
     let (epoch_tx, _) = watch::channel(mark.epoch);
+    let (diverged, _) = watch::channel(None);
+    let ours = id_prefix(&settings.node_id, mark.store_id);
     let follower = Arc::new(Follower {
         engine: Arc::clone(engine),
         stream: stream.clone(),
@@ -137,13 +162,23 @@ async fn lead_or_follow(
         status: Arc::clone(status),
         applied,
         epoch: epoch_tx,
+        ours: ours.clone(),
+        diverged,
     });
+    let mut diverged = follower.diverged.subscribe();
     let result = loop {
         // ---- standby ----
         store.set_role(FeedRole::Standby, Duration::from_millis(settings.sync_timeout_ms));
         store.set_fence(Some("this instance is a standby".into()));
         metrics.feed.primary.set(0);
         status.standing.send_replace(Standing::Standby { primary: None });
+        // A former primary: its changes must be on the stream and taken
+        // there before it follows (or leads) again.
+        match settle(&store, &stream, &settings.subject_prefix, &ours, stop.clone()).await? {
+            Settled::Clean => {}
+            Settled::Stopped => break Ok(()),
+            Settled::Diverged(seq) => break rebuild(&stream, status, seq, stop.clone()).await,
+        }
         let (stop_follow, follow_stop) = watch::channel(false);
         let mut following = Some({
             let follower = Arc::clone(&follower);
@@ -163,10 +198,16 @@ async fn lead_or_follow(
                 }
             })
         });
+        let poll = (ttl / 10).min(Duration::from_secs(1));
         let taken = loop {
             tokio::select! {
-                () = tokio::time::sleep(ttl / 4) => {}
-                _ = stop.changed() => break None,
+                () = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => break Err(None),
+                _ = diverged.changed() => {
+                    if let Some(seq) = *diverged.borrow_and_update() {
+                        break Err(Some(seq));
+                    }
+                }
             }
             let entry = kv.entry(KEY).await;
             tracing::debug!(?entry, "the lease");
@@ -196,22 +237,28 @@ async fn lead_or_follow(
                 url: advertise.to_owned(),
             };
             let value = serde_json::to_vec(&lease).map_err(|e| e.to_string())?;
+            let sent = Instant::now();
             match kv.create(KEY, value.clone().into()).await {
                 Ok(rev) => {
                     tracing::info!(epoch, "took the lease; catching up before taking writes");
-                    break Some((lease, value, rev));
+                    break Ok((lease, value, rev, sent));
                 }
                 Err(e) => tracing::debug!(error = %e, "the lease was taken first"),
             }
         };
-        let Some((lease, value, mut rev)) = taken else {
-            stop_follow.send_replace(true);
-            if let Some(f) = following.take() {
-                let _ = f.await;
+        let (lease, value, mut rev, mut renewed) = match taken {
+            Ok(taken) => taken,
+            Err(why) => {
+                stop_follow.send_replace(true);
+                if let Some(f) = following.take() {
+                    let _ = f.await;
+                }
+                match why {
+                    Some(seq) => break rebuild(&stream, status, seq, stop.clone()).await,
+                    None => break Ok(()),
+                }
             }
-            break Ok(());
         };
-        let mut renewed = Instant::now();
         // ---- taking over: the marker, then the rest of the stream up to it ----
         let marker = EpochMarker {
             schema: SCHEMA.into(),
@@ -221,7 +268,10 @@ async fn lead_or_follow(
         };
         let payload = serde_json::to_vec(&marker).map_err(|e| e.to_string())?;
         let subject = format!("{}.{EPOCH_TOKEN}", settings.subject_prefix);
-        let marker_seq = match link.js.publish(subject, payload.into()).await {
+        let publish = PublishMessage::build()
+            .payload(payload.into())
+            .header(EPOCH_HEADER, lease.epoch.to_string().as_str());
+        let marker_seq = match link.js.send_publish(subject, publish).await {
             Ok(ack) => ack.await.map(|a| a.sequence).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
@@ -242,11 +292,14 @@ async fn lead_or_follow(
         let mut leading = false;
         let mut healthy_rx = healthy_rx.clone();
         let mut connected = link.connected.clone();
+        let mut next_renew = renewed + ttl / RENEW_EVERY;
+        // Sync mode: since when NATS has been out of reach (see `Unreachable`).
+        let mut unreachable = Unreachable::new(grace);
         // ---- primary: renew; fence when the lease or NATS is gone ----
         let lost = loop {
-            let may = renewed.elapsed() < ttl / 2
-                && leading
-                && (!sync || (*connected.borrow_and_update() && *healthy_rx.borrow_and_update()));
+            unreachable.update(*connected.borrow_and_update() && *healthy_rx.borrow_and_update());
+            let stop_at = must_stop(renewed, ttl);
+            let may = Instant::now() < stop_at && leading && (!sync || !unreachable.gone());
             if may == fenced {
                 fenced = !may;
                 store.set_fence((!may).then(|| "this primary cannot reach NATS or renew its lease".to_owned()));
@@ -255,16 +308,21 @@ async fn lead_or_follow(
                     tracing::warn!("stopped acknowledging writes: the lease or NATS is out of reach");
                 }
             }
-            let deadline = tokio::time::Instant::from_std(renewed + ttl / 2);
+            let wake = unreachable.deadline().map_or(stop_at, |d| d.min(stop_at));
             tokio::select! {
-                () = tokio::time::sleep(ttl / 3) => {
+                () = tokio::time::sleep_until(next_renew.into()) => {
+                    let sent = Instant::now();
                     match tokio::time::timeout(ttl / 4, kv.update(KEY, value.clone().into(), rev)).await {
-                        Ok(Ok(r)) => { rev = r; renewed = Instant::now(); }
+                        Ok(Ok(r)) => {
+                            rev = r;
+                            renewed = sent;
+                            next_renew = sent + ttl / RENEW_EVERY;
+                        }
                         Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => break true,
-                        _ => {}
+                        _ => next_renew = Instant::now() + RETRY.min(ttl / RENEW_EVERY),
                     }
                 }
-                () = tokio::time::sleep_until(deadline), if !fenced => {}
+                () = tokio::time::sleep_until(wake.into()), if !fenced => {}
                 ok = async { caught_up.wait_for(|a| *a + 1 >= marker_seq).await.is_ok() }, if !leading => {
                     if ok {
                         stop_follow.send_replace(true);
@@ -302,4 +360,101 @@ async fn lead_or_follow(
     publishing.abort();
     let _ = publishing.await;
     result
+}
+
+/// What a store that may have been primary finds when it becomes a standby.
+enum Settled {
+    /// Its changes are all on the stream, taken: it may follow.
+    Clean,
+    /// The stream refused one of its changes (this sequence).
+    Diverged(u64),
+    Stopped,
+}
+
+/// A store that was primary (its feed mark says so) waits until its outbox
+/// is on the stream, then checks that the stream took every change of its
+/// own past what it last applied (`diverge`). Once clean, the mark forgets
+/// it was primary, and later starts skip this.
+async fn settle(
+    store: &Arc<crate::store::Store>,
+    stream: &Stream,
+    prefix: &str,
+    ours: &str,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Settled, String> {
+    let mark = store.feed_mark().map_err(|e| e.to_string())?;
+    if !mark.primary {
+        return Ok(Settled::Clean);
+    }
+    let mut said = false;
+    while store.outbox_depth() > 0 {
+        if !said {
+            tracing::info!(depth = store.outbox_depth(), "a former primary: publishing its outbox before following");
+            said = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => return Ok(Settled::Stopped),
+        }
+    }
+    loop {
+        match first_refused(stream, prefix, mark.applied + 1, mark.epoch, ours).await {
+            Ok(Some(seq)) => return Ok(Settled::Diverged(seq)),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stream to check this former primary's changes; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return Ok(Settled::Stopped),
+                }
+            }
+        }
+    }
+    let mut mark = store.feed_mark().map_err(|e| e.to_string())?;
+    mark.primary = false;
+    store.set_feed_mark(&mark).map_err(|e| e.to_string())?;
+    Ok(Settled::Clean)
+}
+
+/// This store left the stream's history (`diverge`): the process rebuilds
+/// it from the stream (`Status::rebuild`; the data dir is set aside, not
+/// deleted), which needs the stream to hold every change from its first.
+/// If it does not, this instance stays a standby that neither follows nor
+/// leads, and says what to do.
+async fn rebuild(
+    stream: &Stream,
+    status: &Arc<Status>,
+    seq: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let first = loop {
+        match stream.clone().info().await {
+            Ok(info) => break info.state.first_sequence,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stream's first sequence; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+        }
+    };
+    let why = format!(
+        "the stream refused this store's own change at sequence {seq} (a newer primary took over first): \
+         this store holds changes no other copy has"
+    );
+    if first <= 1 {
+        tracing::error!(reason = %why, "rebuilding this store from the stream");
+        status.rebuild.send_replace(Some(why));
+        return Ok(());
+    }
+    tracing::error!(
+        reason = %why,
+        first_sequence = first,
+        "this store cannot follow the stream again, and the stream no longer holds its first changes to \
+         rebuild from: stop this instance, set its data dir aside and start it on an empty one seeded from \
+         the primary's"
+    );
+    let _ = stop.changed().await;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! (`lease`). Off without `[replication]`. docs/FEED.md is the consumer's
 //! and operator's description.
 
+pub mod diverge;
 pub mod feed;
 pub mod follow;
 pub mod lease;
@@ -36,6 +37,10 @@ pub struct Status {
     /// A standby: how far behind the stream's end it is, in milliseconds
     /// (the `X-Replication-Lag-Ms` header).
     pub lag_ms: std::sync::atomic::AtomicU64,
+    /// Set (with why) when this store left the stream's history and must be
+    /// rebuilt from it: the process stops serving, sets the data dir aside
+    /// and starts again on an empty one (see `diverge`).
+    pub rebuild: watch::Sender<Option<String>>,
 }
 
 impl Default for Status {
@@ -43,7 +48,42 @@ impl Default for Status {
         Status {
             standing: watch::channel(Standing::Primary).0,
             lag_ms: std::sync::atomic::AtomicU64::new(0),
+            rebuild: watch::channel(None).0,
         }
+    }
+}
+
+/// Sync mode's view of NATS: out of reach (disconnected, or the last
+/// publish failed) for longer than `grace` means gone, and writes are
+/// refused at once. A shorter blip (a reconnect, a stream leader elected
+/// after a NATS server died) is ridden out: the writes made meanwhile wait
+/// for their acknowledgment (up to `sync_timeout_ms`) instead.
+pub struct Unreachable {
+    since: Option<std::time::Instant>,
+    grace: Duration,
+}
+
+impl Unreachable {
+    pub fn new(grace: Duration) -> Unreachable {
+        Unreachable { since: None, grace }
+    }
+
+    /// Takes in whether NATS is reachable now.
+    pub fn update(&mut self, reachable: bool) {
+        match (reachable, self.since) {
+            (true, _) => self.since = None,
+            (false, None) => self.since = Some(std::time::Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// When it will count as gone, if it is out of reach now.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.since.map(|s| s + self.grace)
+    }
+
+    pub fn gone(&self) -> bool {
+        self.deadline().is_some_and(|d| std::time::Instant::now() >= d)
     }
 }
 
@@ -225,14 +265,22 @@ async fn feed_only(settings: ReplicationSettings, engine: Arc<Engine>, stop: wat
     if sync {
         let mut connected = link.connected.clone();
         let mut stop = stop.clone();
+        let mut unreachable = Unreachable::new(Duration::from_millis(settings.sync_timeout_ms));
+        let mut fenced = None;
         loop {
-            let ok = *connected.borrow_and_update() && *healthy_rx.borrow_and_update();
-            engine
-                .store()
-                .set_fence((!ok).then(|| "NATS JetStream is unreachable".to_owned()));
+            unreachable.update(*connected.borrow_and_update() && *healthy_rx.borrow_and_update());
+            let gone = unreachable.gone();
+            if fenced != Some(gone) {
+                fenced = Some(gone);
+                engine
+                    .store()
+                    .set_fence(gone.then(|| "NATS JetStream is unreachable".to_owned()));
+            }
+            let wake = unreachable.deadline().filter(|_| !gone);
             tokio::select! {
                 _ = connected.changed() => {}
                 _ = healthy_rx.changed() => {}
+                () = async { tokio::time::sleep_until(wake.unwrap_or_else(std::time::Instant::now).into()).await }, if wake.is_some() => {}
                 _ = stop.changed() => break,
             }
         }
