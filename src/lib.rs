@@ -123,7 +123,10 @@ fn set_aside(dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
-    let aside = dir.with_file_name(format!("{name}.diverged-{}", crate::domain::Timestamp::now().micros() / 1_000_000));
+    let aside = dir.with_file_name(format!(
+        "{name}.diverged-{}",
+        crate::domain::Timestamp::now().micros() / 1_000_000
+    ));
     std::fs::rename(dir, &aside).map_err(|e| format!("cannot rename {} to {}: {e}", dir.display(), aside.display()))?;
     Ok(aside)
 }

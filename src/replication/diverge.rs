@@ -25,6 +25,11 @@ pub fn id_prefix(origin: &str, store_id: u64) -> String {
     format!("{origin}-{store_id:016x}-")
 }
 
+/// The last outbox number a message id of `ours` names (`<ours><first>-<last>`).
+pub fn last_number(id: &str, ours: &str) -> Option<u64> {
+    id.strip_prefix(ours)?.split_once('-')?.1.parse().ok()
+}
+
 /// What a reader of the stream decides about one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -32,7 +37,9 @@ pub enum Verdict {
     Marker(u64),
     Applied,
     /// Stamped with an older epoch than the one in force.
-    Refused { ours: bool },
+    Refused {
+        ours: bool,
+    },
 }
 
 /// The epoch rule, as every reader applies it.
@@ -128,5 +135,8 @@ mod tests {
         // Another data dir under the same node id is not this store.
         assert!(!format!("{}1-9", id_prefix("a", 0x2f)).starts_with(&ours));
         assert!(!format!("{}1-9", id_prefix("ab", 0x1f)).starts_with(&ours));
+        assert_eq!(last_number(&format!("{ours}3-17"), &ours), Some(17));
+        assert_eq!(last_number(&format!("{}3-17", id_prefix("b", 0x1f)), &ours), None);
+        assert_eq!(last_number(&format!("{ours}3"), &ours), None);
     }
 }

@@ -8,7 +8,10 @@
 //! after what this publisher last saw there. When refused, or after a
 //! restart, the subject's last message is read back: if it is this store's
 //! and already carries some of the entries (an acknowledgment lost to a
-//! crash or a cut connection), those are done, not sent again. A failed
+//! crash or a cut connection), those are done, not sent again; if it is
+//! another instance's (a newer primary wrote there since), the subject's
+//! messages from `scan_from` on are read (headers only) for the last of
+//! this store's, whose id names the entries it carried. A failed
 //! message is retried before anything later of the same tenant is sent.
 //! The `Nats-Msg-Id` (origin, store, first and last entry) lets JetStream
 //! drop a plain resend too.
@@ -17,17 +20,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, stream::Stream};
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::domain::{Id, TenantId, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{Pending, Store};
 
-use super::diverge::{id_prefix, EPOCH_HEADER};
+use super::diverge::{id_prefix, last_number, EPOCH_HEADER};
 use super::message::{change_time, envelope, Envelope};
 
 /// The largest message sent: below NATS's default `max_payload` (1 MiB).
@@ -45,6 +50,9 @@ pub struct Publisher {
     pub prefix: String,
     pub origin: String,
     pub store_id: u64,
+    /// Where on the stream this store's own messages may start (after the
+    /// last message it applied as a standby; 1 if it never was one).
+    pub scan_from: u64,
     pub district_of: DistrictOf,
     pub metrics: Arc<Metrics>,
     /// Whether the last round published without a failure (sync mode fences
@@ -225,17 +233,59 @@ impl Publisher {
         match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(msg) => {
                 let env: Option<Envelope> = serde_json::from_slice(&msg.payload).ok();
-                let done = match env {
-                    Some(env) if env.origin == self.origin && self.ours(&msg.headers, &env) => {
-                        entries.iter().map(|p| p.seq).filter(|n| *n <= env.last).collect()
-                    }
-                    _ => Vec::new(),
+                let last_ours = match env {
+                    Some(env) if env.origin == self.origin && self.ours(&msg.headers, &env) => Some(env.last),
+                    Some(_) => self.last_ours(subject, msg.sequence).await?,
+                    None => None,
+                };
+                let done = match last_ours {
+                    Some(last) => entries.iter().map(|p| p.seq).filter(|n| *n <= last).collect(),
+                    None => Vec::new(),
                 };
                 Ok((done, msg.sequence))
             }
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok((Vec::new(), 0)),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// The last outbox number this store's messages on `subject` carried,
+    /// reading its messages from `scan_from` up to `upto` (headers only:
+    /// the message id names the numbers).
+    async fn last_ours(&self, subject: &str, upto: u64) -> Result<Option<u64>, String> {
+        if upto < self.scan_from {
+            return Ok(None);
+        }
+        let ours = id_prefix(&self.origin, self.store_id);
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: subject.to_owned(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: self.scan_from,
+                },
+                headers_only: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let mut last = None;
+        while let Some(msg) = messages.next().await {
+            let msg = msg.map_err(|e| e.to_string())?;
+            let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+            let id = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID));
+            if let Some(n) = id.and_then(|id| last_number(id.as_str(), &ours)) {
+                last = last.max(Some(n));
+            }
+            if seq >= upto {
+                break;
+            }
+        }
+        Ok(last)
     }
 
     /// Whether a message of this origin came from this data dir (its id names the store).

@@ -146,6 +146,7 @@ async fn lead_or_follow(
         prefix: settings.subject_prefix.clone(),
         origin: settings.node_id.clone(),
         store_id: mark.store_id,
+        scan_from: mark.applied + 1,
         district_of: engine.district_lookup(),
         metrics: Arc::clone(&metrics),
         healthy,
@@ -199,6 +200,7 @@ async fn lead_or_follow(
             })
         });
         let poll = (ttl / 10).min(Duration::from_secs(1));
+        let mut lease_epoch = 0;
         let taken = loop {
             tokio::select! {
                 () = tokio::time::sleep(poll) => {}
@@ -214,11 +216,11 @@ async fn lead_or_follow(
             match entry {
                 Ok(Some(e)) if e.operation == kv::Operation::Put => {
                     if let Ok(lease) = serde_json::from_slice::<Lease>(&e.value) {
-                        follower.epoch.send_if_modified(|ep| {
-                            let newer = lease.epoch > *ep;
-                            *ep = (*ep).max(lease.epoch);
-                            newer
-                        });
+                        // Not the follower's epoch in force: that moves only
+                        // at the markers on the stream, where every reader
+                        // meets them (a store catching up from far behind
+                        // must not judge old changes by today's lease).
+                        lease_epoch = lease_epoch.max(lease.epoch);
                         if lease.holder != settings.node_id {
                             status.standing.send_replace(Standing::Standby {
                                 primary: Some(lease.url),
@@ -230,7 +232,7 @@ async fn lead_or_follow(
                 Ok(_) => {}
                 Err(_) => continue,
             }
-            let epoch = *follower.epoch.borrow() + 1;
+            let epoch = lease_epoch.max(*follower.epoch.borrow()) + 1;
             let lease = Lease {
                 holder: settings.node_id.clone(),
                 epoch,
@@ -389,7 +391,10 @@ async fn settle(
     let mut said = false;
     while store.outbox_depth() > 0 {
         if !said {
-            tracing::info!(depth = store.outbox_depth(), "a former primary: publishing its outbox before following");
+            tracing::info!(
+                depth = store.outbox_depth(),
+                "a former primary: publishing its outbox before following"
+            );
             said = true;
         }
         tokio::select! {

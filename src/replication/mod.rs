@@ -257,6 +257,7 @@ async fn feed_only(settings: ReplicationSettings, engine: Arc<Engine>, stop: wat
         prefix: settings.subject_prefix.clone(),
         origin: settings.node_id.clone(),
         store_id,
+        scan_from: 1,
         district_of: engine.district_lookup(),
         metrics: engine.shared_metrics(),
         healthy,

@@ -187,8 +187,10 @@ async fn async_writes_survive_a_nats_outage_and_a_kill_9() {
 }
 
 /// Sync mode: a reply waits for JetStream; with NATS away writes get 503
-/// REPLICATION_UNAVAILABLE (changing nothing), reads still work; when NATS
-/// is back writes are taken again and the stream has every acknowledged one.
+/// REPLICATION_UNAVAILABLE (at first after `sync_timeout_ms`, then at once),
+/// reads go on except those that would show a change not yet on the stream
+/// (they wait for it as its write did); when NATS is back writes are taken
+/// again and the stream has every acknowledged one.
 #[tokio::test]
 async fn sync_mode_refuses_writes_while_nats_is_away() {
     let Some(bin) = nats_server() else { return };
@@ -203,24 +205,40 @@ async fn sync_mode_refuses_writes_while_nats_is_away() {
     })
     .await;
     let (_, school, first) = seed(&s, 10).await;
+    let (_, other, other_first) = seed(&s, 10).await;
     assert_eq!(allocate(&s, first, "l0").await.0, 200);
+    assert_eq!(allocate(&s, other_first, "o0").await.0, 200);
     nats.kill();
-    s.until("writes refused", SETTLE, || async {
-        let (status, body) = allocate(&s, first + 1, "l1").await;
-        if status == 503 {
-            assert_eq!(body["error_code"], json!("REPLICATION_UNAVAILABLE"), "{body}");
-        }
-        status == 503
+    // The first write after the cut waits for JetStream, then is refused;
+    // once NATS has been away for `sync_timeout_ms`, writes are refused at once.
+    let started = std::time::Instant::now();
+    let (status, body) = allocate(&s, first + 1, "l1").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error_code"], json!("REPLICATION_UNAVAILABLE"), "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "it waited for JetStream"
+    );
+    s.until("writes refused at once", SETTLE, || async {
+        let started = std::time::Instant::now();
+        let (status, _) = allocate(&s, first + 3, "l3").await;
+        status == 503 && started.elapsed() < Duration::from_millis(500)
     })
     .await;
+    let (status, summary) = s.get(&format!("/api/v1/seats/summary?tenantId={other}")).await;
+    assert_eq!(status, 200, "reads of what is on the stream go on: {summary}");
+    assert_eq!(summary["assigned_seats"], json!(1));
+    // The refused write may have been made here (it is published when NATS
+    // is back): what would show it waits for the stream, like its write.
     let (status, summary) = s.get(&format!("/api/v1/seats/summary?tenantId={school}")).await;
-    assert_eq!(status, 200, "reads go on: {summary}");
+    assert_eq!(status, 503, "{summary}");
     nats.start();
     s.until("writes taken again", SETTLE, || async {
         allocate(&s, first + 2, "l2").await.0 == 200
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, summary) = s.get(&format!("/api/v1/seats/summary?tenantId={school}")).await;
+    assert_eq!(status, 200, "{summary}");
     drained(&s).await;
     let messages = read_stream(&nats.url(), STREAM).await;
     let audits = seat_audits(&changes_of(&messages, school));

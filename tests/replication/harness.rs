@@ -362,3 +362,30 @@ pub fn changes_of(messages: &[(String, Value)], tenant: u64) -> Vec<(u64, String
         })
         .collect()
 }
+
+/// The name of the server leading `stream` (a cluster's `n0`..`n2`).
+pub async fn stream_leader(url: &str, stream: &str) -> Option<String> {
+    let client = async_nats::connect(url).await.ok()?;
+    let js = async_nats::jetstream::new(client);
+    let mut s = js.get_stream(stream).await.ok()?;
+    let info = s.info().await.ok()?;
+    info.cluster.as_ref().and_then(|c| c.leader.clone())
+}
+
+impl Service {
+    /// The data dirs a rebuild set aside beside this service's.
+    pub fn set_aside(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("data.diverged-"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
