@@ -99,6 +99,9 @@ impl Nats {
                     format!("nats://127.0.0.1:{cport}"),
                     "--routes".into(),
                     routes.clone(),
+                    // Clients reach only the servers they are given (else
+                    // they learn the others, and no client is ever cut off).
+                    "--no_advertise".into(),
                 ];
                 Nats {
                     bin: bin.to_path_buf(),

@@ -347,12 +347,13 @@ async fn a_partitioned_primary_stops_acknowledging_before_the_standby_takes_over
     let mut cluster = Nats::cluster(&bin);
     let urls = urls(&cluster);
     const TTL: u64 = 4000;
+    const SEATS: u64 = 400;
     let a = Service::start(&config_ttl(&urls[..1], "async", "a", TTL));
     takes_writes(&a, SETTLE).await;
     let b = Service::start(&config_ttl(&urls[1..], "async", "b", TTL));
-    let (_, school, first) = seed(&a, 100).await;
+    let (_, school, first) = seed(&a, SEATS).await;
     b.until("the standby follows", SETTLE, || async {
-        b.get(&format!("/api/v1/seats/summary?tenantId={school}")).await.1["total_seats"] == json!(100)
+        b.get(&format!("/api/v1/seats/summary?tenantId={school}")).await.1["total_seats"] == json!(SEATS)
     })
     .await;
     cluster[0].kill();
@@ -401,10 +402,10 @@ async fn a_partitioned_primary_stops_acknowledging_before_the_standby_takes_over
     )
     .await;
     a.until("the old primary is a standby", SETTLE, || async {
-        allocate(&a, first + 99, "x").await.1["error_code"] == json!("READ_ONLY_STANDBY")
+        allocate(&a, first + SEATS - 1, "x").await.1["error_code"] == json!("READ_ONLY_STANDBY")
     })
     .await;
-    caught_up(&b, &a, school, first, 100).await;
+    caught_up(&b, &a, school, first, SEATS).await;
     let messages = read_stream(&urls[1], STREAM).await;
     let late: usize = messages
         .iter()
