@@ -129,6 +129,10 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
         // An Idempotency-Key's guard, held until the answer is durable.
         let mut held = None;
         let (label, answer) = match TABLE.lookup(&method, path) {
+            Lookup::Found(i) if settling(ctx) && path.starts_with("/api/") => {
+                let why = "this instance was the primary and is checking its store against the change feed";
+                (Some(i), Err(Error::ReplicationUnavailable(why.into()).into()))
+            }
             Lookup::Found(i) if method != Method::GET && method != Method::HEAD && standby(ctx).is_some() => {
                 let primary = standby(ctx).flatten();
                 let primary = primary.unwrap_or_else(|| "unknown (no primary holds the lease now)".into());
@@ -186,8 +190,16 @@ const REPLICATION_LAG: &str = "x-replication-lag-ms";
 fn standby(ctx: &Ctx) -> Option<Option<String>> {
     match &*ctx.replication.as_ref()?.standing.borrow() {
         crate::replication::Standing::Standby { primary } => Some(primary.clone()),
+        crate::replication::Standing::Settling => Some(None),
         crate::replication::Standing::Primary => None,
     }
+}
+
+/// Whether this instance is a former primary still checking its store.
+fn settling(ctx: &Ctx) -> bool {
+    ctx.replication
+        .as_ref()
+        .is_some_and(|r| *r.standing.borrow() == crate::replication::Standing::Settling)
 }
 
 /// The caller's `X-Request-ID` if it is 1 to 128 characters of letters,

@@ -175,7 +175,7 @@ async fn lead_or_follow(
         status.standing.send_replace(Standing::Standby { primary: None });
         // A former primary: its changes must be on the stream and taken
         // there before it follows (or leads) again.
-        match settle(&store, &stream, &settings.subject_prefix, &ours, stop.clone()).await? {
+        match settle(&store, status, &stream, &settings.subject_prefix, &ours, stop.clone()).await? {
             Settled::Clean => {}
             Settled::Stopped => break Ok(()),
             Settled::Diverged(seq) => break rebuild(&stream, status, seq, stop.clone()).await,
@@ -379,6 +379,7 @@ enum Settled {
 /// it was primary, and later starts skip this.
 async fn settle(
     store: &Arc<crate::store::Store>,
+    status: &Status,
     stream: &Stream,
     prefix: &str,
     ours: &str,
@@ -388,6 +389,7 @@ async fn settle(
     if !mark.primary {
         return Ok(Settled::Clean);
     }
+    status.standing.send_replace(Standing::Settling);
     let mut said = false;
     while store.outbox_depth() > 0 {
         if !said {
@@ -418,6 +420,7 @@ async fn settle(
     let mut mark = store.feed_mark().map_err(|e| e.to_string())?;
     mark.primary = false;
     store.set_feed_mark(&mark).map_err(|e| e.to_string())?;
+    status.standing.send_replace(Standing::Standby { primary: None });
     Ok(Settled::Clean)
 }
 

@@ -29,6 +29,10 @@ pub enum Standing {
     Primary,
     /// Serves reads; writes go to `primary` (its URL, if known).
     Standby { primary: Option<String> },
+    /// A former primary checking its store against the stream (see
+    /// `diverge`): it may hold changes a rebuild takes back, so it answers
+    /// neither reads nor writes of the API until that is settled.
+    Settling,
 }
 
 /// Shared between the replication tasks and the HTTP layer.
