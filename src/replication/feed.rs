@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::domain::{Id, TenantId, Timestamp};
 use crate::metrics::Metrics;
-use crate::store::{Pending, Store};
+use crate::store::{Change, Pending, Store};
 
 use super::message::{change_time, envelope, Envelope};
 
@@ -145,13 +145,22 @@ impl Publisher {
     }
 
     /// Each tenant's first message of this round: its entries in order, up
-    /// to `MAX_MESSAGE` bytes, all of one epoch.
+    /// to `MAX_MESSAGE` bytes, all of one epoch, and none past a transfer's
+    /// arrival whose source still has an earlier entry here (see `held`).
     fn messages(&self, pending: Vec<Pending>) -> Vec<(TenantId, TenantId, Vec<Pending>)> {
         let mut by_tenant: BTreeMap<TenantId, (usize, Vec<Pending>)> = BTreeMap::new();
         let mut closed: std::collections::HashSet<TenantId> = std::collections::HashSet::new();
+        // Tenants with an entry earlier in this round.
+        let mut earlier: std::collections::HashSet<TenantId> = std::collections::HashSet::new();
         for p in pending {
             let tenant = p.entry.tenant;
+            let held = held(&p, &earlier);
+            earlier.insert(tenant);
             if closed.contains(&tenant) {
+                continue;
+            }
+            if held {
+                closed.insert(tenant);
                 continue;
             }
             let (bytes, entries) = by_tenant.entry(tenant).or_default();
@@ -243,5 +252,18 @@ impl Publisher {
         headers
             .get(async_nats::header::NATS_MESSAGE_ID)
             .is_some_and(|v| v.as_str() == id)
+    }
+}
+
+/// Whether `p` is the arriving side of a transfer whose source has an
+/// earlier entry still to publish (`earlier`: the tenants with one). The
+/// source's change, the transfer's commit point, goes on the stream first,
+/// so a standby, reading the stream in order, meets the seats leaving
+/// before it meets them arriving (and their purchase before either):
+/// publishing tenants side by side would otherwise let the arrival win.
+fn held(p: &Pending, earlier: &std::collections::HashSet<TenantId>) -> bool {
+    match &p.entry.change {
+        Change::Seats { from: Some(from), .. } => earlier.contains(from),
+        _ => false,
     }
 }

@@ -32,7 +32,8 @@ use crate::domain::{Id, SeatId, Tenant, TenantId, Threshold};
 
 use super::answers::witnessed;
 use super::records::{
-    self, decode, decode_tenant, encode, key, BlockEntry, RoleEntry, SeatEntry, Witness, BULK_PART_BYTES,
+    self, decode, decode_marked, decode_tenant, encode, encode_marked, key, AnswerTail, BlockEntry, DecodeError,
+    RoleEntry, SeatEntry, SeatExt, Witness, BULK_PART_BYTES,
 };
 use super::{unavailable, IdSpace, ScanError, Seq, Store, StoreError};
 
@@ -40,6 +41,13 @@ use super::{unavailable, IdSpace, ScanError, Seq, Store, StoreError};
 /// wrote, exactly (a standby writes the same records through the same
 /// store methods). A bulk change too large for one entry is split into
 /// `parts`; a standby applies it once it has them all.
+///
+/// The fields that came with reservations, license terms and transfers
+/// (a seat record's `reserved_until` and `expires_at`, a block's
+/// `expires_at`, an arrival's `from`) are not in this type's encoding:
+/// they follow it as a `ChangeExt` after the records' extension mark
+/// (`encode_change`), written only when one is set, so that entries and
+/// messages without them are what earlier builds wrote, and read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// Seat changes of one tenant: one (an allocation, a reclaim) or a bulk
@@ -48,6 +56,10 @@ pub enum Change {
         part: u32,
         parts: u32,
         writes: Vec<(SeatId, SeatEntry)>,
+        /// The arriving side of a transfer: the tenant the seats came
+        /// from (whose change, the transfer's commit point, came first).
+        #[serde(skip)]
+        from: Option<TenantId>,
     },
     /// A purchase: the block (its seats and audit entries derive from it).
     Block(BlockEntry),
@@ -78,6 +90,48 @@ impl Change {
         }
     }
 
+    /// The fields this type's encoding leaves out (see `Change`).
+    fn ext(&self) -> ChangeExt {
+        match self {
+            Change::Seats { writes, from, .. } => {
+                let seats: Vec<SeatExt> = writes
+                    .iter()
+                    .map(|(_, e)| SeatExt {
+                        reserved_until: e.seat.reserved_until,
+                        expires_at: e.seat.expires_at,
+                    })
+                    .collect();
+                let any = seats.iter().any(|e| *e != SeatExt::default());
+                ChangeExt {
+                    seats: if any { seats } else { Vec::new() },
+                    expires_at: None,
+                    from: *from,
+                }
+            }
+            Change::Block(b) => ChangeExt {
+                expires_at: b.expires_at,
+                ..ChangeExt::default()
+            },
+            _ => ChangeExt::default(),
+        }
+    }
+
+    /// Puts back what `ext` took out.
+    fn with_ext(mut self, ext: ChangeExt) -> Change {
+        match &mut self {
+            Change::Seats { writes, from, .. } => {
+                for ((_, e), x) in writes.iter_mut().zip(ext.seats) {
+                    e.seat.reserved_until = x.reserved_until;
+                    e.seat.expires_at = x.expires_at;
+                }
+                *from = ext.from;
+            }
+            Change::Block(b) => b.expires_at = ext.expires_at,
+            _ => {}
+        }
+        self
+    }
+
     /// The record key an entry without a witness stands for (see the module).
     fn record_key(&self) -> Option<[u8; 9]> {
         match self {
@@ -88,7 +142,44 @@ impl Change {
     }
 }
 
-/// What an `OUTBOX` key holds.
+/// A change's fields that its type's encoding leaves out (see `Change`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ChangeExt {
+    /// Seats: each write's record's later fields, in order (empty when
+    /// none is set).
+    seats: Vec<SeatExt>,
+    /// A purchase: its seats' term.
+    expires_at: Option<crate::domain::Timestamp>,
+    /// Seats: the tenant an arrival came from.
+    from: Option<TenantId>,
+}
+
+/// A change as the feed's messages carry it (`record`): its encoding, then
+/// its `ChangeExt` when it has one.
+pub fn encode_change(change: &Change) -> Vec<u8> {
+    encode_marked(change, &change.ext())
+}
+
+/// `encode_change`'s reverse; bytes an earlier build wrote (no extension)
+/// decode as they did.
+pub fn decode_change(key: &[u8], bytes: &[u8]) -> Result<Change, DecodeError> {
+    let (change, ext, _): (Change, ChangeExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    Ok(change.with_ext(ext))
+}
+
+/// An outbox entry as stored: the entry, then its change's `ChangeExt`
+/// when it has one.
+fn encode_entry(entry: &OutboxEntry) -> Vec<u8> {
+    encode_marked(entry, &entry.change.ext())
+}
+
+fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<OutboxEntry, DecodeError> {
+    let (mut entry, ext, _): (OutboxEntry, ChangeExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    entry.change = entry.change.with_ext(ext);
+    Ok(entry)
+}
+
+/// What an `OUTBOX` key holds (`encode_entry`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub tenant: TenantId,
@@ -136,6 +227,9 @@ struct Book {
 pub(super) struct Outbox {
     /// Whether changes write entries (`Role::Primary`).
     on: AtomicBool,
+    /// Whether changes come from the stream (`Role::Standby`): nothing is
+    /// written here but what the stream carries (see `Store::follows`).
+    standby: AtomicBool,
     /// The epoch stamped on new entries (`Store::set_epoch`).
     epoch: AtomicU64,
     /// Whether acknowledgments wait for the stream (`Role::Primary { sync: true }`).
@@ -162,6 +256,7 @@ impl Outbox {
         let unacked = found.map(|n| (n, 0)).collect();
         Outbox {
             on: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             sync: AtomicBool::new(false),
             fence: Mutex::new(None),
@@ -191,6 +286,7 @@ pub(super) struct Planned {
 impl Store {
     /// Sets how this store takes part in replication.
     pub fn set_role(&self, role: Role, sync_timeout: Duration) {
+        let standby = role == Role::Standby;
         let (on, sync) = match role {
             Role::Off | Role::Standby => (false, false),
             Role::Primary { sync } => (true, sync),
@@ -198,6 +294,27 @@ impl Store {
         *self.outbox.sync_timeout.lock().unwrap_or_else(PoisonError::into_inner) = sync_timeout;
         self.outbox.sync.store(sync, Ordering::Release);
         self.outbox.on.store(on, Ordering::Release);
+        self.outbox.standby.store(standby, Ordering::Release);
+    }
+
+    /// Whether this store follows the stream (a standby): then it makes no
+    /// change of its own (a reservation's expiry, an arrival a crash cut
+    /// short): the primary makes them, and they come with the stream.
+    pub fn follows(&self) -> bool {
+        self.outbox.standby.load(Ordering::Acquire)
+    }
+
+    /// The purchase block that holds `seat` (blocks are never removed).
+    pub fn block_of(&self, seat: SeatId) -> Result<Option<crate::domain::BlockRecord>, StoreError> {
+        let found = self
+            .db
+            .get_lt(key(records::BLOCK, seat.get() + 1))
+            .map_err(unavailable)?;
+        let Some((k, v)) = found.filter(|(k, _)| k.first() == Some(&records::BLOCK)) else {
+            return Ok(None);
+        };
+        let block: crate::domain::BlockRecord = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+        Ok(Some(block).filter(|b| b.first_seat.get() + b.count > seat.get()))
     }
 
     /// The leadership epoch stamped on the changes committed from now on.
@@ -212,6 +329,11 @@ impl Store {
         let mut fence = self.outbox.fence.lock().unwrap_or_else(PoisonError::into_inner);
         self.outbox.fenced.store(why.is_some(), Ordering::Release);
         *fence = why;
+    }
+
+    /// Whether writes are refused now (a fenced primary, see `set_fence`).
+    pub fn fenced(&self) -> bool {
+        self.fence_check().is_err()
     }
 
     /// Refused before a write when the service may not acknowledge it.
@@ -288,7 +410,7 @@ impl Store {
                 witness,
                 change,
             };
-            if let Err(e) = self.db.insert(key(records::OUTBOX, first + n as u64), encode(&entry)) {
+            if let Err(e) = self.db.insert(key(records::OUTBOX, first + n as u64), encode_entry(&entry)) {
                 self.finish_outbox(Some(planned), None);
                 return Err(unavailable(e));
             }
@@ -356,8 +478,8 @@ impl Store {
         {
             let (k, v) = item.map_err(unavailable)?;
             let seq = records::key_id(&k).ok_or_else(|| StoreError::Internal(anyhow::anyhow!("bad outbox key")))?;
-            let entry: OutboxEntry = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
-            let change_bytes = encode(&entry.change);
+            let entry = decode_entry(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+            let change_bytes = encode_change(&entry.change);
             out.push(Pending {
                 seq,
                 entry,
@@ -455,7 +577,7 @@ pub(super) fn check(db: &Db) -> Result<(usize, Vec<u64>), ScanError> {
     let mut confirmed: HashSet<[u8; 9]> = HashSet::new();
     for item in db.scan_prefix([records::OUTBOX]).rev() {
         let (k, v) = item?;
-        let entry: OutboxEntry = decode(&k, &v).map_err(ScanError::Decode)?;
+        let entry = decode_entry(&k, &v).map_err(ScanError::Decode)?;
         let seq = records::key_id(&k).ok_or_else(|| super::corrupt(&k, "bad key"))?;
         let stands = match (entry.witness, entry.change.record_key()) {
             (Some(w), _) => witnessed(db, w).map_err(|e| ScanError::Sled(sled::Error::Unsupported(e.to_string())))?,
@@ -493,8 +615,9 @@ fn record_is(db: &Db, rk: &[u8; 9], change: &Change) -> Result<bool, ScanError> 
     })
 }
 
-/// The seat changes of one write, in entries of about `BULK_PART_BYTES`.
-pub(super) fn seat_parts(writes: Vec<(SeatId, SeatEntry)>) -> Vec<Change> {
+/// The seat changes of one write, in entries of about `BULK_PART_BYTES`
+/// (`from`: the tenant an arrival came from).
+pub(super) fn seat_parts(writes: Vec<(SeatId, SeatEntry)>, from: Option<TenantId>) -> Vec<Change> {
     let mut parts: Vec<Vec<(SeatId, SeatEntry)>> = vec![Vec::new()];
     let mut bytes = 0;
     for w in writes {
@@ -516,6 +639,7 @@ pub(super) fn seat_parts(writes: Vec<(SeatId, SeatEntry)>) -> Vec<Change> {
             part: i as u32,
             parts: n,
             writes,
+            from,
         })
         .collect()
 }
