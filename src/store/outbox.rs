@@ -681,3 +681,187 @@ impl Store {
         Ok(self.commit.wrote())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Alert, Audit, BlockRecord, Hash, SeatRecord, SeatState, Timestamp, UserId};
+
+    fn id<I: Id>(n: u64) -> I {
+        I::new(n).unwrap_or_else(|| unreachable!())
+    }
+
+    fn entry(tenant: u64, owner: u64, reserved_until: Option<i64>, expires_at: Option<i64>) -> SeatEntry {
+        let at = Timestamp::from_micros(1_000);
+        SeatEntry {
+            seat: SeatRecord {
+                tenant_id: id(owner),
+                state: if reserved_until.is_some() {
+                    SeatState::Reserved
+                } else {
+                    SeatState::Free
+                },
+                learner_id: None,
+                reserved_at: reserved_until.map(|_| at),
+                assigned_at: None,
+                updated_at: at,
+                reserved_until: reserved_until.map(Timestamp::from_micros),
+                expires_at: expires_at.map(Timestamp::from_micros),
+            },
+            last_audit: Audit {
+                id: id(9),
+                seat_id: id(7),
+                previous_state: Some(SeatState::Free),
+                new_state: SeatState::Free,
+                previous_learner_id: None,
+                new_learner_id: None,
+                changed_by: UserId::parse("dana").unwrap_or_else(|e| panic!("{e}")),
+                reason: "Seat reserved".into(),
+                created_at: at,
+            },
+            tenant: id(tenant),
+            hash: [3; 32],
+            alert: None,
+        }
+    }
+
+    fn block(expires_at: Option<i64>) -> BlockEntry {
+        BlockEntry {
+            block: BlockRecord {
+                tenant_id: id(2),
+                first_seat: id(7),
+                count: 5,
+                first_audit: id(4),
+                created_at: Timestamp::from_micros(500),
+                changed_by: UserId::parse("dana").unwrap_or_else(|e| panic!("{e}")),
+            },
+            hash: [5; 32],
+            alert: None,
+            expires_at: expires_at.map(Timestamp::from_micros),
+        }
+    }
+
+    /// `Change`'s first two variants as the builds before `ChangeExt` had
+    /// them (no skipped fields): what their outbox entries and messages hold.
+    #[derive(Serialize)]
+    enum Before {
+        Seats {
+            part: u32,
+            parts: u32,
+            writes: Vec<(SeatId, SeatEntry)>,
+        },
+        Block(BeforeBlock),
+    }
+
+    #[derive(Serialize)]
+    struct BeforeBlock {
+        block: BlockRecord,
+        hash: Hash,
+        alert: Option<Alert>,
+    }
+
+    #[derive(Serialize)]
+    struct BeforeEntry {
+        tenant: TenantId,
+        epoch: u64,
+        witness: Option<Witness>,
+        change: Before,
+    }
+
+    fn before(change: &Change) -> Before {
+        match change {
+            Change::Seats { part, parts, writes, .. } => Before::Seats {
+                part: *part,
+                parts: *parts,
+                writes: writes.clone(),
+            },
+            Change::Block(b) => Before::Block(BeforeBlock {
+                block: b.block.clone(),
+                hash: b.hash,
+                alert: b.alert.clone(),
+            }),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Without reservations, terms or transfers a change and its outbox
+    /// entry are byte for byte what earlier builds wrote; what earlier
+    /// builds wrote decodes; with them, every field comes back; and an
+    /// earlier build reads a new message's change as it knew it.
+    #[test]
+    fn changes_keep_their_old_bytes_and_carry_the_lifecycle_fields_after_the_mark() {
+        let plain = [
+            Change::Seats {
+                part: 0,
+                parts: 1,
+                writes: vec![(id(7), entry(2, 2, None, None)), (id(8), entry(2, 2, None, None))],
+                from: None,
+            },
+            Change::Block(block(None)),
+        ];
+        for change in &plain {
+            let old = encode(&before(change));
+            assert_eq!(encode_change(change), old, "a change without new fields");
+            assert_eq!(decode_change(b"feed", &old).ok().as_ref(), Some(change));
+            let entry = OutboxEntry {
+                tenant: id(2),
+                epoch: 3,
+                witness: None,
+                change: change.clone(),
+            };
+            let old_entry = encode(&BeforeEntry {
+                tenant: id(2),
+                epoch: 3,
+                witness: None,
+                change: before(change),
+            });
+            assert_eq!(encode_entry(&entry), old_entry, "an outbox entry without new fields");
+            assert_eq!(decode_entry(b"Q1", &old_entry).ok(), Some(entry));
+        }
+
+        let lifecycle = [
+            // A reservation with its deadline, a renewed term.
+            Change::Seats {
+                part: 0,
+                parts: 2,
+                writes: vec![
+                    (id(7), entry(2, 2, Some(9_000), None)),
+                    (id(8), entry(2, 2, None, Some(50_000))),
+                ],
+                from: None,
+            },
+            // An arrival from tenant 4 (its seat keeps its term).
+            Change::Seats {
+                part: 0,
+                parts: 1,
+                writes: vec![(id(7), entry(2, 2, None, Some(50_000)))],
+                from: Some(id(4)),
+            },
+            // The source's side: the record names the destination.
+            Change::Seats {
+                part: 0,
+                parts: 1,
+                writes: vec![(id(7), entry(2, 6, None, None))],
+                from: None,
+            },
+            Change::Block(block(Some(77_000))),
+        ];
+        for change in &lifecycle {
+            let bytes = encode_change(change);
+            assert_eq!(decode_change(b"feed", &bytes).ok().as_ref(), Some(change));
+            let entry = OutboxEntry {
+                tenant: id(2),
+                epoch: 1,
+                witness: Some(Witness::Block { first_seat: id(7) }),
+                change: change.clone(),
+            };
+            assert_eq!(decode_entry(b"Q1", &encode_entry(&entry)).ok(), Some(entry));
+            // An earlier build: the change without the new fields.
+            let seen_by_old: Change = decode(b"feed", &bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(encode(&seen_by_old), encode(&before(change)));
+        }
+        // Cut short: corrupt, not an old change.
+        let bytes = encode_change(&lifecycle[0]);
+        assert!(decode_change(b"feed", &bytes[..bytes.len() - 3]).is_err());
+    }
+}
