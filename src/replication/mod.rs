@@ -161,9 +161,7 @@ pub fn prepare(settings: &ReplicationSettings, engine: &Engine) {
     if sync || settings.leadership {
         // Nothing is acknowledged until NATS (and, with leadership, the
         // lease) says this instance may.
-        engine
-            .store()
-            .set_fence(Some("not yet connected to NATS".into()));
+        engine.store().set_fence(Some("not yet connected to NATS".into()));
     }
 }
 

@@ -410,7 +410,10 @@ impl Store {
                 witness,
                 change,
             };
-            if let Err(e) = self.db.insert(key(records::OUTBOX, first + n as u64), encode_entry(&entry)) {
+            if let Err(e) = self
+                .db
+                .insert(key(records::OUTBOX, first + n as u64), encode_entry(&entry))
+            {
                 self.finish_outbox(Some(planned), None);
                 return Err(unavailable(e));
             }
@@ -770,7 +773,9 @@ mod tests {
 
     fn before(change: &Change) -> Before {
         match change {
-            Change::Seats { part, parts, writes, .. } => Before::Seats {
+            Change::Seats {
+                part, parts, writes, ..
+            } => Before::Seats {
                 part: *part,
                 parts: *parts,
                 writes: writes.clone(),

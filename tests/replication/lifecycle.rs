@@ -20,7 +20,9 @@ fn config(urls: &[String], node: &str) -> String {
     replication(
         urls,
         "sync",
-        &format!("node_id = {node:?}\nleadership = true\nreplicas = 1\nlease_ttl_ms = {TTL_MS}\nsync_timeout_ms = 3000"),
+        &format!(
+            "node_id = {node:?}\nleadership = true\nreplicas = 1\nlease_ttl_ms = {TTL_MS}\nsync_timeout_ms = 3000"
+        ),
     )
 }
 
@@ -143,7 +145,7 @@ async fn reservations_terms_transfers_and_renewals_reach_the_standby_and_outlive
     let urls = vec![nats.url()];
     let mut a = Service::start(&config(&urls, "a"));
     takes_writes(&a, SETTLE).await;
-    let mut b = Service::start(&config(&urls, "b"));
+    let b = Service::start(&config(&urls, "b"));
 
     let district = ok(&a, "/api/v1/district", json!({"name": "Springfield"}), 201).await["id"]
         .as_u64()
@@ -166,24 +168,20 @@ async fn reservations_terms_transfers_and_renewals_reach_the_standby_and_outlive
     // Seats with no term, a long term, and one that ends in a few seconds.
     let open = ids(&ok(&a, "/api/v1/seats/purchase", json!({"tenant_id": s1, "count": 6}), 201).await);
     let term = in_seconds(600);
-    let termed = ids(
-        &ok(
-            &a,
-            "/api/v1/seats/purchase",
-            json!({"tenant_id": s1, "count": 4, "expires_at": term}),
-            201,
-        )
-        .await,
-    );
-    let short = ids(
-        &ok(
-            &a,
-            "/api/v1/seats/purchase",
-            json!({"tenant_id": s1, "count": 2, "expires_at": in_seconds(3)}),
-            201,
-        )
-        .await,
-    );
+    let termed = ids(&ok(
+        &a,
+        "/api/v1/seats/purchase",
+        json!({"tenant_id": s1, "count": 4, "expires_at": term}),
+        201,
+    )
+    .await);
+    let short = ids(&ok(
+        &a,
+        "/api/v1/seats/purchase",
+        json!({"tenant_id": s1, "count": 2, "expires_at": in_seconds(3)}),
+        201,
+    )
+    .await);
     let scope = Scope {
         district,
         schools: [s1, s2],
@@ -283,7 +281,10 @@ async fn reservations_terms_transfers_and_renewals_reach_the_standby_and_outlive
     let last = audit.as_array().and_then(|i| i.last()).cloned().unwrap_or(Value::Null);
     assert_eq!(last["reason"], json!("Reservation expired"), "{audit}");
     assert_eq!(last["changed_by"], json!("system"), "{audit}");
-    assert!(micros(&last["created_at"]) >= deadline, "ended before its deadline: {audit}");
+    assert!(
+        micros(&last["created_at"]) >= deadline,
+        "ended before its deadline: {audit}"
+    );
     // An expired seat is refused; a renewed one is not.
     let (status, body) = allocate(&b, short[0], "l-late").await;
     assert_eq!((status, &body["error_code"]), (409, &json!("SEAT_EXPIRED")), "{body}");

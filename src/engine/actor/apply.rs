@@ -52,9 +52,7 @@ impl TenantActor {
                 self.store.ids_seen(IdSpace::Audit, block.first_audit.get() + n - 1)?;
                 self.clock = self.clock.max(block.created_at);
                 self.roll_day(block.created_at)?;
-                self.last_write = self
-                    .store
-                    .put_block(&block, expires_at, hash, alert.as_ref(), None)?;
+                self.last_write = self.store.put_block(&block, expires_at, hash, alert.as_ref(), None)?;
                 self.head = hash;
                 self.raised(alert);
                 self.day = Some(day_of(block.created_at));
@@ -190,8 +188,7 @@ impl TenantActor {
             seats.sort_unstable();
             self.pool.renew(&seats, term);
         }
-        self.published
-            .set(self.pool.counts(), self.last_write, &ended, &began);
+        self.published.set(self.pool.counts(), self.last_write, &ended, &began);
         if reshaped {
             self.published.set_terms(self.pool.terms());
         }

@@ -122,7 +122,14 @@ impl TenantActor {
         let n = chosen.len() as u64;
         let mut after = self.pool.counts();
         after.free -= n;
-        self.write_many(Transition::TransferOut, drafts, &msg.by, at, after, Sink::Change(answer))?;
+        self.write_many(
+            Transition::TransferOut,
+            drafts,
+            &msg.by,
+            at,
+            after,
+            Sink::Change(answer),
+        )?;
         self.pool.take_out(&chosen);
         for seat in &chosen {
             self.router.set(*seat, msg.to);
@@ -176,7 +183,10 @@ impl TenantActor {
         let at = self.now();
         let mut by_source: std::collections::BTreeMap<(TenantId, String), Vec<SeatId>> = Default::default();
         for (seat, from, by) in &self.owed {
-            by_source.entry((*from, by.as_str().to_owned())).or_default().push(*seat);
+            by_source
+                .entry((*from, by.as_str().to_owned()))
+                .or_default()
+                .push(*seat);
         }
         for ((from, by), seats) in by_source {
             let by = UserId::parse(&by).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
