@@ -267,3 +267,39 @@ fn held(p: &Pending, earlier: &std::collections::HashSet<TenantId>) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutboxEntry;
+
+    fn pending(tenant: u64, from: Option<u64>) -> Pending {
+        let id = |n| TenantId::new(n).unwrap_or_else(|| unreachable!());
+        Pending {
+            seq: 1,
+            entry: OutboxEntry {
+                tenant: id(tenant),
+                epoch: 0,
+                witness: None,
+                change: Change::Seats {
+                    part: 0,
+                    parts: 1,
+                    writes: Vec::new(),
+                    from: from.map(id),
+                },
+            },
+            change_bytes: Vec::new(),
+        }
+    }
+
+    /// An arrival waits while its source has an earlier entry to publish;
+    /// nothing else waits for another tenant.
+    #[test]
+    fn an_arrival_waits_for_its_source_alone() {
+        let earlier: std::collections::HashSet<TenantId> = [TenantId::new(4)].into_iter().flatten().collect();
+        assert!(held(&pending(5, Some(4)), &earlier));
+        assert!(!held(&pending(5, Some(6)), &earlier));
+        assert!(!held(&pending(5, None), &earlier));
+        assert!(!held(&pending(4, None), &earlier));
+    }
+}
