@@ -197,6 +197,9 @@ impl App {
             mailbox_bound: settings.mailbox_bound,
             answers_kept: Duration::from_secs(settings.idempotency.retention_hours.saturating_mul(3600)),
         };
+        if let Some(r) = &settings.replication {
+            replication::prepare_store(r, &store);
+        }
         let (engine, recovery) = Engine::start(store, recovered, options, metrics, started)?;
         if let Some(r) = &settings.replication {
             replication::prepare(r, &engine);

@@ -7,7 +7,7 @@
 use crate::domain::{Id, TenantId};
 use crate::store::{Change, IdSpace};
 
-use super::actor::{Apply, Restored};
+use super::actor::{Apply, Promoted, Restored};
 use super::error::Error;
 use super::pool::SeatPool;
 use super::Engine;
@@ -58,9 +58,25 @@ impl Engine {
             }
             change @ (Change::Block(_) | Change::Seats { .. } | Change::Threshold(_)) => {
                 let actor = self.actor(tenant)?;
-                actor.ask(Apply { change }).await?.wait(&self.store).await?;
+                // Not refused for load: the stream's order waits for it.
+                actor.deliver(Apply { change }).await?.wait(&self.store).await?;
             }
         }
         Ok(())
+    }
+
+    /// This instance has become the primary (its store takes writes):
+    /// every tenant actor writes what it owes of its own accord and sets
+    /// its reservation timer, which a standby leaves to the primary (see
+    /// `actor::expiry`). Called again after a pause (fenced, then not), it
+    /// does the same: nothing twice.
+    pub fn promoted(&self) {
+        for actor in self.directory.actors() {
+            tokio::spawn(async move {
+                if let Err(e) = actor.deliver(Promoted {}).await {
+                    tracing::warn!(error = %e, "a tenant actor did not take its promotion");
+                }
+            });
+        }
     }
 }

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use crate::domain::{Id, TenantId, Timestamp};
 use crate::metrics::Metrics;
-use crate::store::{Pending, Store};
+use crate::store::{Change, Pending, Store};
 
 use super::diverge::{id_prefix, last_number, EPOCH_HEADER};
 use super::message::{change_time, envelope, Envelope};
@@ -154,13 +154,22 @@ impl Publisher {
     }
 
     /// Each tenant's first message of this round: its entries in order, up
-    /// to `MAX_MESSAGE` bytes, all of one epoch.
+    /// to `MAX_MESSAGE` bytes, all of one epoch, and none past a transfer's
+    /// arrival whose source still has an earlier entry here (see `held`).
     fn messages(&self, pending: Vec<Pending>) -> Vec<(TenantId, TenantId, Vec<Pending>)> {
         let mut by_tenant: BTreeMap<TenantId, (usize, Vec<Pending>)> = BTreeMap::new();
         let mut closed: std::collections::HashSet<TenantId> = std::collections::HashSet::new();
+        // Tenants with an entry earlier in this round.
+        let mut earlier: std::collections::HashSet<TenantId> = std::collections::HashSet::new();
         for p in pending {
             let tenant = p.entry.tenant;
+            let held = held(&p, &earlier);
+            earlier.insert(tenant);
             if closed.contains(&tenant) {
+                continue;
+            }
+            if held {
+                closed.insert(tenant);
                 continue;
             }
             let (bytes, entries) = by_tenant.entry(tenant).or_default();
@@ -294,5 +303,54 @@ impl Publisher {
         headers
             .get(async_nats::header::NATS_MESSAGE_ID)
             .is_some_and(|v| v.as_str() == id)
+    }
+}
+
+/// Whether `p` is the arriving side of a transfer whose source has an
+/// earlier entry still to publish (`earlier`: the tenants with one). The
+/// source's change, the transfer's commit point, goes on the stream first,
+/// so a standby, reading the stream in order, meets the seats leaving
+/// before it meets them arriving (and their purchase before either):
+/// publishing tenants side by side would otherwise let the arrival win.
+fn held(p: &Pending, earlier: &std::collections::HashSet<TenantId>) -> bool {
+    match &p.entry.change {
+        Change::Seats { from: Some(from), .. } => earlier.contains(from),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutboxEntry;
+
+    fn pending(tenant: u64, from: Option<u64>) -> Pending {
+        let id = |n| TenantId::new(n).unwrap_or_else(|| unreachable!());
+        Pending {
+            seq: 1,
+            entry: OutboxEntry {
+                tenant: id(tenant),
+                epoch: 0,
+                witness: None,
+                change: Change::Seats {
+                    part: 0,
+                    parts: 1,
+                    writes: Vec::new(),
+                    from: from.map(id),
+                },
+            },
+            change_bytes: Vec::new(),
+        }
+    }
+
+    /// An arrival waits while its source has an earlier entry to publish;
+    /// nothing else waits for another tenant.
+    #[test]
+    fn an_arrival_waits_for_its_source_alone() {
+        let earlier: std::collections::HashSet<TenantId> = [TenantId::new(4)].into_iter().flatten().collect();
+        assert!(held(&pending(5, Some(4)), &earlier));
+        assert!(!held(&pending(5, Some(6)), &earlier));
+        assert!(!held(&pending(5, None), &earlier));
+        assert!(!held(&pending(4, None), &earlier));
     }
 }

@@ -306,6 +306,9 @@ async fn lead_or_follow(
                 fenced = !may;
                 store.set_fence((!may).then(|| "this primary cannot reach NATS or renew its lease".to_owned()));
                 metrics.feed.primary.set(i64::from(may));
+                if may {
+                    engine.promoted();
+                }
                 if !may && leading {
                     tracing::warn!("stopped acknowledging writes: the lease or NATS is out of reach");
                 }

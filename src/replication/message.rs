@@ -10,7 +10,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::domain::{Hash, Id, TenantId, Timestamp};
+use crate::domain::{Hash, Id, SeatId, SeatRecord, TenantId, Timestamp};
+use crate::store::records::SeatEntry;
 use crate::store::{Change, Pending};
 
 /// The schema every message names; a consumer refuses others.
@@ -80,25 +81,58 @@ pub fn change_time(change: &Change) -> Timestamp {
 
 fn detail(change: &Change) -> Value {
     match change {
-        Change::Seats { part, parts, writes } => json!({
+        Change::Seats {
+            part,
+            parts,
+            writes,
+            from,
+        } => json!({
             "part": part,
             "parts": parts,
             "seats": writes.iter().map(|(seat, e)| json!({
                 "seat_id": seat,
-                "state": e.seat,
+                "state": seat_state(&e.seat),
                 "audit": e.last_audit,
                 "chain_hash": hex(&e.hash),
                 "alert": e.alert,
             })).collect::<Vec<_>>(),
+            "transfer": transfer(writes, *from),
         }),
         Change::Block(b) => json!({
             "block": b.block,
+            "expires_at": b.expires_at,
             "chain_hash": hex(&b.hash),
             "alert": b.alert,
         }),
         Change::Role { entry, .. } => json!({"role": entry.role, "event": entry.last_event}),
         Change::Tenant { tenant, sourced_id } => json!({"tenant": tenant, "sourced_id": sourced_id}),
         Change::Threshold(t) => json!({"threshold": t}),
+    }
+}
+
+/// A seat's record as JSON, with the fields its stored encoding keeps
+/// apart (a reservation's deadline, the seat's license term).
+fn seat_state(record: &SeatRecord) -> Value {
+    let mut state = json!(record);
+    if let Some(fields) = state.as_object_mut() {
+        fields.insert("reserved_until".into(), json!(record.reserved_until));
+        fields.insert("expires_at".into(), json!(record.expires_at));
+    }
+    state
+}
+
+/// A transfer's two tenants, for either of its sides: the source's change
+/// (its seats' records name the tenant they go to) or the arrival (`from`).
+fn transfer(writes: &[(SeatId, SeatEntry)], from: Option<TenantId>) -> Value {
+    let Some((_, first)) = writes.first() else {
+        return Value::Null;
+    };
+    match from {
+        Some(from) => json!({"side": "in", "from_tenant_id": from, "to_tenant_id": first.tenant}),
+        None if first.seat.tenant_id != first.tenant => {
+            json!({"side": "out", "from_tenant_id": first.tenant, "to_tenant_id": first.seat.tenant_id})
+        }
+        None => Value::Null,
     }
 }
 
@@ -131,5 +165,5 @@ pub fn decode_change(msg: &ChangeMsg) -> Result<Change, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&msg.record)
         .map_err(|e| format!("change {} is not base64: {e}", msg.n))?;
-    crate::store::records::decode(b"feed", &bytes).map_err(|e| format!("change {}: {e}", msg.n))
+    crate::store::decode_change(b"feed", &bytes).map_err(|e| format!("change {}: {e}", msg.n))
 }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{FeedMode, ReplicationSettings};
 use crate::engine::Engine;
-use crate::store::FeedRole;
+use crate::store::{FeedRole, Store};
 
 /// What the HTTP layer asks of replication: may this instance take writes,
 /// and how far behind is it.
@@ -183,21 +183,29 @@ impl Link {
     }
 }
 
-/// The store's part, set before the first request is served.
+/// The store's role, set before the engine starts: the changes a start
+/// makes by itself (a transfer's arrival a crash cut short, reservations
+/// whose deadline passed) go to the outbox like any other; on an instance
+/// that starts as a standby they are not made (the primary makes them, or
+/// this one once promoted).
+pub fn prepare_store(settings: &ReplicationSettings, store: &Store) {
+    let role = match settings.leadership {
+        true => FeedRole::Standby,
+        false => FeedRole::Primary {
+            sync: settings.mode == FeedMode::Sync,
+        },
+    };
+    store.set_role(role, Duration::from_millis(settings.sync_timeout_ms));
+}
+
+/// The store's part once the engine has started, before the first
+/// request is served.
 pub fn prepare(settings: &ReplicationSettings, engine: &Engine) {
     let sync = settings.mode == FeedMode::Sync;
-    let store = engine.store();
-    store.set_role(
-        FeedRole::Primary { sync },
-        Duration::from_millis(settings.sync_timeout_ms),
-    );
     if sync || settings.leadership {
         // Nothing is acknowledged until NATS (and, with leadership, the
         // lease) says this instance may.
-        store.set_fence(Some("not yet connected to NATS".into()));
-    }
-    if settings.leadership {
-        store.set_role(FeedRole::Standby, Duration::from_millis(settings.sync_timeout_ms));
+        engine.store().set_fence(Some("not yet connected to NATS".into()));
     }
 }
 

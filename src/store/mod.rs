@@ -35,7 +35,7 @@ use commit::{Flush, GroupCommit};
 pub use disk::{Disk, Hooks};
 pub use error::StoreError;
 pub use export::{export_dir, ExportError};
-pub use outbox::{Change, FeedMark, OutboxEntry, Pending, Role as FeedRole};
+pub use outbox::{decode_change, encode_change, Change, FeedMark, OutboxEntry, Pending, Role as FeedRole};
 use records::{
     decode, encode, encode_block_entry, encode_seat_entry, encode_tailed, key, BlockEntry, BlockEntryRef, BlockRecord,
     DecodeError, Hash, RoleEntry, RoleEntryRef, SeatEntryRef, SeatRecord, TrailEntry, Witness,
@@ -489,6 +489,7 @@ impl Store {
                 block: block.clone(),
                 hash,
                 alert: alert.cloned(),
+                expires_at,
             })]
         })?;
         let written = (|| {
@@ -557,7 +558,7 @@ impl Store {
         };
         self.answer_before(answer, witness)?;
         let outboxed = self.outbox_before(tenant, Some(witness), || {
-            outbox::seat_parts(vec![(seat, owned(&entry))])
+            outbox::seat_parts(vec![(seat, owned(&entry))], None)
         })?;
         let written = (|| {
             self.db
@@ -584,6 +585,18 @@ impl Store {
         tenant: TenantId,
         changes: &[SeatWrite<'_>],
         answer: Option<&Answer>,
+    ) -> Result<Seq, StoreError> {
+        self.put_seat_writes(tenant, changes, answer, None)
+    }
+
+    /// `put_seat_changes`; `from`: the arriving side of a transfer from
+    /// that tenant (the feed says so, see `put_arrivals`).
+    fn put_seat_writes(
+        &self,
+        tenant: TenantId,
+        changes: &[SeatWrite<'_>],
+        answer: Option<&Answer>,
+        from: Option<TenantId>,
     ) -> Result<Seq, StoreError> {
         self.writable()?;
         let entries: Vec<(SeatId, SeatEntryRef<'_>)> = changes
@@ -630,7 +643,10 @@ impl Store {
             };
             self.answer_before(answer, witness)?;
             outboxed = self.outbox_before(tenant, Some(witness), || {
-                outbox::seat_parts(entries.iter().map(|(seat, entry)| (*seat, owned(entry))).collect())
+                outbox::seat_parts(
+                    entries.iter().map(|(seat, entry)| (*seat, owned(entry))).collect(),
+                    from,
+                )
             })?;
         }
         let bulk = key(records::BULK, tenant.get());
@@ -668,9 +684,10 @@ impl Store {
     /// already name this tenant). A start finishes what a crash cut short
     /// (`Recovered::arriving`); a write refused here would leave seats in
     /// transit in a running service, so it stops the store instead, and
-    /// the restart finishes it.
-    pub fn put_arrivals(&self, tenant: TenantId, changes: &[SeatWrite<'_>]) -> Result<Seq, StoreError> {
-        self.put_seat_changes(tenant, changes, None).map_err(|e| {
+    /// the restart finishes it. `from`: the tenant they came from (the
+    /// feed names it, and publishes the arrival after the source's change).
+    pub fn put_arrivals(&self, tenant: TenantId, from: TenantId, changes: &[SeatWrite<'_>]) -> Result<Seq, StoreError> {
+        self.put_seat_writes(tenant, changes, None, Some(from)).map_err(|e| {
             tracing::error!(error = %e, %tenant, "the arriving side of a transfer failed; the store stops");
             self.commit.fail();
             StoreError::Stopped(anyhow::anyhow!("{e}"))

@@ -32,7 +32,8 @@ use crate::domain::{Id, SeatId, Tenant, TenantId, Threshold};
 
 use super::answers::witnessed;
 use super::records::{
-    self, decode, decode_tenant, encode, key, BlockEntry, RoleEntry, SeatEntry, Witness, BULK_PART_BYTES,
+    self, decode, decode_marked, decode_tenant, encode, encode_marked, key, AnswerTail, BlockEntry, DecodeError,
+    RoleEntry, SeatEntry, SeatExt, Witness, BULK_PART_BYTES,
 };
 use super::{unavailable, IdSpace, ScanError, Seq, Store, StoreError};
 
@@ -40,6 +41,13 @@ use super::{unavailable, IdSpace, ScanError, Seq, Store, StoreError};
 /// wrote, exactly (a standby writes the same records through the same
 /// store methods). A bulk change too large for one entry is split into
 /// `parts`; a standby applies it once it has them all.
+///
+/// The fields that came with reservations, license terms and transfers
+/// (a seat record's `reserved_until` and `expires_at`, a block's
+/// `expires_at`, an arrival's `from`) are not in this type's encoding:
+/// they follow it as a `ChangeExt` after the records' extension mark
+/// (`encode_change`), written only when one is set, so that entries and
+/// messages without them are what earlier builds wrote, and read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// Seat changes of one tenant: one (an allocation, a reclaim) or a bulk
@@ -48,6 +56,10 @@ pub enum Change {
         part: u32,
         parts: u32,
         writes: Vec<(SeatId, SeatEntry)>,
+        /// The arriving side of a transfer: the tenant the seats came
+        /// from (whose change, the transfer's commit point, came first).
+        #[serde(skip)]
+        from: Option<TenantId>,
     },
     /// A purchase: the block (its seats and audit entries derive from it).
     Block(BlockEntry),
@@ -78,6 +90,48 @@ impl Change {
         }
     }
 
+    /// The fields this type's encoding leaves out (see `Change`).
+    fn ext(&self) -> ChangeExt {
+        match self {
+            Change::Seats { writes, from, .. } => {
+                let seats: Vec<SeatExt> = writes
+                    .iter()
+                    .map(|(_, e)| SeatExt {
+                        reserved_until: e.seat.reserved_until,
+                        expires_at: e.seat.expires_at,
+                    })
+                    .collect();
+                let any = seats.iter().any(|e| *e != SeatExt::default());
+                ChangeExt {
+                    seats: if any { seats } else { Vec::new() },
+                    expires_at: None,
+                    from: *from,
+                }
+            }
+            Change::Block(b) => ChangeExt {
+                expires_at: b.expires_at,
+                ..ChangeExt::default()
+            },
+            _ => ChangeExt::default(),
+        }
+    }
+
+    /// Puts back what `ext` took out.
+    fn with_ext(mut self, ext: ChangeExt) -> Change {
+        match &mut self {
+            Change::Seats { writes, from, .. } => {
+                for ((_, e), x) in writes.iter_mut().zip(ext.seats) {
+                    e.seat.reserved_until = x.reserved_until;
+                    e.seat.expires_at = x.expires_at;
+                }
+                *from = ext.from;
+            }
+            Change::Block(b) => b.expires_at = ext.expires_at,
+            _ => {}
+        }
+        self
+    }
+
     /// The record key an entry without a witness stands for (see the module).
     fn record_key(&self) -> Option<[u8; 9]> {
         match self {
@@ -88,7 +142,44 @@ impl Change {
     }
 }
 
-/// What an `OUTBOX` key holds.
+/// A change's fields that its type's encoding leaves out (see `Change`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ChangeExt {
+    /// Seats: each write's record's later fields, in order (empty when
+    /// none is set).
+    seats: Vec<SeatExt>,
+    /// A purchase: its seats' term.
+    expires_at: Option<crate::domain::Timestamp>,
+    /// Seats: the tenant an arrival came from.
+    from: Option<TenantId>,
+}
+
+/// A change as the feed's messages carry it (`record`): its encoding, then
+/// its `ChangeExt` when it has one.
+pub fn encode_change(change: &Change) -> Vec<u8> {
+    encode_marked(change, &change.ext())
+}
+
+/// `encode_change`'s reverse; bytes an earlier build wrote (no extension)
+/// decode as they did.
+pub fn decode_change(key: &[u8], bytes: &[u8]) -> Result<Change, DecodeError> {
+    let (change, ext, _): (Change, ChangeExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    Ok(change.with_ext(ext))
+}
+
+/// An outbox entry as stored: the entry, then its change's `ChangeExt`
+/// when it has one.
+fn encode_entry(entry: &OutboxEntry) -> Vec<u8> {
+    encode_marked(entry, &entry.change.ext())
+}
+
+fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<OutboxEntry, DecodeError> {
+    let (mut entry, ext, _): (OutboxEntry, ChangeExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    entry.change = entry.change.with_ext(ext);
+    Ok(entry)
+}
+
+/// What an `OUTBOX` key holds (`encode_entry`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub tenant: TenantId,
@@ -136,6 +227,9 @@ struct Book {
 pub(super) struct Outbox {
     /// Whether changes write entries (`Role::Primary`).
     on: AtomicBool,
+    /// Whether changes come from the stream (`Role::Standby`): nothing is
+    /// written here but what the stream carries (see `Store::follows`).
+    standby: AtomicBool,
     /// The epoch stamped on new entries (`Store::set_epoch`).
     epoch: AtomicU64,
     /// Whether acknowledgments wait for the stream (`Role::Primary { sync: true }`).
@@ -162,6 +256,7 @@ impl Outbox {
         let unacked = found.map(|n| (n, 0)).collect();
         Outbox {
             on: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             sync: AtomicBool::new(false),
             fence: Mutex::new(None),
@@ -191,6 +286,7 @@ pub(super) struct Planned {
 impl Store {
     /// Sets how this store takes part in replication.
     pub fn set_role(&self, role: Role, sync_timeout: Duration) {
+        let standby = role == Role::Standby;
         let (on, sync) = match role {
             Role::Off | Role::Standby => (false, false),
             Role::Primary { sync } => (true, sync),
@@ -198,6 +294,27 @@ impl Store {
         *self.outbox.sync_timeout.lock().unwrap_or_else(PoisonError::into_inner) = sync_timeout;
         self.outbox.sync.store(sync, Ordering::Release);
         self.outbox.on.store(on, Ordering::Release);
+        self.outbox.standby.store(standby, Ordering::Release);
+    }
+
+    /// Whether this store follows the stream (a standby): then it makes no
+    /// change of its own (a reservation's expiry, an arrival a crash cut
+    /// short): the primary makes them, and they come with the stream.
+    pub fn follows(&self) -> bool {
+        self.outbox.standby.load(Ordering::Acquire)
+    }
+
+    /// The purchase block that holds `seat` (blocks are never removed).
+    pub fn block_of(&self, seat: SeatId) -> Result<Option<crate::domain::BlockRecord>, StoreError> {
+        let found = self
+            .db
+            .get_lt(key(records::BLOCK, seat.get() + 1))
+            .map_err(unavailable)?;
+        let Some((k, v)) = found.filter(|(k, _)| k.first() == Some(&records::BLOCK)) else {
+            return Ok(None);
+        };
+        let block: crate::domain::BlockRecord = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+        Ok(Some(block).filter(|b| b.first_seat.get() + b.count > seat.get()))
     }
 
     /// The leadership epoch stamped on the changes committed from now on.
@@ -212,6 +329,11 @@ impl Store {
         let mut fence = self.outbox.fence.lock().unwrap_or_else(PoisonError::into_inner);
         self.outbox.fenced.store(why.is_some(), Ordering::Release);
         *fence = why;
+    }
+
+    /// Whether writes are refused now (a fenced primary, see `set_fence`).
+    pub fn fenced(&self) -> bool {
+        self.fence_check().is_err()
     }
 
     /// Refused before a write when the service may not acknowledge it.
@@ -288,7 +410,10 @@ impl Store {
                 witness,
                 change,
             };
-            if let Err(e) = self.db.insert(key(records::OUTBOX, first + n as u64), encode(&entry)) {
+            if let Err(e) = self
+                .db
+                .insert(key(records::OUTBOX, first + n as u64), encode_entry(&entry))
+            {
                 self.finish_outbox(Some(planned), None);
                 return Err(unavailable(e));
             }
@@ -356,8 +481,8 @@ impl Store {
         {
             let (k, v) = item.map_err(unavailable)?;
             let seq = records::key_id(&k).ok_or_else(|| StoreError::Internal(anyhow::anyhow!("bad outbox key")))?;
-            let entry: OutboxEntry = decode(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
-            let change_bytes = encode(&entry.change);
+            let entry = decode_entry(&k, &v).map_err(|e| StoreError::Internal(e.into()))?;
+            let change_bytes = encode_change(&entry.change);
             out.push(Pending {
                 seq,
                 entry,
@@ -455,7 +580,7 @@ pub(super) fn check(db: &Db) -> Result<(usize, Vec<u64>), ScanError> {
     let mut confirmed: HashSet<[u8; 9]> = HashSet::new();
     for item in db.scan_prefix([records::OUTBOX]).rev() {
         let (k, v) = item?;
-        let entry: OutboxEntry = decode(&k, &v).map_err(ScanError::Decode)?;
+        let entry = decode_entry(&k, &v).map_err(ScanError::Decode)?;
         let seq = records::key_id(&k).ok_or_else(|| super::corrupt(&k, "bad key"))?;
         let stands = match (entry.witness, entry.change.record_key()) {
             (Some(w), _) => witnessed(db, w).map_err(|e| ScanError::Sled(sled::Error::Unsupported(e.to_string())))?,
@@ -493,8 +618,9 @@ fn record_is(db: &Db, rk: &[u8; 9], change: &Change) -> Result<bool, ScanError> 
     })
 }
 
-/// The seat changes of one write, in entries of about `BULK_PART_BYTES`.
-pub(super) fn seat_parts(writes: Vec<(SeatId, SeatEntry)>) -> Vec<Change> {
+/// The seat changes of one write, in entries of about `BULK_PART_BYTES`
+/// (`from`: the tenant an arrival came from).
+pub(super) fn seat_parts(writes: Vec<(SeatId, SeatEntry)>, from: Option<TenantId>) -> Vec<Change> {
     let mut parts: Vec<Vec<(SeatId, SeatEntry)>> = vec![Vec::new()];
     let mut bytes = 0;
     for w in writes {
@@ -516,6 +642,7 @@ pub(super) fn seat_parts(writes: Vec<(SeatId, SeatEntry)>) -> Vec<Change> {
             part: i as u32,
             parts: n,
             writes,
+            from,
         })
         .collect()
 }
@@ -555,5 +682,191 @@ impl Store {
             .insert(key(records::FEED, 0), encode(mark))
             .map_err(unavailable)?;
         Ok(self.commit.wrote())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Alert, Audit, BlockRecord, Hash, SeatRecord, SeatState, Timestamp, UserId};
+
+    fn id<I: Id>(n: u64) -> I {
+        I::new(n).unwrap_or_else(|| unreachable!())
+    }
+
+    fn entry(tenant: u64, owner: u64, reserved_until: Option<i64>, expires_at: Option<i64>) -> SeatEntry {
+        let at = Timestamp::from_micros(1_000);
+        SeatEntry {
+            seat: SeatRecord {
+                tenant_id: id(owner),
+                state: if reserved_until.is_some() {
+                    SeatState::Reserved
+                } else {
+                    SeatState::Free
+                },
+                learner_id: None,
+                reserved_at: reserved_until.map(|_| at),
+                assigned_at: None,
+                updated_at: at,
+                reserved_until: reserved_until.map(Timestamp::from_micros),
+                expires_at: expires_at.map(Timestamp::from_micros),
+            },
+            last_audit: Audit {
+                id: id(9),
+                seat_id: id(7),
+                previous_state: Some(SeatState::Free),
+                new_state: SeatState::Free,
+                previous_learner_id: None,
+                new_learner_id: None,
+                changed_by: UserId::parse("dana").unwrap_or_else(|e| panic!("{e}")),
+                reason: "Seat reserved".into(),
+                created_at: at,
+            },
+            tenant: id(tenant),
+            hash: [3; 32],
+            alert: None,
+        }
+    }
+
+    fn block(expires_at: Option<i64>) -> BlockEntry {
+        BlockEntry {
+            block: BlockRecord {
+                tenant_id: id(2),
+                first_seat: id(7),
+                count: 5,
+                first_audit: id(4),
+                created_at: Timestamp::from_micros(500),
+                changed_by: UserId::parse("dana").unwrap_or_else(|e| panic!("{e}")),
+            },
+            hash: [5; 32],
+            alert: None,
+            expires_at: expires_at.map(Timestamp::from_micros),
+        }
+    }
+
+    /// `Change`'s first two variants as the builds before `ChangeExt` had
+    /// them (no skipped fields): what their outbox entries and messages hold.
+    #[derive(Serialize)]
+    enum Before {
+        Seats {
+            part: u32,
+            parts: u32,
+            writes: Vec<(SeatId, SeatEntry)>,
+        },
+        Block(BeforeBlock),
+    }
+
+    #[derive(Serialize)]
+    struct BeforeBlock {
+        block: BlockRecord,
+        hash: Hash,
+        alert: Option<Alert>,
+    }
+
+    #[derive(Serialize)]
+    struct BeforeEntry {
+        tenant: TenantId,
+        epoch: u64,
+        witness: Option<Witness>,
+        change: Before,
+    }
+
+    fn before(change: &Change) -> Before {
+        match change {
+            Change::Seats {
+                part, parts, writes, ..
+            } => Before::Seats {
+                part: *part,
+                parts: *parts,
+                writes: writes.clone(),
+            },
+            Change::Block(b) => Before::Block(BeforeBlock {
+                block: b.block.clone(),
+                hash: b.hash,
+                alert: b.alert.clone(),
+            }),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Without reservations, terms or transfers a change and its outbox
+    /// entry are byte for byte what earlier builds wrote; what earlier
+    /// builds wrote decodes; with them, every field comes back; and an
+    /// earlier build reads a new message's change as it knew it.
+    #[test]
+    fn changes_keep_their_old_bytes_and_carry_the_lifecycle_fields_after_the_mark() {
+        let plain = [
+            Change::Seats {
+                part: 0,
+                parts: 1,
+                writes: vec![(id(7), entry(2, 2, None, None)), (id(8), entry(2, 2, None, None))],
+                from: None,
+            },
+            Change::Block(block(None)),
+        ];
+        for change in &plain {
+            let old = encode(&before(change));
+            assert_eq!(encode_change(change), old, "a change without new fields");
+            assert_eq!(decode_change(b"feed", &old).ok().as_ref(), Some(change));
+            let entry = OutboxEntry {
+                tenant: id(2),
+                epoch: 3,
+                witness: None,
+                change: change.clone(),
+            };
+            let old_entry = encode(&BeforeEntry {
+                tenant: id(2),
+                epoch: 3,
+                witness: None,
+                change: before(change),
+            });
+            assert_eq!(encode_entry(&entry), old_entry, "an outbox entry without new fields");
+            assert_eq!(decode_entry(b"Q1", &old_entry).ok(), Some(entry));
+        }
+
+        let lifecycle = [
+            // A reservation with its deadline, a renewed term.
+            Change::Seats {
+                part: 0,
+                parts: 2,
+                writes: vec![
+                    (id(7), entry(2, 2, Some(9_000), None)),
+                    (id(8), entry(2, 2, None, Some(50_000))),
+                ],
+                from: None,
+            },
+            // An arrival from tenant 4 (its seat keeps its term).
+            Change::Seats {
+                part: 0,
+                parts: 1,
+                writes: vec![(id(7), entry(2, 2, None, Some(50_000)))],
+                from: Some(id(4)),
+            },
+            // The source's side: the record names the destination.
+            Change::Seats {
+                part: 0,
+                parts: 1,
+                writes: vec![(id(7), entry(2, 6, None, None))],
+                from: None,
+            },
+            Change::Block(block(Some(77_000))),
+        ];
+        for change in &lifecycle {
+            let bytes = encode_change(change);
+            assert_eq!(decode_change(b"feed", &bytes).ok().as_ref(), Some(change));
+            let entry = OutboxEntry {
+                tenant: id(2),
+                epoch: 1,
+                witness: Some(Witness::Block { first_seat: id(7) }),
+                change: change.clone(),
+            };
+            assert_eq!(decode_entry(b"Q1", &encode_entry(&entry)).ok(), Some(entry));
+            // An earlier build: the change without the new fields.
+            let seen_by_old: Change = decode(b"feed", &bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(encode(&seen_by_old), encode(&before(change)));
+        }
+        // Cut short: corrupt, not an old change.
+        let bytes = encode_change(&lifecycle[0]);
+        assert!(decode_change(b"feed", &bytes[..bytes.len() - 3]).is_err());
     }
 }

@@ -437,7 +437,7 @@ pub struct BlockExt {
 }
 
 /// `value`'s encoding, then `ext`'s after the mark when `ext` is not the default.
-fn encode_marked<T: Serialize, E: Serialize + Default + PartialEq>(value: &T, ext: &E) -> Vec<u8> {
+pub(super) fn encode_marked<T: Serialize, E: Serialize + Default + PartialEq>(value: &T, ext: &E) -> Vec<u8> {
     let mut out = encode(value);
     if *ext != E::default() {
         out.extend_from_slice(&EXT_MARK);
@@ -450,7 +450,7 @@ fn encode_marked<T: Serialize, E: Serialize + Default + PartialEq>(value: &T, ex
 
 /// `encode_marked`'s reverse: the value, its extension (default when
 /// absent) and an answer tail if one follows.
-fn decode_marked<T: DeserializeOwned, E: DeserializeOwned + Default>(
+pub(super) fn decode_marked<T: DeserializeOwned, E: DeserializeOwned + Default>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<(T, E, Option<AnswerTail>), DecodeError> {
@@ -498,7 +498,8 @@ pub fn encode_block_entry(entry: &BlockEntryRef<'_>, expires_at: Option<Timestam
 
 /// A block entry and the term of its seats.
 pub fn decode_block_entry(key: &[u8], bytes: &[u8]) -> Result<(BlockEntry, Option<Timestamp>), DecodeError> {
-    let (entry, ext, _): (BlockEntry, BlockExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    let (mut entry, ext, _): (BlockEntry, BlockExt, Option<AnswerTail>) = decode_marked(key, bytes)?;
+    entry.expires_at = ext.expires_at;
     Ok((entry, ext.expires_at))
 }
 
@@ -709,6 +710,11 @@ pub struct BlockEntry {
     pub block: BlockRecord,
     pub hash: Hash,
     pub alert: Option<Alert>,
+    /// The term of the block's seats. Not in this encoding (its layout is
+    /// fixed): stored after it as a `BlockExt` (`encode_block_entry`), and
+    /// carried by the feed in its change's extension (`outbox`).
+    #[serde(skip)]
+    pub expires_at: Option<Timestamp>,
 }
 
 impl BlockEntry {

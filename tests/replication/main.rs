@@ -8,6 +8,7 @@
 
 mod feed;
 mod harness;
+mod lifecycle;
 #[path = "../support/optional.rs"]
 mod optional;
 mod standby;

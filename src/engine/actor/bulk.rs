@@ -45,15 +45,15 @@ impl TenantActor {
             record,
             reason: reason.to_owned(),
         });
-        self.write_many(kind, drafts.collect(), by, at, after, answer)?;
+        self.write_many(kind, drafts.collect(), by, at, after, Sink::Change(answer))?;
         self.apply_all(kind, changes);
         Ok(outcomes)
     }
 
     /// Writes seat changes (all dated `at`) as one change of the store, one
     /// audit entry each (the tenant's chain, an alert if `after` crosses
-    /// the threshold, the per-minute stats), with `answer` if one is kept.
-    /// Applying them to the pool is the caller's, once this returns.
+    /// the threshold, the per-minute stats), as `sink` says. Applying them
+    /// to the pool is the caller's, once this returns.
     pub(super) fn write_many(
         &mut self,
         kind: Transition,
@@ -61,7 +61,7 @@ impl TenantActor {
         by: &UserId,
         at: Timestamp,
         after: Counts,
-        answer: Option<crate::domain::Answer>,
+        sink: Sink,
     ) -> Result<(), Error> {
         let Some(last) = drafts.len().checked_sub(1) else {
             return Ok(());
@@ -100,10 +100,10 @@ impl TenantActor {
                 alert: alert.as_ref().filter(|_| i == last),
             })
             .collect();
-        self.last_write = match kind {
+        self.last_write = match sink {
             // A transfer's arrival: its commit point was the source's write.
-            Transition::TransferIn => self.store.put_arrivals(self.tenant, &writes)?,
-            _ => self.store.put_seat_changes(self.tenant, &writes, answer.as_ref())?,
+            Sink::Arrival(from) => self.store.put_arrivals(self.tenant, from, &writes)?,
+            Sink::Change(answer) => self.store.put_seat_changes(self.tenant, &writes, answer.as_ref())?,
         };
         self.head = head;
         self.raised(alert);
@@ -111,6 +111,14 @@ impl TenantActor {
         self.stats.record(kind, at, drafts.len() as u64);
         Ok(())
     }
+}
+
+/// How `write_many` writes its changes.
+pub(super) enum Sink {
+    /// As a change of this tenant's, with the answer to keep if one is.
+    Change(Option<crate::domain::Answer>),
+    /// As the arriving side of a transfer from this tenant.
+    Arrival(crate::domain::TenantId),
 }
 
 /// One seat change to write: the seat, what it was (state and learner), the

@@ -5,7 +5,9 @@
 //! no task per seat). Every message first ends the reservations already
 //! past their deadline (`expire_due`), so nothing reads one as held after
 //! it, whether the timer has fired or not; a start ends those that passed
-//! while the service was down (`resume`).
+//! while the service was down (`resume`). A standby ends none and sets no
+//! timer: the primary's expiries come with the stream; once promoted, the
+//! actor sets it (`Promoted`).
 
 use std::time::Duration;
 
@@ -13,19 +15,26 @@ use actix::{AsyncContext, Context, Handler};
 
 use crate::domain::{reasons, SeatState, Timestamp, Transition, UserId};
 
-use super::bulk::Draft;
+use super::bulk::{Draft, Sink};
 use super::{Durable, Error, Release, Reserve, TenantActor};
+
+/// How soon an expiry the store refused is tried again.
+const RETRY: Duration = Duration::from_millis(500);
 
 impl TenantActor {
     /// Ends every reservation whose deadline has passed (one write for
-    /// all). A write the store refuses leaves them for the next message or
-    /// timer; a failed store stops the service anyway.
-    pub(super) fn expire_due(&mut self) {
-        if self.pool.next_deadline().is_none_or(|d| d > Timestamp::now()) {
-            return;
+    /// all); `false` if the store refused: they are left for the next
+    /// message or timer (a failed store stops the service anyway).
+    pub(super) fn expire_due(&mut self) -> bool {
+        if self.store.follows() || self.pool.next_deadline().is_none_or(|d| d > Timestamp::now()) {
+            return true;
         }
-        if let Err(e) = self.expire(false) {
-            tracing::error!(tenant = %self.tenant, error = %e, "reservations past their deadline could not be ended");
+        match self.expire(false) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(tenant = %self.tenant, error = %e, "reservations past their deadline could not be ended");
+                false
+            }
         }
     }
 
@@ -60,14 +69,15 @@ impl TenantActor {
             .iter()
             .fold(self.pool.counts(), |c, ch| c.moved(ch.before.state(), ch.after.state()));
         let system = UserId::parse(reasons::SYSTEM).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
-        self.write_many(Transition::Expire, drafts, &system, at, after, None)?;
+        self.write_many(Transition::Expire, drafts, &system, at, after, Sink::Change(None))?;
         self.apply_all(Transition::Expire, changes);
         Ok(n)
     }
 
-    /// Sets the timer for the earliest deadline, if it is not set for it.
+    /// Sets the timer for the earliest deadline, if it is not set for it
+    /// (none on a standby).
     pub(super) fn arm(&mut self, ctx: &mut Context<Self>) {
-        let next = self.pool.next_deadline();
+        let next = self.pool.next_deadline().filter(|_| !self.store.follows());
         if self.timer.as_ref().map(|(at, _)| *at) == next {
             return;
         }
@@ -76,14 +86,23 @@ impl TenantActor {
         }
         if let Some(deadline) = next {
             let micros = deadline.micros().saturating_sub(Timestamp::now().micros()).max(0);
-            let wait = Duration::from_micros(micros as u64);
-            let handle = ctx.run_later(wait, |actor, ctx| {
-                actor.timer = None;
-                actor.expire_due();
-                actor.arm(ctx);
-            });
-            self.timer = Some((deadline, handle));
+            self.set_timer(ctx, deadline, Duration::from_micros(micros as u64));
         }
+    }
+
+    /// The timer for `deadline`, in `wait`. When the store refuses the
+    /// expiry (a fenced primary), it tries again a little later rather
+    /// than at once.
+    fn set_timer(&mut self, ctx: &mut Context<Self>, deadline: Timestamp, wait: Duration) {
+        let handle = ctx.run_later(wait, move |actor, ctx| {
+            actor.timer = None;
+            if actor.expire_due() {
+                actor.arm(ctx);
+            } else {
+                actor.set_timer(ctx, deadline, RETRY);
+            }
+        });
+        self.timer = Some((deadline, handle));
     }
 }
 

@@ -84,6 +84,11 @@ pub struct TenantActor {
     timer: Option<(Timestamp, SpawnHandle)>,
     /// A standby: the parts of a bulk change received so far (see `apply`).
     parts: Vec<(SeatId, crate::store::records::SeatEntry)>,
+    /// Seats a transfer was moving here when the process stopped, whose
+    /// arrival is still to be written (seat, source, who asked): at start,
+    /// or, on a standby, once it is the primary, unless the stream brings
+    /// the arrival first (see `settle`).
+    owed: Vec<(SeatId, TenantId, UserId)>,
 }
 
 impl TenantActor {
@@ -113,6 +118,7 @@ impl TenantActor {
             day,
             timer: None,
             parts: Vec::new(),
+            owed: Vec::new(),
         }
     }
 
@@ -313,15 +319,15 @@ impl TenantActor {
     /// seat, source, who asked), and the end of the reservations whose
     /// deadline passed while it was down, each written now. A write the
     /// store refuses is logged: the seats stay as they are (in the pool the
-    /// records named), and the next start tries again.
+    /// records named), and the next start tries again. A standby writes
+    /// neither: the primary does, and the stream brings them (or this
+    /// instance does once it is the primary, `Promoted`).
     pub fn resume(&mut self, arriving: Vec<(SeatId, TenantId, UserId)>) {
-        if !arriving.is_empty() {
-            let n = arriving.len();
-            match self.arrived(arriving) {
-                Ok(()) => tracing::warn!(tenant = %self.tenant, seats = n, "finished a transfer a crash cut short"),
-                Err(e) => tracing::error!(tenant = %self.tenant, error = %e, "could not finish a transfer cut short"),
-            }
+        self.owed = arriving;
+        if self.store.follows() {
+            return;
         }
+        self.finish_arrivals();
         if self.pool.next_deadline().is_some_and(|d| d <= Timestamp::now()) {
             match self.expire(true) {
                 Ok(n) => {
@@ -331,6 +337,29 @@ impl TenantActor {
                     tracing::error!(tenant = %self.tenant, error = %e, "could not end reservations past their deadline")
                 }
             }
+        }
+    }
+
+    /// What this actor writes of its own accord before handling anything
+    /// (not on a standby: there the stream brings the primary's): the
+    /// arrivals it owes, and the end of reservations past their deadline.
+    fn settle(&mut self) {
+        if self.store.follows() {
+            return;
+        }
+        self.finish_arrivals();
+        self.expire_due();
+    }
+
+    /// Writes the arrivals owed (`owed`), if the store takes writes now.
+    fn finish_arrivals(&mut self) {
+        if self.owed.is_empty() || self.store.fenced() {
+            return;
+        }
+        let n = self.owed.len();
+        match self.arrived() {
+            Ok(()) => tracing::warn!(tenant = %self.tenant, seats = n, "finished a transfer a crash cut short"),
+            Err(e) => tracing::error!(tenant = %self.tenant, error = %e, "could not finish a transfer cut short"),
         }
     }
 }
@@ -362,7 +391,7 @@ macro_rules! message {
                 let Slotted { msg, slot } = slotted;
                 // Reservations past their deadline end before anything
                 // reads or changes the pool, timer or not.
-                self.expire_due();
+                self.settle();
                 let reply = <Self as Handler<$name>>::handle(self, msg, ctx);
                 self.arm(ctx);
                 drop(slot);
@@ -392,6 +421,17 @@ message!(Today {} -> (Option<i64>, Counts));
 message!(Stats { from: i64, to: i64 } -> Vec<(i64, MinuteCounts)>);
 message!(ListSeats { after: Option<SeatId>, filter: SeatFilter, limit: usize } -> SeatRun);
 message!(Apply { change: crate::store::Change } -> ());
+message!(Promoted {} -> ());
+
+/// This instance became the primary: what it owes is written and the
+/// reservation timer set (both by the mailbox's wrapper, as before every
+/// message), now that the store takes its own changes.
+impl Handler<Promoted> for TenantActor {
+    type Result = Durable<()>;
+    fn handle(&mut self, _: Promoted, _: &mut Context<Self>) -> Self::Result {
+        self.reply(Ok(()))
+    }
+}
 
 impl Handler<Purchase> for TenantActor {
     type Result = Durable<Vec<Seat>>;

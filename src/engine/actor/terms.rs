@@ -84,7 +84,14 @@ impl TenantActor {
         }
         let answer = super::answer(keyed, &outcomes);
         let counts = self.pool.counts();
-        self.write_many(Transition::Renew, drafts, by, at, counts, answer)?;
+        self.write_many(
+            Transition::Renew,
+            drafts,
+            by,
+            at,
+            counts,
+            super::bulk::Sink::Change(answer),
+        )?;
         self.apply_all(Transition::Renew, changes);
         self.pool.renew(&seats, until);
         self.published.set_terms(self.pool.terms());

@@ -22,7 +22,7 @@ use crate::domain::{reasons, SeatId, SeatRecord, SeatState, TenantId, Timestamp,
 
 use super::super::answers::answer;
 use super::super::pool::Moved;
-use super::bulk::Draft;
+use super::bulk::{Draft, Sink};
 use super::{Durable, Error, TenantActor, TransferIn, TransferOut};
 
 /// Which seats a transfer moves.
@@ -122,7 +122,14 @@ impl TenantActor {
         let n = chosen.len() as u64;
         let mut after = self.pool.counts();
         after.free -= n;
-        self.write_many(Transition::TransferOut, drafts, &msg.by, at, after, answer)?;
+        self.write_many(
+            Transition::TransferOut,
+            drafts,
+            &msg.by,
+            at,
+            after,
+            Sink::Change(answer),
+        )?;
         self.pool.take_out(&chosen);
         for seat in &chosen {
             self.router.set(*seat, msg.to);
@@ -160,7 +167,7 @@ impl TenantActor {
         let n = moved.len() as u64;
         let mut after = self.pool.counts();
         after.free += n;
-        self.write_many(Transition::TransferIn, drafts, by, at, after, None)?;
+        self.write_many(Transition::TransferIn, drafts, by, at, after, Sink::Arrival(from))?;
         self.pool.take_in(moved, at);
         self.metrics.counted(Transition::TransferIn, n);
         self.publish();
@@ -168,24 +175,28 @@ impl TenantActor {
         Ok(())
     }
 
-    /// On start: the arrival of seats a transfer moved here (the pool holds
-    /// them already: their records name this tenant) whose entries on this
-    /// trail a crash kept from being written, dated now.
-    pub(super) fn arrived(&mut self, seats: Vec<(SeatId, TenantId, UserId)>) -> Result<(), Error> {
+    /// The arrival of seats a transfer moved here (the pool holds them
+    /// already: their records name this tenant) whose entries on this
+    /// trail a crash kept from being written (`owed`), dated now; each
+    /// group's seats leave `owed` once written.
+    pub(super) fn arrived(&mut self) -> Result<(), Error> {
         let at = self.now();
         let mut by_source: std::collections::BTreeMap<(TenantId, String), Vec<SeatId>> = Default::default();
-        for (seat, from, by) in seats {
-            by_source.entry((from, by.as_str().to_owned())).or_default().push(seat);
+        for (seat, from, by) in &self.owed {
+            by_source
+                .entry((*from, by.as_str().to_owned()))
+                .or_default()
+                .push(*seat);
         }
         for ((from, by), seats) in by_source {
             let by = UserId::parse(&by).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
             let reason = format!("{} tenant {from}", reasons::TRANSFERRED_FROM);
             let mut changes = Vec::with_capacity(seats.len());
             let mut drafts = Vec::with_capacity(seats.len());
-            for seat in seats {
-                let change = self.pool.touch(seat, at)?;
+            for seat in &seats {
+                let change = self.pool.touch(*seat, at)?;
                 drafts.push(Draft {
-                    seat,
+                    seat: *seat,
                     previous: (change.before.state(), change.before.learner.clone()),
                     record: self.pool.record(&change),
                     reason: reason.clone(),
@@ -193,8 +204,10 @@ impl TenantActor {
                 changes.push(change);
             }
             let counts = self.pool.counts();
-            self.write_many(Transition::TransferIn, drafts, &by, at, counts, None)?;
+            self.write_many(Transition::TransferIn, drafts, &by, at, counts, Sink::Arrival(from))?;
             self.apply_all(Transition::TransferIn, changes);
+            let written: HashSet<SeatId> = seats.into_iter().collect();
+            self.owed.retain(|(seat, _, _)| !written.contains(seat));
         }
         Ok(())
     }
