@@ -301,3 +301,26 @@ async fn feed_only(settings: ReplicationSettings, engine: Arc<Engine>, stop: wat
     let _ = publishing.await;
     drop(link);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_counts_as_gone_only_after_the_grace() {
+        let mut u = Unreachable::new(Duration::from_secs(3600));
+        assert!(!u.gone() && u.deadline().is_none());
+        u.update(false);
+        let first = u.deadline();
+        assert!(first.is_some() && !u.gone(), "a blip is ridden out");
+        u.update(false);
+        assert_eq!(u.deadline(), first, "counted from when it went away");
+        u.update(true);
+        assert!(u.deadline().is_none() && !u.gone());
+        let mut u = Unreachable::new(Duration::ZERO);
+        u.update(false);
+        assert!(u.gone());
+        u.update(true);
+        assert!(!u.gone());
+    }
+}
