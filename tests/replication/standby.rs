@@ -111,6 +111,51 @@ async fn caught_up(a: &Service, b: &Service, school: u64, first: u64, seats: u64
     same_seats(a, b, school, first, seats).await;
 }
 
+/// A primary `a` and its standby `b` on the cluster, a school of `seats`
+/// seats bought on `a` and followed by `b`: (a, b, school, first seat).
+async fn pair(urls: &[String], mode: &str, seats: u64) -> (Service, Service, u64, u64) {
+    let a = Service::start(&config(urls, mode, "a"));
+    takes_writes(&a, SETTLE).await;
+    let b = Service::start(&config(urls, mode, "b"));
+    let (_, school, first) = seed(&a, seats).await;
+    b.until("the standby follows", SETTLE, || async {
+        b.get(&format!("/api/v1/seats/summary?tenantId={school}")).await.1["total_seats"] == json!(seats)
+    })
+    .await;
+    (a, b, school, first)
+}
+
+/// Allocation load on the primary `a` for 0.8 s, then kill -9 of it; the
+/// standby `b` takes writes within the TTL plus a few seconds: how long it
+/// took from the kill.
+async fn kill_under_load(
+    a: &mut Service,
+    b: &Service,
+    free: &Arc<Mutex<Vec<u64>>>,
+    acked: &Arc<Mutex<HashMap<u64, String>>>,
+    round: usize,
+) -> Duration {
+    let (stop, tasks) = load(a, Arc::clone(free), Arc::clone(acked), round);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    a.kill9();
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    takes_writes(b, Duration::from_millis(TTL_MS) + Duration::from_secs(8)).await
+}
+
+/// The killed primary `a` restarts, comes back as a standby and catches up
+/// with `b` (rebuilt from the feed if its store left the stream's history).
+async fn comes_back_as_standby(a: &mut Service, b: &Service, school: u64, first: u64, seats: u64) {
+    a.restart();
+    a.until("the former primary is a standby", SETTLE, || async {
+        allocate(a, first, "nope").await.1["error_code"] == json!("READ_ONLY_STANDBY")
+    })
+    .await;
+    caught_up(b, a, school, first, seats).await;
+}
+
 /// Allocation load on `s` from 16 clients until `stop`: the acknowledged
 /// ones (seat -> learner).
 fn load(
@@ -162,20 +207,12 @@ fn load(
 async fn sync_failover_under_load_loses_no_acknowledged_write() {
     let Some(bin) = nats_server() else { return };
     let cluster = Nats::cluster(&bin);
-    let urls = urls(&cluster);
-    let mut a = Service::start(&config(&urls, "sync", "a"));
-    takes_writes(&a, SETTLE).await;
-    let mut b = Service::start(&config(&urls, "sync", "b"));
-    const SEATS: u64 = 400;
-    let (_, school, first) = seed(&a, SEATS).await;
+    const SEATS: u64 = 1500;
+    let (mut a, mut b, school, first) = pair(&urls(&cluster), "sync", SEATS).await;
     let free: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new((first..first + SEATS).rev().collect()));
     let acked: Arc<Mutex<HashMap<u64, String>>> = Arc::new(Mutex::new(HashMap::new()));
 
-    // The standby follows: reads with a lag header, writes refused naming the primary.
-    b.until("the standby follows", SETTLE, || async {
-        b.get(&format!("/api/v1/seats/summary?tenantId={school}")).await.1["total_seats"] == json!(SEATS)
-    })
-    .await;
+    // The standby: reads with a lag header, writes refused naming the primary.
     let res = b
         .client
         .get(format!("{}/api/v1/seats/summary?tenantId={school}", b.base))
@@ -194,30 +231,17 @@ async fn sync_failover_under_load_loses_no_acknowledged_write() {
     assert!(body["detail"].as_str().unwrap_or("").contains(&a.base), "{body}");
 
     let mut failovers = Vec::new();
-    let mut rebuilt = 0;
     for round in 0..5 {
-        let (stop, tasks) = load(&a, Arc::clone(&free), Arc::clone(&acked), round);
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        a.kill9();
-        let _ = stop.send(true);
-        for t in tasks {
-            let _ = t.await;
-        }
-        let took = takes_writes(&b, Duration::from_millis(TTL_MS) + Duration::from_secs(8)).await;
-        failovers.push(took);
+        let before = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+        failovers.push(kill_under_load(&mut a, &b, &free, &acked, round).await);
         let acked_now = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(acked_now.len() > before, "round {round}: the load made writes");
         holds(&b, school, first, SEATS, &acked_now).await;
-        // The old primary comes back as a standby and catches up.
-        a.restart();
-        a.until("the former primary is a standby", SETTLE, || async {
-            allocate(&a, first, "nope").await.1["error_code"] == json!("READ_ONLY_STANDBY")
-        })
-        .await;
-        caught_up(&b, &a, school, first, SEATS).await;
-        rebuilt += a.set_aside().len();
+        comes_back_as_standby(&mut a, &b, school, first, SEATS).await;
         std::mem::swap(&mut a, &mut b);
     }
     let acked_n = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let rebuilt = a.set_aside().len() + b.set_aside().len();
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
@@ -239,29 +263,14 @@ async fn sync_failover_under_load_loses_no_acknowledged_write() {
 async fn async_failover_window_is_measured_and_the_old_primary_publishes_it() {
     let Some(bin) = nats_server() else { return };
     let cluster = Nats::cluster(&bin);
-    let urls = urls(&cluster);
-    let mut a = Service::start(&config(&urls, "async", "a"));
-    takes_writes(&a, SETTLE).await;
-    let mut b = Service::start(&config(&urls, "async", "b"));
     const SEATS: u64 = 1500;
-    let (_, school, first) = seed(&a, SEATS).await;
-    b.until("the standby follows", SETTLE, || async {
-        b.get(&format!("/api/v1/seats/summary?tenantId={school}")).await.1["total_seats"] == json!(SEATS)
-    })
-    .await;
+    let (mut a, mut b, school, first) = pair(&urls(&cluster), "async", SEATS).await;
     let free: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new((first..first + SEATS).rev().collect()));
     let mut windows = Vec::new();
     let (mut a_node, mut b_node) = ("a", "b");
     for round in 0..3 {
         let acked: Arc<Mutex<HashMap<u64, String>>> = Arc::new(Mutex::new(HashMap::new()));
-        let (stop, tasks) = load(&a, Arc::clone(&free), Arc::clone(&acked), round);
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        a.kill9();
-        let _ = stop.send(true);
-        for t in tasks {
-            let _ = t.await;
-        }
-        takes_writes(&b, Duration::from_millis(TTL_MS) + Duration::from_secs(8)).await;
+        kill_under_load(&mut a, &b, &free, &acked, round).await;
         let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert!(!acked.is_empty(), "round {round}: the load made writes");
         let mut lost = Vec::new();
@@ -276,12 +285,7 @@ async fn async_failover_window_is_measured_and_the_old_primary_publishes_it() {
             assert_eq!(allocate(&b, *seat, &format!("new{seat}")).await.0, 200);
         }
         windows.push((lost.len(), acked.len()));
-        a.restart();
-        a.until("the former primary is a standby", SETTLE, || async {
-            allocate(&a, first, "nope").await.1["error_code"] == json!("READ_ONLY_STANDBY")
-        })
-        .await;
-        caught_up(&b, &a, school, first, SEATS).await;
+        comes_back_as_standby(&mut a, &b, school, first, SEATS).await;
         if !lost.is_empty() {
             assert!(!a.set_aside().is_empty(), "a store holding lost writes was rebuilt");
         }
