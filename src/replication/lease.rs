@@ -232,7 +232,17 @@ async fn lead_or_follow(
                 Ok(_) => {}
                 Err(_) => continue,
             }
-            let epoch = lease_epoch.max(*follower.epoch.borrow()) + 1;
+            // Above every epoch ever in force: the last marker on the
+            // stream says (this store may not have read that far yet, and
+            // an expired lease leaves no trace in the bucket).
+            let last_marker = match last_marker_epoch(&stream, &settings.subject_prefix).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the last epoch marker; not taking the lease now");
+                    continue;
+                }
+            };
+            let epoch = lease_epoch.max(last_marker).max(*follower.epoch.borrow()) + 1;
             let lease = Lease {
                 holder: settings.node_id.clone(),
                 epoch,
@@ -365,6 +375,20 @@ async fn lead_or_follow(
     publishing.abort();
     let _ = publishing.await;
     result
+}
+
+/// The epoch of the last marker on the stream (0: none yet).
+async fn last_marker_epoch(stream: &Stream, prefix: &str) -> Result<u64, String> {
+    match stream
+        .get_last_raw_message_by_subject(&format!("{prefix}.{EPOCH_TOKEN}"))
+        .await
+    {
+        Ok(msg) => serde_json::from_slice::<EpochMarker>(&msg.payload)
+            .map(|m| m.epoch)
+            .map_err(|e| format!("epoch marker {}: {e}", msg.sequence)),
+        Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// What a store that may have been primary finds when it becomes a standby.
