@@ -117,16 +117,14 @@ async fn answer_purge_loop(engine: Arc<Engine>) {
     }
 }
 
-/// Renames the data dir to `<name>.diverged-<unix seconds>` beside it.
+/// Renames the data dir to `<name>.diverged-<unix microseconds>` beside it
+/// (two rebuilds within a second keep both).
 fn set_aside(dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
-    let aside = dir.with_file_name(format!(
-        "{name}.diverged-{}",
-        crate::domain::Timestamp::now().micros() / 1_000_000
-    ));
+    let aside = dir.with_file_name(format!("{name}.diverged-{}", crate::domain::Timestamp::now().micros()));
     std::fs::rename(dir, &aside).map_err(|e| format!("cannot rename {} to {}: {e}", dir.display(), aside.display()))?;
     Ok(aside)
 }

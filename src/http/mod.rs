@@ -146,9 +146,16 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
             tracing::Span::current().record("error_code", e.code());
             error::reply(&e)
         };
+        let writes = method != Method::GET && method != Method::HEAD && method != Method::OPTIONS;
         let response = match answer {
             Ok(durable) => match durable.wait(ctx.engine.store()).await {
-                Ok(response) => response,
+                // A write is acknowledged only by a primary still in force
+                // as it answers (its lease; NATS in sync mode): one that
+                // lost them meanwhile cannot vouch for the change.
+                Ok(response) => match ctx.engine.store().may_acknowledge() {
+                    Err(e) if writes => refused(Error::from(e).into()),
+                    _ => response,
+                },
                 Err(e) => refused(e.into()),
             },
             Err(e) => refused(e),

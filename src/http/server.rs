@@ -82,7 +82,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// full descriptor table does not turn the loop into a busy spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `router` on `listener` until `stop` resolves, then drains.
 /// What becomes of the listening socket once `serve` stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Then {
@@ -93,6 +92,8 @@ pub enum Then {
     Keep,
 }
 
+/// Serves `router` on `listener` until `stop` resolves, then drains; the
+/// listener comes back if `stop` said `Then::Keep`.
 pub async fn serve(
     listener: TcpListener,
     router: super::Router,

@@ -28,8 +28,9 @@ use crate::config::{FeedMode, ReplicationSettings};
 use crate::engine::Engine;
 use crate::store::FeedRole;
 
-use super::diverge::{first_refused, id_prefix, EPOCH_HEADER};
+use super::diverge::{id_prefix, EPOCH_HEADER};
 use super::follow::Follower;
+use super::former::{check_own_changes, rebuild, OwnChanges};
 use super::message::{EpochMarker, EPOCH_TOKEN, SCHEMA};
 use super::{feed, Link, Standing, Status, Unreachable};
 
@@ -73,7 +74,6 @@ async fn lead_or_follow(
     status: &Arc<Status>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let ttl = Duration::from_millis(settings.lease_ttl_ms);
     let sync = settings.mode == FeedMode::Sync;
     let grace = Duration::from_millis(settings.sync_timeout_ms);
     let store = engine.shared_store();
@@ -83,55 +83,8 @@ async fn lead_or_follow(
         return Ok(());
     };
     tracing::debug!("the stream is there");
-    let mut said = Instant::now() - Duration::from_secs(60);
-    let kv = loop {
-        // The bucket's stream, made as a bucket is (`KV_<bucket>`, one
-        // message per key): made directly, because this client cannot read
-        // nats-server 2.9's answer to its own bucket creation.
-        let config = async_nats::jetstream::stream::Config {
-            name: format!("KV_{}", settings.lease_bucket),
-            subjects: vec![format!("$KV.{}.>", settings.lease_bucket)],
-            max_messages_per_subject: 1,
-            max_age: ttl,
-            num_replicas: settings.replicas,
-            discard: async_nats::jetstream::stream::DiscardPolicy::New,
-            allow_rollup: true,
-            deny_delete: true,
-            // Reads go to the stream's leader: on nats-server 2.9 a direct
-            // get of a clustered bucket can go unanswered.
-            allow_direct: false,
-            duplicate_window: ttl.min(Duration::from_secs(120)),
-            ..Default::default()
-        };
-        let created = tokio::time::timeout(Duration::from_secs(3), link.js.get_or_create_stream(config))
-            .await
-            .map_err(|_| "timed out".to_owned())
-            .and_then(|r| r.map(drop).map_err(|e| e.to_string()));
-        match created {
-            Err(create) => {
-                if said.elapsed() > Duration::from_secs(5) {
-                    tracing::warn!(error = %create, "the lease bucket is not reachable yet; retrying");
-                    said = Instant::now();
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = stop.changed() => return Ok(()),
-                }
-            }
-            Ok(()) => match link.js.get_key_value(&settings.lease_bucket).await {
-                Ok(kv) => break kv,
-                Err(e) => {
-                    if said.elapsed() > Duration::from_secs(5) {
-                        tracing::warn!(error = %e, "the lease bucket is not reachable yet; retrying");
-                        said = Instant::now();
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                        _ = stop.changed() => return Ok(()),
-                    }
-                }
-            },
-        }
+    let Some((kv, ttl)) = bucket(&link, settings, &mut stop).await else {
+        return Ok(());
     };
     let mark = store.feed_mark().map_err(|e| e.to_string())?;
     // One publisher for the process: while a standby it publishes what a
@@ -167,38 +120,20 @@ async fn lead_or_follow(
         diverged,
     });
     let mut diverged = follower.diverged.subscribe();
-    let result = loop {
+    let result = 'roles: loop {
         // ---- standby ----
         store.set_role(FeedRole::Standby, Duration::from_millis(settings.sync_timeout_ms));
         store.set_fence(Some("this instance is a standby".into()));
         metrics.feed.primary.set(0);
-        status.standing.send_replace(Standing::Standby { primary: None });
         // A former primary: its changes must be on the stream and taken
-        // there before it follows (or leads) again.
-        match settle(&store, status, &stream, &settings.subject_prefix, &ours, stop.clone()).await? {
-            Settled::Clean => {}
-            Settled::Stopped => break Ok(()),
-            Settled::Diverged(seq) => break rebuild(&stream, status, seq, stop.clone()).await,
+        // there before it follows (or leads) again, and until then it
+        // answers nothing (`Standing::Settling`).
+        match check_own_changes(&store, status, &stream, &settings.subject_prefix, &ours, stop.clone()).await? {
+            OwnChanges::Taken => {}
+            OwnChanges::Stopped => break Ok(()),
+            OwnChanges::Refused(seq) => break rebuild(&stream, status, seq, stop.clone()).await,
         }
-        let (stop_follow, follow_stop) = watch::channel(false);
-        let mut following = Some({
-            let follower = Arc::clone(&follower);
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    if let Err(e) = follower.run(follow_stop.clone()).await {
-                        tracing::warn!(error = %e, "following the stream failed; retrying from the last applied message");
-                    }
-                    if *follow_stop.borrow() || *stop.borrow() {
-                        return;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                        _ = stop.changed() => return,
-                    }
-                }
-            })
-        });
+        let mut following = Following::start(Arc::clone(&follower), stop.clone());
         let poll = (ttl / 10).min(Duration::from_secs(1));
         let mut lease_epoch = 0;
         let taken = loop {
@@ -206,7 +141,8 @@ async fn lead_or_follow(
                 () = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => break Err(None),
                 _ = diverged.changed() => {
-                    if let Some(seq) = *diverged.borrow_and_update() {
+                    let refused = *diverged.borrow_and_update();
+                    if let Some(seq) = refused {
                         break Err(Some(seq));
                     }
                 }
@@ -261,10 +197,7 @@ async fn lead_or_follow(
         let (lease, value, mut rev, mut renewed) = match taken {
             Ok(taken) => taken,
             Err(why) => {
-                stop_follow.send_replace(true);
-                if let Some(f) = following.take() {
-                    let _ = f.await;
-                }
+                following.stop().await;
                 match why {
                     Some(seq) => break rebuild(&stream, status, seq, stop.clone()).await,
                     None => break Ok(()),
@@ -291,11 +224,9 @@ async fn lead_or_follow(
             Ok(seq) => seq,
             Err(e) => {
                 tracing::warn!(error = %e, "could not publish the epoch marker; standing down");
-                let _ = kv.delete(KEY).await;
-                stop_follow.send_replace(true);
-                if let Some(f) = following.take() {
-                    let _ = f.await;
-                }
+                // Only our own lease: it may have run out meanwhile and be another's now.
+                let _ = kv.delete_expect_revision(KEY, Some(rev)).await;
+                following.stop().await;
                 continue;
             }
         };
@@ -305,6 +236,7 @@ async fn lead_or_follow(
         let mut healthy_rx = healthy_rx.clone();
         let mut connected = link.connected.clone();
         let mut next_renew = renewed + ttl / RENEW_EVERY;
+        store.set_lease_until(Some(must_stop(renewed, ttl)));
         // Sync mode: since when NATS has been out of reach (see `Unreachable`).
         let mut unreachable = Unreachable::new(grace);
         // ---- primary: renew; fence when the lease or NATS is gone ----
@@ -331,19 +263,30 @@ async fn lead_or_follow(
                         Ok(Ok(r)) => {
                             rev = r;
                             renewed = sent;
+                            store.set_lease_until(Some(must_stop(renewed, ttl)));
                             next_renew = sent + ttl / RENEW_EVERY;
                         }
-                        Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => break true,
+                        Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                            // Our own renewal may have landed after its
+                            // timeout: then the key is still ours (its time
+                            // unknown, so `renewed` stays), else it is lost.
+                            match kv.entry(KEY).await {
+                                Ok(Some(e)) if e.operation == kv::Operation::Put
+                                    && e.value.as_ref() == value.as_slice() =>
+                                {
+                                    rev = e.revision;
+                                    next_renew = Instant::now();
+                                }
+                                _ => break true,
+                            }
+                        }
                         _ => next_renew = Instant::now() + RETRY.min(ttl / RENEW_EVERY),
                     }
                 }
                 () = tokio::time::sleep_until(wake.into()), if !fenced => {}
                 ok = async { caught_up.wait_for(|a| *a + 1 >= marker_seq).await.is_ok() }, if !leading => {
                     if ok {
-                        stop_follow.send_replace(true);
-                        if let Some(f) = following.take() {
-                            let _ = f.await;
-                        }
+                        following.stop().await;
                         store.set_epoch(lease.epoch);
                         let mut mark = store.feed_mark().map_err(|e| e.to_string())?;
                         mark.epoch = lease.epoch;
@@ -357,16 +300,25 @@ async fn lead_or_follow(
                         tracing::info!(epoch = lease.epoch, "primary: taking writes");
                     }
                 }
+                // Catching up, the follower met a change of this store's
+                // that the stream refused: it cannot lead from here.
+                _ = diverged.changed(), if !leading => {
+                    let refused = *diverged.borrow_and_update();
+                    if let Some(seq) = refused {
+                        store.set_fence(Some("this instance is rebuilding its store".into()));
+                        following.stop().await;
+                        let _ = kv.delete_expect_revision(KEY, Some(rev)).await;
+                        break 'roles rebuild(&stream, status, seq, stop.clone()).await;
+                    }
+                }
                 _ = connected.changed() => {}
                 _ = healthy_rx.changed() => {}
                 _ = stop.changed() => break false,
             }
         };
         store.set_fence(Some("this instance lost its lease".into()));
-        stop_follow.send_replace(true);
-        if let Some(f) = following.take() {
-            let _ = f.await;
-        }
+        store.set_lease_until(None);
+        following.stop().await;
         if !lost {
             break Ok(());
         }
@@ -375,6 +327,111 @@ async fn lead_or_follow(
     publishing.abort();
     let _ = publishing.await;
     result
+}
+
+/// The lease bucket (made if missing) and its TTL: its max age, which may
+/// differ from `lease_ttl_ms` if another instance (or an earlier setting)
+/// made it. `None` once stopped.
+async fn bucket(
+    link: &Link,
+    settings: &ReplicationSettings,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(kv::Store, Duration)> {
+    let ttl = Duration::from_millis(settings.lease_ttl_ms);
+    let mut said: Option<Instant> = None;
+    loop {
+        // The bucket's stream, made as a bucket is (`KV_<bucket>`, one
+        // message per key): made directly, because this client cannot read
+        // nats-server 2.9's answer to its own bucket creation.
+        let config = async_nats::jetstream::stream::Config {
+            name: format!("KV_{}", settings.lease_bucket),
+            subjects: vec![format!("$KV.{}.>", settings.lease_bucket)],
+            max_messages_per_subject: 1,
+            max_age: ttl,
+            num_replicas: settings.replicas,
+            discard: async_nats::jetstream::stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            // Reads go to the stream's leader: on nats-server 2.9 a direct
+            // get of a clustered bucket can go unanswered.
+            allow_direct: false,
+            duplicate_window: ttl.min(Duration::from_secs(120)),
+            ..Default::default()
+        };
+        let made = tokio::time::timeout(Duration::from_secs(3), link.js.get_or_create_stream(config))
+            .await
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|r| r.map(|s| s.cached_info().config.max_age).map_err(|e| e.to_string()));
+        let got = match made {
+            Ok(max_age) => link
+                .js
+                .get_key_value(&settings.lease_bucket)
+                .await
+                .map(|kv| (kv, max_age))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok((kv, max_age)) => {
+                if max_age != ttl {
+                    tracing::warn!(
+                        bucket_ms = max_age.as_millis() as u64,
+                        lease_ttl_ms = settings.lease_ttl_ms,
+                        "the lease bucket's TTL is not this instance's lease_ttl_ms; the bucket's rules (every \
+                         instance times its lease by it)"
+                    );
+                }
+                return Some((kv, max_age));
+            }
+            Err(e) => {
+                if said.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                    tracing::warn!(error = %e, "the lease bucket is not reachable yet; retrying");
+                    said = Some(Instant::now());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// The follower's task while this instance is a standby (or catching up).
+struct Following {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Following {
+    fn start(follower: Arc<Follower>, mut stop: watch::Receiver<bool>) -> Following {
+        let (tx, follow_stop) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(e) = follower.run(follow_stop.clone()).await {
+                    tracing::warn!(error = %e, "following the stream failed; retrying from the last applied message");
+                }
+                if *follow_stop.borrow() || *stop.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+        Following {
+            stop: tx,
+            task: Some(task),
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
 /// The epoch of the last marker on the stream (0: none yet).
@@ -389,107 +446,4 @@ async fn last_marker_epoch(stream: &Stream, prefix: &str) -> Result<u64, String>
         Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// What a store that may have been primary finds when it becomes a standby.
-enum Settled {
-    /// Its changes are all on the stream, taken: it may follow.
-    Clean,
-    /// The stream refused one of its changes (this sequence).
-    Diverged(u64),
-    Stopped,
-}
-
-/// A store that was primary (its feed mark says so) waits until its outbox
-/// is on the stream, then checks that the stream took every change of its
-/// own past what it last applied (`diverge`). Once clean, the mark forgets
-/// it was primary, and later starts skip this.
-async fn settle(
-    store: &Arc<crate::store::Store>,
-    status: &Status,
-    stream: &Stream,
-    prefix: &str,
-    ours: &str,
-    mut stop: watch::Receiver<bool>,
-) -> Result<Settled, String> {
-    let mark = store.feed_mark().map_err(|e| e.to_string())?;
-    if !mark.primary {
-        return Ok(Settled::Clean);
-    }
-    status.standing.send_replace(Standing::Settling);
-    let mut said = false;
-    while store.outbox_depth() > 0 {
-        if !said {
-            tracing::info!(
-                depth = store.outbox_depth(),
-                "a former primary: publishing its outbox before following"
-            );
-            said = true;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = stop.changed() => return Ok(Settled::Stopped),
-        }
-    }
-    loop {
-        match first_refused(stream, prefix, mark.applied + 1, mark.epoch, ours).await {
-            Ok(Some(seq)) => return Ok(Settled::Diverged(seq)),
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the stream to check this former primary's changes; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.changed() => return Ok(Settled::Stopped),
-                }
-            }
-        }
-    }
-    let mut mark = store.feed_mark().map_err(|e| e.to_string())?;
-    mark.primary = false;
-    store.set_feed_mark(&mark).map_err(|e| e.to_string())?;
-    status.standing.send_replace(Standing::Standby { primary: None });
-    Ok(Settled::Clean)
-}
-
-/// This store left the stream's history (`diverge`): the process rebuilds
-/// it from the stream (`Status::rebuild`; the data dir is set aside, not
-/// deleted), which needs the stream to hold every change from its first.
-/// If it does not, this instance stays a standby that neither follows nor
-/// leads, and says what to do.
-async fn rebuild(
-    stream: &Stream,
-    status: &Arc<Status>,
-    seq: u64,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let first = loop {
-        match stream.clone().info().await {
-            Ok(info) => break info.state.first_sequence,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the stream's first sequence; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.changed() => return Ok(()),
-                }
-            }
-        }
-    };
-    let why = format!(
-        "the stream refused this store's own change at sequence {seq} (a newer primary took over first): \
-         this store holds changes no other copy has"
-    );
-    if first <= 1 {
-        tracing::error!(reason = %why, "rebuilding this store from the stream");
-        status.rebuild.send_replace(Some(why));
-        return Ok(());
-    }
-    tracing::error!(
-        reason = %why,
-        first_sequence = first,
-        "this store cannot follow the stream again, and the stream no longer holds its first changes to \
-         rebuild from: stop this instance, set its data dir aside and start it on an empty one seeded from \
-         the primary's"
-    );
-    let _ = stop.changed().await;
-    Ok(())
 }

@@ -7,6 +7,7 @@
 pub mod diverge;
 pub mod feed;
 pub mod follow;
+pub mod former;
 pub mod lease;
 pub mod message;
 
@@ -164,7 +165,7 @@ impl Link {
             allow_direct: true,
             ..Default::default()
         };
-        let mut said = std::time::Instant::now() - Duration::from_secs(60);
+        let mut said: Option<std::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 return None;
@@ -172,9 +173,9 @@ impl Link {
             match self.js.get_or_create_stream(config.clone()).await {
                 Ok(stream) => return Some(stream),
                 Err(e) => {
-                    if said.elapsed() > Duration::from_secs(5) {
+                    if said.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
                         tracing::warn!(error = %e, stream = %settings.stream, "the change feed's stream is not reachable yet; retrying");
-                        said = std::time::Instant::now();
+                        said = Some(std::time::Instant::now());
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -216,7 +217,13 @@ impl Replication {
         let status = Arc::new(Status::default());
         let mut tasks = Vec::new();
         if settings.leadership {
-            status.standing.send_replace(Standing::Standby { primary: None });
+            // A former primary answers nothing until it has checked its
+            // store against the stream (see `former`).
+            let former = engine.store().feed_mark().is_ok_and(|m| m.primary);
+            status.standing.send_replace(match former {
+                true => Standing::Settling,
+                false => Standing::Standby { primary: None },
+            });
             tasks.push(tokio::spawn(lease::run(
                 settings,
                 engine,

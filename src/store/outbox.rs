@@ -238,6 +238,10 @@ pub(super) struct Outbox {
     /// is gone), if so.
     fence: Mutex<Option<String>>,
     fenced: AtomicBool,
+    /// A primary under a lease: past this (nanoseconds after `born`) it
+    /// acknowledges nothing (`u64::MAX`: no lease).
+    lease_until: AtomicU64,
+    born: std::time::Instant,
     /// The bookkeeping of entries in flight and unpublished. A std mutex:
     /// held for map updates only, never across an await.
     book: Mutex<Book>,
@@ -261,6 +265,8 @@ impl Outbox {
             sync: AtomicBool::new(false),
             fence: Mutex::new(None),
             fenced: AtomicBool::new(false),
+            lease_until: AtomicU64::new(u64::MAX),
+            born: std::time::Instant::now(),
             book: Mutex::new(Book {
                 in_flight: BTreeMap::new(),
                 unacked,
@@ -304,6 +310,32 @@ impl Store {
         self.outbox.standby.load(Ordering::Acquire)
     }
 
+    /// A primary under a lease: from `until` on, no write is taken and
+    /// none is acknowledged (`None`: no lease to keep).
+    pub fn set_lease_until(&self, until: Option<std::time::Instant>) {
+        let nanos = until.map_or(u64::MAX, |t| {
+            u64::try_from(t.saturating_duration_since(self.outbox.born).as_nanos()).unwrap_or(u64::MAX - 1)
+        });
+        self.outbox.lease_until.store(nanos, Ordering::Release);
+    }
+
+    fn lease_run_out(&self) -> bool {
+        let until = self.outbox.lease_until.load(Ordering::Acquire);
+        until != u64::MAX && self.outbox.born.elapsed().as_nanos() >= u128::from(until)
+    }
+
+    /// Whether a write made here may be acknowledged now: without the feed
+    /// always; on a primary while it is neither fenced nor past its lease;
+    /// never once this instance is a standby (a change it made as primary
+    /// and answers only now may be one the stream refused after a newer
+    /// primary's marker).
+    pub fn may_acknowledge(&self) -> Result<(), StoreError> {
+        if self.follows() {
+            return Err(StoreError::Replication("this instance is no longer the primary".into()));
+        }
+        self.fence_check()
+    }
+
     /// The purchase block that holds `seat` (blocks are never removed).
     pub fn block_of(&self, seat: SeatId) -> Result<Option<crate::domain::BlockRecord>, StoreError> {
         let found = self
@@ -338,7 +370,13 @@ impl Store {
 
     /// Refused before a write when the service may not acknowledge it.
     pub(super) fn fence_check(&self) -> Result<(), StoreError> {
-        if !self.outbox.fenced.load(Ordering::Acquire) || !self.outbox.on.load(Ordering::Acquire) {
+        if !self.outbox.on.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.lease_run_out() {
+            return Err(StoreError::Replication("this primary's lease is running out".into()));
+        }
+        if !self.outbox.fenced.load(Ordering::Acquire) {
             return Ok(());
         }
         let why = self.outbox.fence.lock().unwrap_or_else(PoisonError::into_inner).clone();
