@@ -147,9 +147,25 @@ async fn kill_under_load(
 
 /// The killed primary `a` restarts, comes back as a standby and catches up
 /// with `b` (rebuilt from the feed if its store left the stream's history).
-async fn comes_back_as_standby(a: &mut Service, b: &Service, school: u64, first: u64, seats: u64) {
+/// `taken_back`: seats whose learner there `a` must never show again (a
+/// change of its own the failover took back), from its first answer on.
+async fn comes_back_as_standby(
+    a: &mut Service,
+    b: &Service,
+    school: u64,
+    first: u64,
+    seats: u64,
+    taken_back: &[(u64, String)],
+) {
     a.restart();
     a.until("the former primary is a standby", SETTLE, || async {
+        for (seat, learner) in taken_back {
+            let (status, body) = a.get(&format!("/api/v1/seats/{seat}")).await;
+            assert!(
+                !(status == 200 && body["learner_id"] == json!(learner)),
+                "a change the failover took back is shown: {body}"
+            );
+        }
         allocate(a, first, "nope").await.1["error_code"] == json!("READ_ONLY_STANDBY")
     })
     .await;
@@ -237,7 +253,7 @@ async fn sync_failover_under_load_loses_no_acknowledged_write() {
         let acked_now = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert!(acked_now.len() > before, "round {round}: the load made writes");
         holds(&b, school, first, SEATS, &acked_now).await;
-        comes_back_as_standby(&mut a, &b, school, first, SEATS).await;
+        comes_back_as_standby(&mut a, &b, school, first, SEATS, &[]).await;
         std::mem::swap(&mut a, &mut b);
     }
     let acked_n = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
@@ -286,7 +302,8 @@ async fn async_failover_window_is_measured_and_the_old_primary_publishes_it() {
         }
         windows.push((lost.len(), acked.len()));
         let aside = a.set_aside().len();
-        comes_back_as_standby(&mut a, &b, school, first, SEATS).await;
+        let taken_back: Vec<(u64, String)> = lost.iter().map(|s| (*s, acked[s].clone())).collect();
+        comes_back_as_standby(&mut a, &b, school, first, SEATS, &taken_back).await;
         if !lost.is_empty() {
             assert!(a.set_aside().len() > aside, "a store holding lost writes was rebuilt");
         }
