@@ -494,7 +494,10 @@ impl Store {
         let book = self.outbox.book();
         match book.in_flight.keys().next() {
             Some(n) => *n,
-            None => u64::MAX,
+            // Not "everything": a change that begins after this call takes
+            // the next number, under this lock, and must not be read (nor
+            // published) before it is finished.
+            None => self.peek_id(IdSpace::Outbox),
         }
     }
 
@@ -906,5 +909,28 @@ mod tests {
         // Cut short: corrupt, not an old change.
         let bytes = encode_change(&lifecycle[0]);
         assert!(decode_change(b"feed", &bytes[..bytes.len() - 3]).is_err());
+    }
+
+    /// The publisher reads up to `outbox_ready_below`, then waits for the
+    /// flush: an entry of a change begun after that call is not read, even
+    /// when nothing was in flight at the call (it was: `u64::MAX`, and an
+    /// entry published before its change was finished was never removed
+    /// from the book again: the feed stalled under load).
+    #[test]
+    fn a_change_begun_after_the_bound_is_not_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (store, _) = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        store.set_role(Role::Primary { sync: false }, std::time::Duration::from_secs(1));
+        let below = store.outbox_ready_below();
+        let planned = store
+            .outbox_before(id(2), None, || vec![Change::Block(block(None))])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let read = store.outbox_read(0, below, 100).unwrap_or_else(|e| panic!("{e}"));
+        assert!(read.is_empty(), "an entry in flight was read: {read:?}");
+        store.finish_outbox(planned, Some(store.latest()));
+        let below = store.outbox_ready_below();
+        let read = store.outbox_read(0, below, 100).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.len(), 1, "once finished it is read");
+        store.close();
     }
 }
