@@ -52,7 +52,8 @@
 //! Environment: BENCH_SLICE_MS (measured ms per slice, default 1000),
 //! BENCH_ROUNDS (default 6), BENCH_LAG_ROUNDS (default 2), BENCH_FAILOVERS
 //! (default 3; 0 skips part 3), BENCH_LEASE_TTL_MS, BENCH_FAILOVER_MODE,
-//! BENCH_CLIENT_THREADS (client runtime workers, default 2), BENCH_NATS.
+//! BENCH_CLIENT_THREADS (client runtime workers, default 2), BENCH_NATS;
+//! RUST_LOG shows the in-process servers' log on stderr.
 
 mod common;
 #[allow(dead_code)]
@@ -118,6 +119,14 @@ fn main() {
         _ => FeedMode::Sync,
     };
     let client_threads = env_num("BENCH_CLIENT_THREADS", 2) as usize;
+    // The in-process servers' log, when asked for (e.g.
+    // RUST_LOG=warn,tenant_service::replication=debug), on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
 
     let started = Instant::now();
     let nats = if cluster {
@@ -188,7 +197,7 @@ struct Subject {
     lag_run: Run,
     consumer_lag_us: Arc<Mutex<Vec<i64>>>,
     /// The school's assigned seats at the end, by its summary.
-    assigned: u64,
+    assigned: Option<u64>,
 }
 
 struct Compared {
@@ -241,7 +250,7 @@ fn compare(
                 stuck: false,
                 lag_run: Run::default(),
                 consumer_lag_us: Arc::new(Mutex::new(Vec::new())),
-                assigned: 0,
+                assigned: None,
             }
         })
         .collect();
@@ -261,12 +270,17 @@ fn compare(
         let need = (15_000.0 * window * 1.5) as usize + 10_000;
         for s in &mut subjects {
             s.pool.ensure(s.server.addr, s.school, need).await;
-            drain(s.server.addr).await;
+            s.stuck |= drain(s.server.addr).await.1.is_none();
         }
 
         for round in 0..rounds {
             for i in 0..subjects.len() {
                 let s = &mut subjects[(round + i) % 3];
+                // A stuck feed stalls every later slice (sync mode answers
+                // nothing): reported, not measured again.
+                if s.stuck {
+                    continue;
+                }
                 let addr = s.server.addr;
                 let lag_before = Buckets::read(addr).await;
                 let cpu_before = cpu_of(nats_pids);
@@ -282,6 +296,23 @@ fn compare(
                     s.publish_lag.add(&Buckets::read(addr).await.since(&lag_before));
                 }
                 s.nats_cpu += cpu_of(nats_pids).saturating_sub(cpu_before);
+                eprintln!(
+                    "round {round} {}: {:.0} req/s, {} errors, outbox {} at the end, drained in {}",
+                    s.name,
+                    run.rate(),
+                    run.errors,
+                    s.depth_at_end.last().map_or("-".into(), |d| f0(*d)),
+                    if s.feed.is_none() {
+                        "-".into()
+                    } else if s.stuck {
+                        "STUCK".into()
+                    } else {
+                        s.drains.last().map_or("-".into(), |d| format!("{} ms", d.as_millis()))
+                    }
+                );
+                if !run.error_samples.is_empty() {
+                    eprintln!("  errors: {:?}", run.error_samples);
+                }
                 s.run.absorb(run);
             }
         }
@@ -294,9 +325,9 @@ fn compare(
         let best = subjects.iter().map(|s| s.run.rate()).fold(0.0, f64::max);
         let need = (best * (slice + WARMUP).as_secs_f64() * lag_rounds as f64 * 1.5) as usize + 10_000;
         let mut consumers = Vec::new();
-        for s in subjects.iter_mut().filter(|s| s.feed.is_some()) {
+        for s in subjects.iter_mut().filter(|s| s.feed.is_some() && !s.stuck) {
             s.pool.ensure(s.server.addr, s.school, need).await;
-            drain(s.server.addr).await;
+            s.stuck |= drain(s.server.addr).await.1.is_none();
             if let Some(feed) = &s.feed {
                 consumers.push(consume(&urls[0], feed, Arc::clone(&s.consumer_lag_us)).await);
             }
@@ -305,9 +336,12 @@ fn compare(
             let fed: Vec<usize> = if round % 2 == 0 { vec![1, 2] } else { vec![2, 1] };
             for i in fed {
                 let s = &mut subjects[i];
+                if s.stuck {
+                    continue;
+                }
                 let addr = s.server.addr;
                 let run = common::drive(addr, CONNS, WARMUP, slice, 200, s.pool.next(s.name)).await;
-                drain(addr).await;
+                s.stuck |= drain(addr).await.1.is_none();
                 s.lag_run.absorb(run);
             }
         }
@@ -320,10 +354,9 @@ fn compare(
             s.lag_run.latencies.sort_unstable();
             s.pool.settle();
             // Never wrong: the counters equal the allocations acknowledged.
-            let body = common::call(s.server.addr, summary_req(s.school), 200).await;
-            let summary: serde_json::Value =
-                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("summary: {e}"));
-            s.assigned = summary["assigned_seats"].as_u64().unwrap_or(u64::MAX);
+            // (A stuck sync server answers this read 503: it waits for the
+            // feed too.)
+            s.assigned = summary(s.server.addr, s.school).await;
         }
     });
     Compared { subjects }
@@ -431,9 +464,11 @@ impl Compared {
         }
         for s in self.subjects.iter().filter(|s| s.stuck) {
             println!(
-                "STUCK: the {} server's outbox did not drain within {} s after a slice",
+                "STUCK: the {} server's outbox did not drain within {} s (after {} measured slices; its later slices were \
+                 skipped)",
                 s.name,
-                DRAIN_LIMIT.as_secs()
+                DRAIN_LIMIT.as_secs(),
+                s.depth_at_end.len()
             );
         }
         for s in &self.subjects {
@@ -442,8 +477,12 @@ impl Compared {
                 "{}: {acked} allocations acknowledged, the summary counts {} assigned ({}); {} seats bought \
                  outside the measured windows",
                 label(s.mode),
-                s.assigned,
-                if s.assigned == acked { "exact" } else { "MISMATCH" },
+                s.assigned.map_or("-".into(), |n| n.to_string()),
+                match s.assigned {
+                    Some(n) if n == acked => "exact",
+                    Some(_) => "MISMATCH",
+                    None => "the summary was not answered",
+                },
                 s.pool.bought
             );
         }
@@ -466,12 +505,23 @@ async fn drain(addr: SocketAddr) -> (f64, Option<Duration>) {
     let mut depth = first;
     while depth > 0.0 {
         if started.elapsed() > DRAIN_LIMIT {
+            for line in metrics_text(addr).await.lines().filter(|l| l.starts_with("tenant_feed") && !l.contains("bucket")) {
+                eprintln!("  stuck: {line}");
+            }
             return (first, None);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
         depth = metric(addr, "tenant_feed_outbox_depth").await;
     }
     (first, Some(started.elapsed()))
+}
+
+/// The school's assigned seats by its summary; `None` if it did not answer 200.
+async fn summary(addr: SocketAddr, school: u64) -> Option<u64> {
+    let mut conn = Conn::open(addr).await.ok()?;
+    let (status, body) = conn.call(summary_req(school)).await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    (status.as_u16() == 200).then(|| v["assigned_seats"].as_u64()).flatten()
 }
 
 async fn metrics_text(addr: SocketAddr) -> String {
