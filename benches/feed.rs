@@ -140,9 +140,8 @@ fn main() {
 
     let client = common::runtime("client", client_threads);
     let compared = compare(&client, &urls, replicas, &pids, slice, rounds, lag_rounds);
-    let failover = (failovers > 0).then(|| {
-        client.block_on(failover_rounds(&urls, replicas, ttl_ms, failover_mode, failovers))
-    });
+    let failover =
+        (failovers > 0).then(|| client.block_on(failover_rounds(&urls, replicas, ttl_ms, failover_mode, failovers)));
     let total = started.elapsed();
     drop(client);
     drop(nats);
@@ -227,7 +226,11 @@ fn compare(
     rounds: usize,
     lag_rounds: usize,
 ) -> Compared {
-    let modes = [("off", None), ("async", Some(FeedMode::Async)), ("sync", Some(FeedMode::Sync))];
+    let modes = [
+        ("off", None),
+        ("async", Some(FeedMode::Async)),
+        ("sync", Some(FeedMode::Sync)),
+    ];
     // Started here, outside the client's runtime (opening blocks).
     let mut subjects: Vec<Subject> = modes
         .into_iter()
@@ -364,7 +367,11 @@ fn compare(
 
 impl Compared {
     fn print(&self) {
-        let off = self.subjects.iter().find(|s| s.mode.is_none()).map_or(f64::NAN, |s| s.run.rate());
+        let off = self
+            .subjects
+            .iter()
+            .find(|s| s.mode.is_none())
+            .map_or(f64::NAN, |s| s.run.rate());
         let rows: Vec<Vec<String>> = self
             .subjects
             .iter()
@@ -505,7 +512,11 @@ async fn drain(addr: SocketAddr) -> (f64, Option<Duration>) {
     let mut depth = first;
     while depth > 0.0 {
         if started.elapsed() > DRAIN_LIMIT {
-            for line in metrics_text(addr).await.lines().filter(|l| l.starts_with("tenant_feed") && !l.contains("bucket")) {
+            for line in metrics_text(addr)
+                .await
+                .lines()
+                .filter(|l| l.starts_with("tenant_feed") && !l.contains("bucket"))
+            {
                 eprintln!("  stuck: {line}");
             }
             return (first, None);
@@ -640,11 +651,7 @@ struct FeedChange {
 
 /// An ordered consumer on the server's stream from now on, recording for
 /// each seat change its arrival minus its commit time (µs).
-async fn consume(
-    url: &str,
-    feed: &ReplicationSettings,
-    lags: Arc<Mutex<Vec<i64>>>,
-) -> tokio::task::JoinHandle<()> {
+async fn consume(url: &str, feed: &ReplicationSettings, lags: Arc<Mutex<Vec<i64>>>) -> tokio::task::JoinHandle<()> {
     let client = async_nats::connect(url)
         .await
         .unwrap_or_else(|e| panic!("consumer: connect: {e}"));
@@ -811,7 +818,12 @@ impl Instance {
     }
 
     fn fail(&self, what: &str) -> ! {
-        panic!("{what} ({}, log {}):\n{}", self.name, self.log_path().display(), self.log_tail())
+        panic!(
+            "{what} ({}, log {}):\n{}",
+            self.name,
+            self.log_path().display(),
+            self.log_tail()
+        )
     }
 }
 
