@@ -23,8 +23,10 @@
 //!    position twice). After a feed slice the bench waits until the outbox
 //!    is empty before the next slice starts, so that no server's slice pays
 //!    for another's publishing; the depth left at the slice's end and the
-//!    time it took to drain are reported. Ratios are of the totals over all
-//!    slices; percentiles are over every request of all slices.
+//!    time it took to drain are reported (a feed that does not drain within
+//!    30 s is reported STUCK, and that server's later slices are skipped).
+//!    Ratios are of the totals over all slices; percentiles are over every
+//!    request of all slices.
 //! 2. Feed lag under that load. The publish lag (a change's commit to
 //!    JetStream's acknowledgment) is the service's own
 //!    `tenant_feed_publish_lag_seconds` histogram, read from `/metrics` around
