@@ -282,7 +282,10 @@ impl Publisher {
         let mut last = None;
         while let Some(msg) = messages.next().await {
             let msg = msg.map_err(|e| e.to_string())?;
-            let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+            let (seq, pending) = {
+                let info = msg.info().map_err(|e| e.to_string())?;
+                (info.stream_sequence, info.pending)
+            };
             let id = msg
                 .headers
                 .as_ref()
@@ -290,7 +293,8 @@ impl Publisher {
             if let Some(n) = id.and_then(|id| last_number(id.as_str(), &ours)) {
                 last = last.max(Some(n));
             }
-            if seq >= upto {
+            // `pending`: none left now (the bound's own message may be gone).
+            if seq >= upto || pending == 0 {
                 break;
             }
         }
