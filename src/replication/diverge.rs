@@ -86,10 +86,7 @@ pub async fn first_refused(
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     while let Some(msg) = messages.next().await {
         let msg = msg.map_err(|e| e.to_string())?;
-        let (seq, pending) = {
-            let info = msg.info().map_err(|e| e.to_string())?;
-            (info.stream_sequence, info.pending)
-        };
+        let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
         let headers = msg.headers.as_ref();
         let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
         let is_marker = msg.subject.as_str() == marker_subject;
@@ -110,8 +107,7 @@ pub async fn first_refused(
             Verdict::Refused { ours: true } => return Ok(Some(seq)),
             Verdict::Refused { ours: false } | Verdict::Applied => {}
         }
-        // `pending`: none left now (the bound's own message may be gone).
-        if seq >= last || pending == 0 {
+        if seq >= last {
             break;
         }
     }

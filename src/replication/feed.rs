@@ -282,10 +282,7 @@ impl Publisher {
         let mut last = None;
         while let Some(msg) = messages.next().await {
             let msg = msg.map_err(|e| e.to_string())?;
-            let (seq, pending) = {
-                let info = msg.info().map_err(|e| e.to_string())?;
-                (info.stream_sequence, info.pending)
-            };
+            let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
             let id = msg
                 .headers
                 .as_ref()
@@ -293,8 +290,7 @@ impl Publisher {
             if let Some(n) = id.and_then(|id| last_number(id.as_str(), &ours)) {
                 last = last.max(Some(n));
             }
-            // `pending`: none left now (the bound's own message may be gone).
-            if seq >= upto || pending == 0 {
+            if seq >= upto {
                 break;
             }
         }
