@@ -16,6 +16,9 @@ use futures_util::StreamExt;
 
 use super::message::{EpochMarker, EPOCH_TOKEN};
 
+/// How long a scan of the stream waits for its next message.
+pub const SCAN_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The header carrying a message's epoch (change messages and markers).
 pub const EPOCH_HEADER: &str = "Tenant-Feed-Epoch";
 
@@ -84,7 +87,14 @@ pub async fn first_refused(
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(msg) = messages.next().await {
+    loop {
+        // Nothing for a while before the bound (its message removed, or
+        // NATS stalled): not an answer; the caller tries again.
+        let msg = match tokio::time::timeout(SCAN_IDLE, messages.next()).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Err("the stream's consumer ended before the end of the scan".into()),
+            Err(_) => return Err("the stream stopped delivering before the end of the scan".into()),
+        };
         let msg = msg.map_err(|e| e.to_string())?;
         let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
         let headers = msg.headers.as_ref();

@@ -32,7 +32,7 @@ use crate::domain::{Id, TenantId, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{Change, Pending, Store};
 
-use super::diverge::{id_prefix, last_number, EPOCH_HEADER};
+use super::diverge::{id_prefix, last_number, EPOCH_HEADER, SCAN_IDLE};
 use super::message::{change_time, envelope, Envelope};
 
 /// The largest message sent: below NATS's default `max_payload` (1 MiB).
@@ -280,7 +280,14 @@ impl Publisher {
             .map_err(|e| e.to_string())?;
         let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
         let mut last = None;
-        while let Some(msg) = messages.next().await {
+        loop {
+            // Nothing for a while before the bound (its message removed, or
+            // NATS stalled): not an answer; the caller tries again.
+            let msg = match tokio::time::timeout(SCAN_IDLE, messages.next()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return Err("the stream's consumer ended before the end of the scan".into()),
+                Err(_) => return Err("the stream stopped delivering before the end of the scan".into()),
+            };
             let msg = msg.map_err(|e| e.to_string())?;
             let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
             let id = msg

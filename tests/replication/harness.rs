@@ -398,3 +398,13 @@ impl Service {
             .unwrap_or_default()
     }
 }
+
+/// The cluster tests run one at a time: each starts three nats-servers and
+/// two services, and on two cores several at once starve the lease's
+/// renewals (a primary then rightly fences itself, and a test of failover
+/// timing measures the machine instead). The single-server tests still run
+/// beside them.
+pub async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
+}

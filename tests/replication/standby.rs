@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::harness::{nats_server, read_stream, stream_leader, Nats, Service};
+use super::harness::{nats_server, one_cluster_at_a_time, read_stream, stream_leader, Nats, Service};
 use super::{allocate, replication, seed, SETTLE, STREAM};
 
 const TTL_MS: u64 = 2000;
@@ -125,17 +125,19 @@ async fn pair(urls: &[String], mode: &str, seats: u64) -> (Service, Service, u64
     (a, b, school, first)
 }
 
-/// Allocation load on the primary `a` for 0.8 s, then kill -9 of it; the
-/// standby `b` takes writes within the TTL plus a few seconds: how long it
-/// took from the kill.
+/// Allocation load on the primary `a` for 0.8 s (on `seats`: each round
+/// its own, so that no round runs out), then kill -9 of it; the standby
+/// `b` takes writes within the TTL plus a few seconds: how long it took
+/// from the kill.
 async fn kill_under_load(
     a: &mut Service,
     b: &Service,
-    free: &Arc<Mutex<Vec<u64>>>,
+    seats: std::ops::Range<u64>,
     acked: &Arc<Mutex<HashMap<u64, String>>>,
     round: usize,
 ) -> Duration {
-    let (stop, tasks) = load(a, Arc::clone(free), Arc::clone(acked), round);
+    let free = Arc::new(Mutex::new(seats.rev().collect()));
+    let (stop, tasks) = load(a, free, Arc::clone(acked), round);
     tokio::time::sleep(Duration::from_millis(800)).await;
     a.kill9();
     let _ = stop.send(true);
@@ -222,10 +224,11 @@ fn load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sync_failover_under_load_loses_no_acknowledged_write() {
     let Some(bin) = nats_server() else { return };
+    let _one = one_cluster_at_a_time().await;
     let cluster = Nats::cluster(&bin);
-    const SEATS: u64 = 1500;
+    const SEATS: u64 = 2500;
+    const ROUND: u64 = SEATS / 5;
     let (mut a, mut b, school, first) = pair(&urls(&cluster), "sync", SEATS).await;
-    let free: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new((first..first + SEATS).rev().collect()));
     let acked: Arc<Mutex<HashMap<u64, String>>> = Arc::new(Mutex::new(HashMap::new()));
 
     // The standby: reads with a lag header, writes refused naming the primary.
@@ -249,7 +252,8 @@ async fn sync_failover_under_load_loses_no_acknowledged_write() {
     let mut failovers = Vec::new();
     for round in 0..5 {
         let before = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
-        failovers.push(kill_under_load(&mut a, &b, &free, &acked, round).await);
+        let seats = first + round as u64 * ROUND..first + (round as u64 + 1) * ROUND;
+        failovers.push(kill_under_load(&mut a, &b, seats, &acked, round).await);
         let acked_now = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert!(acked_now.len() > before, "round {round}: the load made writes");
         holds(&b, school, first, SEATS, &acked_now).await;
@@ -278,15 +282,17 @@ async fn sync_failover_under_load_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn async_failover_window_is_measured_and_the_old_primary_publishes_it() {
     let Some(bin) = nats_server() else { return };
+    let _one = one_cluster_at_a_time().await;
     let cluster = Nats::cluster(&bin);
-    const SEATS: u64 = 1500;
+    const SEATS: u64 = 2400;
+    const ROUND: u64 = SEATS / 3;
     let (mut a, mut b, school, first) = pair(&urls(&cluster), "async", SEATS).await;
-    let free: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new((first..first + SEATS).rev().collect()));
     let mut windows = Vec::new();
     let (mut a_node, mut b_node) = ("a", "b");
     for round in 0..3 {
         let acked: Arc<Mutex<HashMap<u64, String>>> = Arc::new(Mutex::new(HashMap::new()));
-        kill_under_load(&mut a, &b, &free, &acked, round).await;
+        let seats = first + round as u64 * ROUND..first + (round as u64 + 1) * ROUND;
+        kill_under_load(&mut a, &b, seats, &acked, round).await;
         let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert!(!acked.is_empty(), "round {round}: the load made writes");
         let mut lost = Vec::new();
@@ -366,6 +372,7 @@ async fn async_failover_window_is_measured_and_the_old_primary_publishes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_primary_stops_acknowledging_before_the_standby_takes_over() {
     let Some(bin) = nats_server() else { return };
+    let _one = one_cluster_at_a_time().await;
     let mut cluster = Nats::cluster(&bin);
     let urls = urls(&cluster);
     const TTL: u64 = 4000;
@@ -503,6 +510,7 @@ async fn a_partitioned_primary_stops_acknowledging_before_the_standby_takes_over
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nats_servers_down_one_then_all() {
     let Some(bin) = nats_server() else { return };
+    let _one = one_cluster_at_a_time().await;
     let mut cluster = Nats::cluster(&bin);
     let urls = urls(&cluster);
     let feed_only = |mode: &str, node: &str| {
