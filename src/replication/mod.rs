@@ -204,8 +204,9 @@ pub fn prepare_store(settings: &ReplicationSettings, store: &Store) {
 pub fn prepare(settings: &ReplicationSettings, engine: &Engine) {
     let sync = settings.mode == FeedMode::Sync;
     if sync || settings.leadership {
-        // Nothing is acknowledged until NATS (and, with leadership, the
-        // lease) says this instance may.
+        // Sync mode: nothing is acknowledged until NATS is there. With
+        // leadership the store starts as a standby (its writes refused by
+        // the HTTP standing); the fence is what a promotion lifts.
         engine.store().set_fence(Some("not yet connected to NATS".into()));
     }
 }
