@@ -152,10 +152,11 @@ async fn dispatch(ctx: &Ctx, method: Method, path: &str, parts: Parts) -> Respon
                 // A write is acknowledged only by a primary still in force
                 // as it answers (its lease; NATS in sync mode): one that
                 // lost them meanwhile cannot vouch for the change.
-                Ok(response) => match ctx.engine.store().may_acknowledge() {
-                    Err(e) if writes => refused(Error::from(e).into()),
-                    _ => response,
+                Ok(response) if writes && ctx.replication.is_some() => match ctx.engine.store().may_acknowledge() {
+                    Ok(()) => response,
+                    Err(e) => refused(Error::from(e).into()),
                 },
+                Ok(response) => response,
                 Err(e) => refused(e.into()),
             },
             Err(e) => refused(e),

@@ -77,26 +77,8 @@ pub async fn first_refused(
         return Ok(None);
     }
     let marker_subject = format!("{prefix}.{EPOCH_TOKEN}");
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("{prefix}.>"),
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
-            headers_only: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    loop {
-        // Nothing for a while before the bound (its message removed, or
-        // NATS stalled): not an answer; the caller tries again.
-        let msg = match tokio::time::timeout(SCAN_IDLE, messages.next()).await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return Err("the stream's consumer ended before the end of the scan".into()),
-            Err(_) => return Err("the stream stopped delivering before the end of the scan".into()),
-        };
-        let msg = msg.map_err(|e| e.to_string())?;
-        let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+    let mut scan = HeaderScan::start(stream, format!("{prefix}.>"), from, last).await?;
+    while let Some((seq, msg)) = scan.next().await? {
         let headers = msg.headers.as_ref();
         let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
         let is_marker = msg.subject.as_str() == marker_subject;
@@ -117,11 +99,53 @@ pub async fn first_refused(
             Verdict::Refused { ours: true } => return Ok(Some(seq)),
             Verdict::Refused { ours: false } | Verdict::Applied => {}
         }
-        if seq >= last {
-            break;
-        }
     }
     Ok(None)
+}
+
+/// The messages of `filter` from `from` up to `upto` (headers only: what a
+/// scan needs is in them), in stream order.
+pub struct HeaderScan {
+    messages: async_nats::jetstream::consumer::pull::Ordered,
+    upto: u64,
+    done: bool,
+}
+
+impl HeaderScan {
+    pub async fn start(stream: &Stream, filter: String, from: u64, upto: u64) -> Result<HeaderScan, String> {
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
+                headers_only: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        Ok(HeaderScan {
+            messages,
+            upto,
+            done: upto < from,
+        })
+    }
+
+    /// The next message and its stream sequence; `None` past `upto`.
+    /// Nothing for `SCAN_IDLE` before the bound (its message removed, or
+    /// NATS stalled) is an error, not the end: the caller tries again.
+    pub async fn next(&mut self) -> Result<Option<(u64, async_nats::jetstream::Message)>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        let msg = match tokio::time::timeout(SCAN_IDLE, self.messages.next()).await {
+            Ok(Some(msg)) => msg.map_err(|e| e.to_string())?,
+            Ok(None) => return Err("the stream's consumer ended before the end of the scan".into()),
+            Err(_) => return Err("the stream stopped delivering before the end of the scan".into()),
+        };
+        let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+        self.done = seq >= self.upto;
+        Ok(Some((seq, msg)))
+    }
 }
 
 #[cfg(test)]

@@ -20,19 +20,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, stream::Stream};
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::domain::{Id, TenantId, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{Change, Pending, Store};
 
-use super::diverge::{id_prefix, last_number, EPOCH_HEADER, SCAN_IDLE};
+use super::diverge::{id_prefix, last_number, HeaderScan, EPOCH_HEADER};
 use super::message::{change_time, envelope, Envelope};
 
 /// The largest message sent: below NATS's default `max_payload` (1 MiB).
@@ -266,39 +264,15 @@ impl Publisher {
             return Ok(None);
         }
         let ours = id_prefix(&self.origin, self.store_id);
-        let consumer = self
-            .stream
-            .create_consumer(OrderedConfig {
-                filter_subject: subject.to_owned(),
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: self.scan_from,
-                },
-                headers_only: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let mut scan = HeaderScan::start(&self.stream, subject.to_owned(), self.scan_from, upto).await?;
         let mut last = None;
-        loop {
-            // Nothing for a while before the bound (its message removed, or
-            // NATS stalled): not an answer; the caller tries again.
-            let msg = match tokio::time::timeout(SCAN_IDLE, messages.next()).await {
-                Ok(Some(msg)) => msg,
-                Ok(None) => return Err("the stream's consumer ended before the end of the scan".into()),
-                Err(_) => return Err("the stream stopped delivering before the end of the scan".into()),
-            };
-            let msg = msg.map_err(|e| e.to_string())?;
-            let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+        while let Some((_, msg)) = scan.next().await? {
             let id = msg
                 .headers
                 .as_ref()
                 .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID));
             if let Some(n) = id.and_then(|id| last_number(id.as_str(), &ours)) {
                 last = last.max(Some(n));
-            }
-            if seq >= upto {
-                break;
             }
         }
         Ok(last)
