@@ -7,9 +7,8 @@
 use crate::domain::{Id, TenantId};
 use crate::store::{Change, IdSpace};
 
-use super::actor::{Apply, Promoted, Restored};
+use super::actor::{Apply, Promoted};
 use super::error::Error;
-use super::pool::SeatPool;
 use super::Engine;
 
 impl Engine {
@@ -25,14 +24,7 @@ impl Engine {
                     .directory
                     .update_tenant(tenant.id, |_| Ok::<_, Error>(Some((tenant.clone(), seq))));
                 if known.is_none() {
-                    self.spawner.register(
-                        &self.directory,
-                        tenant.clone(),
-                        SeatPool::new(tenant.id),
-                        seq,
-                        Restored::default(),
-                        Vec::new(),
-                    );
+                    self.register_new_tenant(&tenant, seq);
                 }
                 self.store.durable(seq).await?;
             }

@@ -60,6 +60,13 @@ impl Engine {
             sourced_id,
         };
         let seq = self.store.put_tenant(&tenant, answer(keyed, &tenant).as_ref())?;
+        self.register_new_tenant(&tenant, seq);
+        Ok(Durable::after(seq, Ok(tenant)))
+    }
+
+    /// A tenant new to this engine (made here, or a standby's from the
+    /// feed): its actor, with no seats yet.
+    pub(super) fn register_new_tenant(&self, tenant: &Tenant, seq: crate::store::Seq) {
         self.spawner.register(
             &self.directory,
             tenant.clone(),
@@ -68,7 +75,6 @@ impl Engine {
             Restored::default(),
             Vec::new(),
         );
-        Ok(Durable::after(seq, Ok(tenant)))
     }
 
     pub async fn tenant(&self, caller: &Caller, id: TenantId) -> Result<Durable<Tenant>, Error> {

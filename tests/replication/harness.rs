@@ -48,9 +48,15 @@ pub struct Nats {
 
 impl Nats {
     pub fn single(bin: &Path) -> Nats {
+        let mut n = Nats::new(bin, free_port(), Vec::new());
+        n.start();
+        n
+    }
+
+    /// One server with JetStream on `port` and a store of its own, plus `more` arguments.
+    fn new(bin: &Path, port: u16, more: Vec<String>) -> Nats {
         let dir = Arc::new(tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")));
-        let port = free_port();
-        let args = vec![
+        let mut args = vec![
             "-a".into(),
             "127.0.0.1".into(),
             "-p".into(),
@@ -59,15 +65,14 @@ impl Nats {
             "-sd".into(),
             dir.path().display().to_string(),
         ];
-        let mut n = Nats {
+        args.extend(more);
+        Nats {
             bin: bin.to_path_buf(),
             port,
             args,
             child: None,
             _dir: dir,
-        };
-        n.start();
-        n
+        }
     }
 
     /// Three servers routed to each other: a JetStream cluster (R3 streams).
@@ -82,15 +87,7 @@ impl Nats {
             .iter()
             .enumerate()
             .map(|(i, (port, cport))| {
-                let dir = Arc::new(tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")));
-                let args = vec![
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    port.to_string(),
-                    "-js".into(),
-                    "-sd".into(),
-                    dir.path().display().to_string(),
+                let more = vec![
                     "-n".into(),
                     format!("n{i}"),
                     "--cluster_name".into(),
@@ -103,13 +100,7 @@ impl Nats {
                     // they learn the others, and no client is ever cut off).
                     "--no_advertise".into(),
                 ];
-                Nats {
-                    bin: bin.to_path_buf(),
-                    port: *port,
-                    args,
-                    child: None,
-                    _dir: dir,
-                }
+                Nats::new(bin, *port, more)
             })
             .collect();
         for n in &mut out {
